@@ -1,0 +1,1 @@
+"""The NumPy backend: graph -> generated Python source (issue 4)."""

@@ -1,0 +1,21 @@
+"""funconv: a pure-functional array library for convolutional models.
+
+Write a model as a pure function over immutable arrays; `grad`, `vjp`, `jvp`
+and `jit` trace it into a graph, differentiate it symbolically and compile it.
+"""
+
+from funconv import config, errors, tree  # noqa: F401
+from funconv.array import Array
+from funconv.ops import *  # noqa: F401,F403
+from funconv.ops import abs, all, any, max, min, sum  # noqa: A004,F401
+from funconv.ops.conv import conv, conv_transpose
+from funconv.ops.pool import avg_pool, max_pool
+from funconv.autodiff import grad, stop_gradient, value_and_grad, vjp
+from funconv.tracing import make_graph
+from funconv.jit import jit
+from funconv import nn, optim, random, testing  # noqa: F401,E402
+from funconv.types import (ArrayType, bool_, complex64, complex128, float32, float64, int32,  # noqa: F401
+                           int64)
+
+float_ = float32
+__version__ = "0.1.0"

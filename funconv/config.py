@@ -1,0 +1,30 @@
+"""Global switches: `fc.config.update(name, value)`, read as `fc.config.name`."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+
+class _Config(types.ModuleType):
+    _defaults = {
+        "explain_recompiles": False,  # log why jit recompiles (issue 4)
+        "debug_passes": False,  # re-check types after every graph pass
+    }
+
+    def update(self, name: str, value) -> None:
+        """Set option `name` (see `fc.config.options()`)."""
+        if name not in self._defaults:
+            raise KeyError(f"unknown config option {name!r}; known: {sorted(self._defaults)}")
+        self.__dict__[name] = value
+
+    def options(self) -> dict:
+        return {k: getattr(self, k) for k in self._defaults}
+
+    def __getattr__(self, name):
+        if name in type(self)._defaults:
+            return type(self)._defaults[name]
+        raise AttributeError(name)
+
+
+sys.modules[__name__].__class__ = _Config

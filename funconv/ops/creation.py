@@ -1,0 +1,88 @@
+"""Array constructors: zeros, ones, full, *_like, arange, linspace, eye."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from funconv.array import Array
+from funconv.errors import ArgumentError
+from funconv.ops._core import asarray, broadcast_to, describe, operand
+from funconv.tracing import current
+from funconv.types import DEFAULT_FLOAT, canonical_dtype, result_type
+
+
+def _shape(shape, opname) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{opname}: shape must be an int or a tuple of ints, got {describe(shape)}") from None
+    if any(s < 0 for s in shape):
+        raise ArgumentError(f"{opname}: negative dimension in shape {shape}")
+    return shape
+
+
+def full(shape, fill_value, dtype=None) -> Array:
+    """An array of `shape` filled with `fill_value` (a scalar or broadcastable array)."""
+    shape = _shape(shape, "full")
+    if isinstance(fill_value, Array) or isinstance(fill_value, (np.ndarray, list)):
+        v = asarray(fill_value, dtype)
+        return broadcast_to(v, shape)
+    dt = canonical_dtype(dtype) if dtype is not None else result_type(operand(fill_value, "full"))
+    return broadcast_to(current().literal(fill_value, dt), shape)
+
+
+def zeros(shape, dtype=DEFAULT_FLOAT) -> Array:
+    """Zeros of `shape` (float32 by default)."""
+    return full(shape, 0, canonical_dtype(dtype))
+
+
+def ones(shape, dtype=DEFAULT_FLOAT) -> Array:
+    """Ones of `shape` (float32 by default)."""
+    return full(shape, 1, canonical_dtype(dtype))
+
+
+def _like(x, dtype, shape):
+    x = operand(x, "zeros_like")
+    x = x if isinstance(x, Array) else asarray(x)
+    return (x.dtype if dtype is None else canonical_dtype(dtype)), (x.shape if shape is None else shape)
+
+
+def zeros_like(x, dtype=None, shape=None) -> Array:
+    dt, sh = _like(x, dtype, shape)
+    return full(sh, 0, dt)
+
+
+def ones_like(x, dtype=None, shape=None) -> Array:
+    dt, sh = _like(x, dtype, shape)
+    return full(sh, 1, dt)
+
+
+def full_like(x, fill_value, dtype=None, shape=None) -> Array:
+    dt, sh = _like(x, dtype, shape)
+    return full(sh, fill_value, dt)
+
+
+def arange(start, stop=None, step=1, dtype=None) -> Array:
+    """`np.arange`; int32 for int arguments, float32 for float ones (as JAX)."""
+    for v in (start, stop, step):
+        if isinstance(v, Array):
+            v._require_value("arange with an array bound")
+    if dtype is None:
+        dtype = result_type(*[operand(v, "arange") for v in (start, stop, step) if v is not None])
+    return Array._from_value(np.arange(start, stop, step, dtype=canonical_dtype(dtype)))
+
+
+def linspace(start, stop, num=50, endpoint=True, dtype=None) -> Array:
+    """`np.linspace` (float32 unless `dtype`)."""
+    dt = canonical_dtype(dtype) if dtype is not None else DEFAULT_FLOAT
+    return Array._from_value(np.linspace(start, stop, int(num), endpoint=endpoint).astype(dt))
+
+
+def eye(N, M=None, k=0, dtype=DEFAULT_FLOAT) -> Array:
+    """`np.eye` (float32 by default)."""
+    return Array._from_value(np.eye(N, M, k, dtype=canonical_dtype(dtype)))
+
+
+identity = eye

@@ -1,0 +1,374 @@
+"""Elementwise primitives and their NumPy-named wrappers.
+
+Each primitive is defined in one statement: name, NumPy impl, VJP rule (in
+funconv ops), OpenCL C template. Primitives take operands of equal shape and
+dtype; the wrappers (`add`, `exp`, ...) promote dtypes and broadcast first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from funconv.array import Array
+from funconv.errors import DTypeError
+from funconv.ops._core import asarray, operand, promote, to_dtype
+from funconv.primitive import Primitive, comparison, elementwise
+from funconv.types import (ArrayType, DEFAULT_FLOAT, bool_, canonical_dtype, complex_dtype,
+                           is_inexact, real_dtype)
+
+# NumPy warns on log(0), 1/0, ...; funconv returns inf/nan like JAX without warnings.
+_quiet = np.errstate(all="ignore")
+
+
+def _q(f):
+    def impl(*args, **params):
+        with _quiet:
+            return f(*args, **params)
+
+    impl.__name__ = getattr(f, "__name__", "impl")
+    impl.__qualname__ = impl.__name__
+    return impl
+
+
+def _logistic(x):
+    # exp(-|x|) never overflows: stable for large |x| of either sign
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _rsqrt(x):
+    return (1 / np.sqrt(x)).astype(x.dtype, copy=False)
+
+
+def _pow(x, y):
+    return np.power(x, y).astype(x.dtype, copy=False)
+
+
+# --- unary ------------------------------------------------------------------------
+neg_p = elementwise("neg", np.negative, lambda ct, out, x: (-ct,), c_expr="(-{0})", linear=True)
+exp_p = elementwise("exp", _q(np.exp), lambda ct, out, x: (ct * out,), c_expr="exp({0})", kinds="fc")
+log_p = elementwise("log", _q(np.log), lambda ct, out, x: (ct / x,), c_expr="log({0})", kinds="fc")
+log1p_p = elementwise("log1p", _q(np.log1p), lambda ct, out, x: (ct / (1 + x),),
+                      c_expr="log1p({0})", kinds="fc")
+expm1_p = elementwise("expm1", _q(np.expm1), lambda ct, out, x: (ct * (out + 1),),
+                      c_expr="expm1({0})", kinds="fc")
+sin_p = elementwise("sin", np.sin, lambda ct, out, x: (ct * cos(x),), c_expr="sin({0})", kinds="fc")
+cos_p = elementwise("cos", np.cos, lambda ct, out, x: (-ct * sin(x),), c_expr="cos({0})", kinds="fc")
+tanh_p = elementwise("tanh", np.tanh, lambda ct, out, x: (ct * (1 - out * out),),
+                     c_expr="tanh({0})", kinds="fc")
+logistic_p = elementwise("logistic", _q(_logistic), lambda ct, out, x: (ct * out * (1 - out),),
+                         c_expr="(1/(1+exp(-({0}))))", kinds="f")
+sqrt_p = elementwise("sqrt", _q(np.sqrt), lambda ct, out, x: (ct * 0.5 / out,),
+                     c_expr="sqrt({0})", kinds="fc")
+rsqrt_p = elementwise("rsqrt", _q(_rsqrt), lambda ct, out, x: (ct * -0.5 * out / x,),
+                      c_expr="rsqrt({0})", kinds="f")
+abs_p = elementwise("abs", np.abs, lambda ct, out, x: (ct * sign(x),), c_expr="fabs({0})", kinds="biuf")
+sign_p = elementwise("sign", np.sign, lambda ct, out, x: (None,), c_expr="sign({0})", kinds="iuf")
+floor_p = elementwise("floor", np.floor, lambda ct, out, x: (None,), c_expr="floor({0})", kinds="f")
+ceil_p = elementwise("ceil", np.ceil, lambda ct, out, x: (None,), c_expr="ceil({0})", kinds="f")
+square_p = elementwise("square", np.square, lambda ct, out, x: (ct * 2 * x,), c_expr="(({0})*({0}))")
+not_p = elementwise("not", np.logical_not, c_expr="(!{0})", kinds="b", differentiable=False)
+
+
+def _convert_rule(x: ArrayType, *, new_dtype) -> ArrayType:
+    return ArrayType(x.shape, new_dtype)
+
+
+def _convert_impl(x, *, new_dtype):
+    if x.dtype.kind == "c" and new_dtype.kind != "c":
+        x = x.real  # explicit: NumPy warns when it drops the imaginary part
+    return x.astype(new_dtype)
+
+
+def _convert_vjp(ct, out, x, *, new_dtype):
+    if not is_inexact(x.dtype):
+        return (None,)
+    if x.dtype.kind == "f" and ct.dtype.kind == "c":
+        ct = real(ct)
+    return (ct.astype(x.dtype),)
+
+
+convert_element_type_p = Primitive("convert_element_type", _convert_rule, _convert_impl,
+                                   _convert_vjp, c_expr="(({dtype}){0})", linear=True)
+
+
+def _part_rule(x: ArrayType) -> ArrayType:
+    if x.dtype.kind != "c":
+        raise DTypeError(f"real/imag: expected a complex array, got {x.short()}")
+    return ArrayType(x.shape, real_dtype(x.dtype))
+
+
+real_p = Primitive("real", _part_rule, np.real, lambda ct, out, x: (complex_(ct, 0 * ct),),
+                   c_expr="({0}).x", linear=True)
+imag_p = Primitive("imag", _part_rule, np.imag, lambda ct, out, x: (complex_(0 * ct, -ct),),
+                   c_expr="({0}).y", linear=True)
+conj_p = elementwise("conj", np.conj, lambda ct, out, x: (conj(ct),), kinds="c",
+                     c_expr="(float2)(({0}).x, -({0}).y)", linear=True)
+
+
+def _complex_rule(x: ArrayType, y: ArrayType) -> ArrayType:
+    if x.shape != y.shape or x.dtype != y.dtype or x.dtype.kind != "f":
+        raise DTypeError(f"complex: expected two float arrays of one type, got {x.short()}, {y.short()}")
+    return ArrayType(x.shape, complex_dtype(x.dtype))
+
+
+complex_p = Primitive("complex", _complex_rule, lambda x, y: (x + 1j * y).astype(complex_dtype(x.dtype)),
+                      lambda ct, out, x, y: (real(ct), -imag(ct)), linear=True)
+
+# --- binary -----------------------------------------------------------------------
+add_p = elementwise("add", np.add, lambda ct, out, x, y: (ct, ct), c_expr="({0}+{1})", linear=True)
+sub_p = elementwise("sub", np.subtract, lambda ct, out, x, y: (ct, -ct), c_expr="({0}-{1})", linear=True)
+mul_p = elementwise("mul", np.multiply, lambda ct, out, x, y: (ct * y, ct * x), c_expr="({0}*{1})")
+div_p = elementwise("div", _q(np.true_divide), lambda ct, out, x, y: (ct / y, -ct * out / y),
+                    c_expr="({0}/{1})", kinds="fc")
+
+
+def _pow_vjp(ct, out, x, y):
+    # d/dx x**y = y x**(y-1); d/dy = log(x) x**y, taken as 0 where x == 0 (as JAX)
+    safe_log = log(where(x == 0, 1, x))
+    return ct * y * power(x, y - 1), ct * out * safe_log
+
+
+pow_p = elementwise("pow", _q(_pow), _pow_vjp, c_expr="pow({0},{1})", kinds="fc")
+
+
+def _max_vjp(ct, out, x, y):
+    # ties go to x: deterministic, and each cotangent lands exactly once
+    pick_x = x >= y
+    return where(pick_x, ct, 0), where(pick_x, 0, ct)
+
+
+def _min_vjp(ct, out, x, y):
+    pick_x = x <= y
+    return where(pick_x, ct, 0), where(pick_x, 0, ct)
+
+
+max_p = elementwise("max", np.maximum, _max_vjp, c_expr="fmax({0},{1})", kinds="biuf")
+min_p = elementwise("min", np.minimum, _min_vjp, c_expr="fmin({0},{1})", kinds="biuf")
+and_p = elementwise("and", np.logical_and, c_expr="({0}&&{1})", kinds="b", differentiable=False)
+or_p = elementwise("or", np.logical_or, c_expr="({0}||{1})", kinds="b", differentiable=False)
+lt_p = comparison("lt", np.less, "({0}<{1})")
+le_p = comparison("le", np.less_equal, "({0}<={1})")
+gt_p = comparison("gt", np.greater, "({0}>{1})")
+ge_p = comparison("ge", np.greater_equal, "({0}>={1})")
+eq_p = comparison("eq", np.equal, "({0}=={1})")
+ne_p = comparison("ne", np.not_equal, "({0}!={1})")
+
+
+def _select_rule(c: ArrayType, x: ArrayType, y: ArrayType) -> ArrayType:
+    if c.dtype != bool_:
+        raise DTypeError(f"select: the condition must be bool, got {c.short()}")
+    if not (c.shape == x.shape == y.shape) or x.dtype != y.dtype:
+        raise DTypeError(f"select: operands must match, got {c.short()}, {x.short()}, {y.short()}")
+    return x
+
+
+def _select_vjp(ct, out, c, x, y):
+    zero = zeros_like_ct(ct)
+    return None, select_p(c, ct, zero), select_p(c, zero, ct)
+
+
+select_p = Primitive("select", _select_rule, np.where, _select_vjp, c_expr="({0}?{1}:{2})")
+
+
+def zeros_like_ct(ct: Array) -> Array:
+    from funconv.ops._core import broadcast_to
+
+    return broadcast_to(to_dtype(0, ct.dtype), ct.shape)
+
+
+# --- wrappers ---------------------------------------------------------------------
+
+
+def _float_operand(x, opname):
+    """Ints and bools become the default float (as `jnp.exp(1)` does)."""
+    x = operand(x, opname)
+    if not isinstance(x, Array):
+        x = asarray(x)
+    if not is_inexact(x.dtype):
+        x = to_dtype(x, DEFAULT_FLOAT)
+    return x
+
+
+def _unary_float(prim, opname):
+    def f(x):
+        return prim(_float_operand(x, opname))
+
+    f.__name__ = f.__qualname__ = opname
+    f.__doc__ = f"Elementwise `{opname}` (NumPy's meaning); ints are computed in float32."
+    return f
+
+
+def _unary(prim, opname):
+    def f(x):
+        x = operand(x, opname)
+        return prim(x if isinstance(x, Array) else asarray(x))
+
+    f.__name__ = f.__qualname__ = opname
+    f.__doc__ = f"Elementwise `{opname}` (NumPy's meaning)."
+    return f
+
+
+def _binary(prim, opname):
+    def f(x, y):
+        return prim(*promote(opname, x, y))
+
+    f.__name__ = f.__qualname__ = opname
+    f.__doc__ = f"Elementwise `{opname}` with NumPy broadcasting and JAX dtype promotion."
+    return f
+
+
+exp = _unary_float(exp_p, "exp")
+log = _unary_float(log_p, "log")
+log1p = _unary_float(log1p_p, "log1p")
+expm1 = _unary_float(expm1_p, "expm1")
+sin = _unary_float(sin_p, "sin")
+cos = _unary_float(cos_p, "cos")
+tanh = _unary_float(tanh_p, "tanh")
+sigmoid = logistic = _unary_float(logistic_p, "logistic")
+sqrt = _unary_float(sqrt_p, "sqrt")
+rsqrt = _unary_float(rsqrt_p, "rsqrt")
+floor = _unary_float(floor_p, "floor")
+ceil = _unary_float(ceil_p, "ceil")
+negative = _unary(neg_p, "negative")
+abs = absolute = _unary(abs_p, "abs")  # noqa: A001
+sign = _unary(sign_p, "sign")
+square = _unary(square_p, "square")
+add = _binary(add_p, "add")
+subtract = _binary(sub_p, "subtract")
+multiply = _binary(mul_p, "multiply")
+maximum = _binary(max_p, "maximum")
+minimum = _binary(min_p, "minimum")
+less = _binary(lt_p, "less")
+less_equal = _binary(le_p, "less_equal")
+greater = _binary(gt_p, "greater")
+greater_equal = _binary(ge_p, "greater_equal")
+equal = _binary(eq_p, "equal")
+not_equal = _binary(ne_p, "not_equal")
+
+
+def divide(x, y):
+    """True division; integer operands give float32 (as JAX)."""
+    x, y = promote("divide", x, y)
+    if not is_inexact(x.dtype):
+        x, y = to_dtype(x, DEFAULT_FLOAT), to_dtype(y, DEFAULT_FLOAT)
+    return div_p(x, y)
+
+
+true_divide = divide
+
+
+def floor_divide(x, y):
+    """`x // y`: floor of the true quotient, in the promoted dtype."""
+    x, y = promote("floor_divide", x, y)
+    if is_inexact(x.dtype):
+        return floor(div_p(x, y))
+    return floor(divide(x, y)).astype(x.dtype)
+
+
+def remainder(x, y):
+    """`x % y` with the sign of y (NumPy's meaning)."""
+    x, y = promote("remainder", x, y)
+    return x - floor_divide(x, y) * y
+
+
+mod = remainder
+
+
+def power(x, y):
+    """`x ** y`. An integer Python exponent is exact (repeated multiplication)."""
+    if isinstance(y, int) and not isinstance(y, bool) and isinstance(x, Array) and 0 <= y <= 4:
+        if y == 0:
+            return zeros_like_ct(x) + 1
+        out = x
+        for _ in range(y - 1):
+            out = out * x
+        return out
+    x, y = promote("power", x, y)
+    if not is_inexact(x.dtype):
+        x, y = to_dtype(x, DEFAULT_FLOAT), to_dtype(y, DEFAULT_FLOAT)
+    return pow_p(x, y)
+
+
+def _logical(prim, opname):
+    def f(x, y):
+        x, y = promote(opname, x, y)
+        return prim(to_dtype(x, bool_), to_dtype(y, bool_))
+
+    f.__name__ = f.__qualname__ = opname
+    return f
+
+
+logical_and = _logical(and_p, "logical_and")
+logical_or = _logical(or_p, "logical_or")
+
+
+def logical_not(x):
+    x = operand(x, "logical_not")
+    return not_p(to_dtype(x if isinstance(x, Array) else asarray(x), bool_))
+
+
+def invert(x):
+    """`~x`: logical not for bool arrays (integer bitwise not is not supported)."""
+    x = asarray(operand(x, "invert"))
+    if x.dtype != bool_:
+        raise DTypeError(f"invert (~x): only bool arrays are supported, got {x.aval.short()}")
+    return not_p(x)
+
+
+def where(condition, x, y):
+    """`np.where(condition, x, y)` with broadcasting (the three-argument form)."""
+    from funconv.ops._core import broadcast_shapes, broadcast_to
+
+    c = operand(condition, "where")
+    c = to_dtype(c if isinstance(c, Array) else asarray(bool(c)), bool_)
+    x, y = promote("where", x, y)
+    shape = broadcast_shapes("where", c.shape, x.shape, types=[c.aval, x.aval])
+    return select_p(broadcast_to(c, shape), broadcast_to(x, shape), broadcast_to(y, shape))
+
+
+def real(x):
+    x = asarray(operand(x, "real"))
+    return real_p(x) if x.dtype.kind == "c" else x
+
+
+def imag(x):
+    x = asarray(operand(x, "imag"))
+    return imag_p(x) if x.dtype.kind == "c" else zeros_like_ct(x)
+
+
+def conj(x):
+    x = asarray(operand(x, "conj"))
+    return conj_p(x) if x.dtype.kind == "c" else x
+
+
+conjugate = conj
+
+
+def complex_(re, im):
+    """`re + 1j * im` from two real arrays."""
+    re, im = promote("complex", re, im)
+    if not is_inexact(re.dtype):
+        re, im = to_dtype(re, DEFAULT_FLOAT), to_dtype(im, DEFAULT_FLOAT)
+    return complex_p(re, im)
+
+
+def astype(x, dtype):
+    from funconv.ops._core import astype as _astype
+
+    return _astype(asarray(operand(x, "astype")), canonical_dtype(dtype))
+
+
+def isnan(x):
+    x = asarray(operand(x, "isnan"))
+    return x != x
+
+
+def isinf(x):
+    x = asarray(operand(x, "isinf"))
+    return abs(x) == np.inf if is_inexact(x.dtype) else x != x
+
+
+def isfinite(x):
+    x = asarray(operand(x, "isfinite"))
+    return abs(x) < np.inf if is_inexact(x.dtype) else x == x

@@ -1,0 +1,254 @@
+"""Reduction primitives (sum, max, min, argmax, argmin) and NumPy-named wrappers
+(`sum`, `mean`, `var`, `max`, `logsumexp`, ...), each taking `axis`/`keepdims`.
+
+Primitives reduce over a sorted tuple of `axes` and drop them; wrappers handle
+`keepdims` with a reshape.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from funconv.array import Array
+from funconv.errors import DTypeError
+from funconv.ops._core import asarray, broadcast_to, normalize_axes, operand, to_dtype
+from funconv.primitive import Primitive
+from funconv.types import ArrayType, DEFAULT_FLOAT, canonical_dtype, is_inexact
+
+
+def _reduce_rule(name, kinds=None):
+    def rule(x: ArrayType, *, axes) -> ArrayType:
+        if kinds is not None and x.dtype.kind not in kinds:
+            raise DTypeError(f"{name}: does not accept {x.short()}")
+        if builtins.any(not 0 <= a < x.ndim for a in axes):
+            raise ValueError(f"{name}: axes {axes} out of range for {x.short()}")
+        return ArrayType(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype)
+
+    return rule
+
+
+def _expand_to(ct, x, axes):
+    """Broadcast a reduced cotangent back over the reduced `axes` of x."""
+    from funconv.ops.shape import reshape_p
+
+    kept = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    if ct.shape != kept:
+        ct = reshape_p(ct, shape=kept)
+    return broadcast_to(ct, x.shape)
+
+
+def _sum_impl(x, *, axes):
+    return np.sum(x, axis=axes, dtype=x.dtype)
+
+
+reduce_sum_p = Primitive("reduce_sum", _reduce_rule("sum"), _sum_impl,
+                         lambda ct, out, x, *, axes: (_expand_to(ct, x, axes),), linear=True)
+
+
+def _minmax_vjp(ct, out, x, *, axes):
+    # the cotangent goes to the first extremum of each window (deterministic)
+    from funconv.ops.elementwise import where
+
+    hit = x == _expand_to(out, x, axes)
+    first = hit & (_cumulative_count(hit, axes) == 1)
+    return (where(first, _expand_to(ct, x, axes), 0),)
+
+
+def _cumulative_count(mask, axes):
+    """Number of True entries at or before each position, in row-major order over `axes`."""
+    from funconv.ops.shape import reshape, transpose
+
+    rest = [i for i in range(mask.ndim) if i not in axes]
+    perm = tuple(rest) + tuple(axes)
+    m = transpose(mask, perm)
+    n = int(np.prod([mask.shape[a] for a in axes], dtype=np.int64))
+    flat = reshape(m, tuple(mask.shape[i] for i in rest) + (n,)).astype(np.int32)
+    c = cumsum(flat, axis=-1)
+    c = reshape(c, m.shape)
+    return transpose(c, tuple(np.argsort(perm).tolist()))
+
+
+reduce_max_p = Primitive("reduce_max", _reduce_rule("max", "biuf"),
+                         lambda x, *, axes: np.max(x, axis=axes), _minmax_vjp)
+reduce_min_p = Primitive("reduce_min", _reduce_rule("min", "biuf"),
+                         lambda x, *, axes: np.min(x, axis=axes), _minmax_vjp)
+
+
+def _cumsum_rule(x: ArrayType, *, axis) -> ArrayType:
+    return x
+
+
+def _cumsum_vjp(ct, out, x, *, axis):
+    from funconv.ops.shape import flip
+
+    return (flip(cumsum_p(flip(ct, axis), axis=axis), axis),)
+
+
+cumsum_p = Primitive("cumsum", _cumsum_rule,
+                     lambda x, *, axis: np.cumsum(x, axis=axis, dtype=x.dtype), _cumsum_vjp, linear=True)
+
+
+def _arg_rule(name):
+    def rule(x: ArrayType, *, axis) -> ArrayType:
+        if x.dtype.kind not in "biuf":
+            raise DTypeError(f"{name}: does not accept {x.short()}")
+        return ArrayType(tuple(d for i, d in enumerate(x.shape) if i != axis), np.dtype("int32"))
+
+    return rule
+
+
+argmax_p = Primitive("argmax", _arg_rule("argmax"),
+                     lambda x, *, axis: np.argmax(x, axis=axis).astype(np.int32), differentiable=False)
+argmin_p = Primitive("argmin", _arg_rule("argmin"),
+                     lambda x, *, axis: np.argmin(x, axis=axis).astype(np.int32), differentiable=False)
+
+# --- wrappers -------------------------------------------------------------------------
+
+
+def _array(x, opname) -> Array:
+    x = operand(x, opname)
+    return x if isinstance(x, Array) else asarray(x)
+
+
+def _keep(out: Array, x: Array, axes, keepdims: bool) -> Array:
+    if not keepdims:
+        return out
+    from funconv.ops.shape import reshape
+
+    return reshape(out, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
+
+
+def _reduction(prim, opname):
+    def f(x, axis=None, keepdims=False):
+        x = _array(x, opname)
+        axes = normalize_axes(axis, x.ndim, opname)
+        if x.size == 0 and prim is not reduce_sum_p and any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"{opname}: zero-size reduction over an empty axis of {x.aval.short()}")
+        out = prim(x, axes=axes) if axes else x
+        return _keep(out, x, axes, keepdims)
+
+    f.__name__ = f.__qualname__ = opname
+    f.__doc__ = f"`np.{opname}` over `axis` (None: all), with `keepdims`."
+    return f
+
+
+amax = max = _reduction(reduce_max_p, "max")  # noqa: A001
+amin = min = _reduction(reduce_min_p, "min")  # noqa: A001
+
+
+def sum(x, axis=None, dtype=None, keepdims=False) -> Array:  # noqa: A001
+    """`np.sum`. Bools and ints sum in int32 (int64 stays), as JAX."""
+    x = _array(x, "sum")
+    if dtype is not None:
+        x = to_dtype(x, canonical_dtype(dtype))
+    elif x.dtype.kind == "b":
+        x = to_dtype(x, np.dtype("int32"))
+    axes = normalize_axes(axis, x.ndim, "sum")
+    out = reduce_sum_p(x, axes=axes) if axes else x
+    return _keep(out, x, axes, keepdims)
+
+
+def mean(x, axis=None, dtype=None, keepdims=False) -> Array:
+    """`np.mean`; integer inputs average in float32."""
+    x = _array(x, "mean")
+    if dtype is not None:
+        x = to_dtype(x, canonical_dtype(dtype))
+    elif not is_inexact(x.dtype):
+        x = to_dtype(x, DEFAULT_FLOAT)
+    axes = normalize_axes(axis, x.ndim, "mean")
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    return sum(x, axis=axes, keepdims=keepdims) / n
+
+
+def var(x, axis=None, ddof=0, keepdims=False) -> Array:
+    """`np.var` (population variance unless `ddof`)."""
+    x = _array(x, "var")
+    if not is_inexact(x.dtype):
+        x = to_dtype(x, DEFAULT_FLOAT)
+    axes = normalize_axes(axis, x.ndim, "var")
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    d = x - mean(x, axis=axes, keepdims=True)
+    from funconv.ops.elementwise import real, conj
+
+    sq = real(d * conj(d)) if d.dtype.kind == "c" else d * d
+    return sum(sq, axis=axes, keepdims=keepdims) / builtins.max(n - ddof, 0)
+
+
+def std(x, axis=None, ddof=0, keepdims=False) -> Array:
+    from funconv.ops.elementwise import sqrt
+
+    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+
+
+def prod(x, axis=None, keepdims=False) -> Array:
+    """`np.prod`, as exp(sum(log|x|)) with the sign tracked; exact zeros handled."""
+    from funconv.ops.elementwise import abs as _abs, exp, log, where
+
+    x = _array(x, "prod")
+    axes = normalize_axes(axis, x.ndim, "prod")
+    if not is_inexact(x.dtype):
+        raise DTypeError(f"prod: only float inputs are supported, got {x.aval.short()}")
+    zero = x == 0
+    mag = exp(sum(log(where(zero, 1, _abs(x))), axis=axes, keepdims=keepdims))
+    negs = sum((x < 0).astype(np.int32), axis=axes, keepdims=keepdims)
+    sgn = where(negs % 2 == 1, -1, 1).astype(x.dtype)
+    anyzero = max(zero, axis=axes, keepdims=keepdims)
+    return where(anyzero, 0, sgn * mag)
+
+
+def logsumexp(x, axis=None, keepdims=False) -> Array:
+    """log(sum(exp(x))), stable: the max is subtracted first (its gradient is softmax)."""
+    from funconv.autodiff import stop_gradient
+    from funconv.ops.elementwise import exp, isfinite, log, where
+    from funconv.ops.shape import squeeze
+
+    x = _array(x, "logsumexp")
+    if not is_inexact(x.dtype):
+        x = to_dtype(x, DEFAULT_FLOAT)
+    axes = normalize_axes(axis, x.ndim, "logsumexp")
+    m = stop_gradient(max(x, axis=axes, keepdims=True))
+    m = where(isfinite(m), m, 0)  # a slice of all -inf gives -inf, not nan
+    out = log(sum(exp(x - m), axis=axes, keepdims=True)) + m
+    return out if keepdims else squeeze(out, axes)
+
+
+def _arg(prim, opname):
+    def f(x, axis=None, keepdims=False):
+        x = _array(x, opname)
+        if axis is None:
+            from funconv.ops.shape import reshape
+
+            out = prim(reshape(x, (-1,)), axis=0)
+            return reshape(out, (1,) * x.ndim) if keepdims else out
+        ax = normalize_axes(axis, x.ndim, opname)[0]
+        return _keep(prim(x, axis=ax), x, (ax,), keepdims)
+
+    f.__name__ = f.__qualname__ = opname
+    f.__doc__ = f"`np.{opname}` (int32 indices; the first extremum on ties)."
+    return f
+
+
+argmax = _arg(argmax_p, "argmax")
+argmin = _arg(argmin_p, "argmin")
+
+
+def cumsum(x, axis=None) -> Array:
+    """`np.cumsum` (flattened when `axis` is None)."""
+    from funconv.ops.shape import reshape
+
+    x = _array(x, "cumsum")
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    if x.dtype.kind == "b":
+        x = to_dtype(x, np.dtype("int32"))
+    return cumsum_p(x, axis=normalize_axes(axis, x.ndim, "cumsum")[0])
+
+
+def any(x, axis=None, keepdims=False) -> Array:  # noqa: A001
+    return max(to_dtype(_array(x, "any"), np.dtype(bool)), axis=axis, keepdims=keepdims)
+
+
+def all(x, axis=None, keepdims=False) -> Array:  # noqa: A001
+    return min(to_dtype(_array(x, "all"), np.dtype(bool)), axis=axis, keepdims=keepdims)

@@ -1,0 +1,1 @@
+"""fc.optim (issue 6)."""

@@ -1,0 +1,1 @@
+"""Graph -> graph rewrites (issue 4, and the conv rewrites later)."""

@@ -1,0 +1,1 @@
+"""fc.random (issue 6)."""

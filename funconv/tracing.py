@@ -1,0 +1,241 @@
+"""Interpreters: eager evaluation and graph-building traces, chosen by a ContextVar.
+
+`bind(prim, args, params)` sends every primitive application to the current
+interpreter. Eager: call `prim.impl` now. Trace: build (and intern) an `Apply`
+node, and compute its value too when every operand's value is known (outside
+`jit`, so Python control flow on values works under `grad`).
+
+`eval_graph` evaluates a graph through the current interpreter, so evaluating
+a graph inside another trace inlines it: that is how `jit(grad(f))`,
+`grad(jit(f))` and `grad(grad(f))` compose.
+
+An Array from an enclosing (still active) trace used inside an inner trace is
+*captured* as an extra Input of the inner graph; an Array from a finished trace
+is a leaked tracer and an error. Imports types, ir, primitive, errors, array.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+
+import numpy as np
+
+from funconv.array import Array, _readonly
+from funconv.errors import TracerLeakError
+from funconv.ir import Apply, Const, Graph, Input, Literal, Node, params_key
+from funconv.types import ArrayType
+
+
+class Eager:
+    """Evaluate primitives immediately on concrete values."""
+
+    depth = 0
+
+    def apply(self, prim, args, params):
+        vals = []
+        for a in args:
+            if a._value is None:
+                raise TracerLeakError(
+                    f"{prim.name}: an abstract traced value ({a.aval.short()}) was used outside "
+                    "the transformation that created it; return it from the function instead "
+                    "of storing it in a global or a closure")
+            vals.append(a._value)
+        prim.shape_rule(*[a.aval for a in args], **params)
+        return Array._from_value(prim.impl(*vals, **params))
+
+    def literal(self, value, dtype) -> Array:
+        return Array._from_value(np.asarray(value, dtype))
+
+    def ancestors(self):
+        return ()
+
+
+EAGER = Eager()
+_current: ContextVar = ContextVar("funconv_interpreter", default=EAGER)
+
+
+def current():
+    return _current.get()
+
+
+def bind(prim, args, params):
+    return _current.get().apply(prim, args, params)
+
+
+class Trace:
+    """Builds a graph. Values are carried along while they are known."""
+
+    def __init__(self, parent=None):
+        self.parent = parent if parent is not None else _current.get()
+        self.depth = self.parent.depth + 1
+        self.intern: dict = {}
+        self.values: dict[Node, np.ndarray] = {}
+        self.inputs: list[Input] = []
+        self.captured: list[tuple[Array, Input]] = []  # (outer array, inner input)
+        self._captured_ids: dict[int, Input] = {}
+        self._consts: dict[int, tuple[np.ndarray, Const]] = {}
+        self._literals: dict = {}
+        self.active = False
+
+    # -- entering and leaving --------------------------------------------------
+    @contextlib.contextmanager
+    def activate(self):
+        token = _current.set(self)
+        self.active = True
+        try:
+            yield self
+        finally:
+            _current.reset(token)
+            self.active = False
+
+    def ancestors(self):
+        p = self.parent
+        while isinstance(p, Trace):
+            yield p
+            p = p.parent
+
+    # -- nodes -------------------------------------------------------------------
+    def new_input(self, aval: ArrayType, value: np.ndarray | None = None, name: str = "") -> Array:
+        node = Input(aval, name)
+        self.inputs.append(node)
+        if value is not None:
+            self.values[node] = value
+        return Array._traced(node, self)
+
+    def input_like(self, x: Array, name: str = "") -> Array:
+        """A new input with x's type, carrying x's value when it is known."""
+        return self.new_input(x.aval, x._concrete_value(), name)
+
+    def wrap(self, node: Node) -> Array:
+        return Array._traced(node, self)
+
+    def to_node(self, x: Array) -> Node:
+        t = x._trace
+        if t is self:
+            return x._node
+        if t is None:
+            v = x._value
+            hit = self._consts.get(id(v))
+            if hit is None:
+                hit = (v, Const(ArrayType(v.shape, v.dtype), v))
+                self._consts[id(v)] = hit
+                self.values[hit[1]] = v
+            return hit[1]
+        if t.active and t in set(self.ancestors()):
+            node = self._captured_ids.get(id(x))
+            if node is None:
+                node = Input(x.aval, "")
+                self._captured_ids[id(x)] = node
+                self.captured.append((x, node))
+                v = x._concrete_value()
+                if v is not None:
+                    self.values[node] = v
+            return node
+        raise TracerLeakError(
+            f"a traced value {x.aval.short()} from a finished transformation was used here; "
+            "it leaked out of the function that was traced (a global, an attribute or a "
+            "closure kept it). Pass it as an argument or return it instead")
+
+    def literal(self, value, dtype) -> Array:
+        key = (type(value), value, dtype)
+        node = self._literals.get(key)
+        if node is None:
+            value = np.asarray(value, dtype)[()]
+            node = Literal(ArrayType((), np.dtype(dtype)), value.item())
+            self._literals[key] = node
+            self.values[node] = np.asarray(value, dtype)
+        return Array._traced(node, self)
+
+    def apply(self, prim, args, params):
+        from funconv.errors import user_line
+
+        nodes = [self.to_node(a) for a in args]
+        key = (prim, tuple(map(id, nodes)), params_key(params))
+        node = self.intern.get(key)
+        if node is None:
+            out_type = prim.shape_rule(*[n.type for n in nodes], **params)
+            node = Apply(out_type, prim, tuple(nodes), params, user_line())
+            self.intern[key] = node
+            vals = [self.values.get(n) for n in nodes]
+            if all(v is not None for v in vals):
+                self.values[node] = _readonly(np.asarray(prim.impl(*vals, **params)))
+        return Array._traced(node, self)
+
+    def graph(self, outputs: list[Array], in_tree=None, out_tree=None) -> Graph:
+        """The graph from this trace's explicit + captured inputs to `outputs`."""
+        out_nodes = tuple(self.to_node(o) for o in outputs)
+        inputs = tuple(self.inputs) + tuple(n for _, n in self.captured)
+        return Graph(inputs, out_nodes, in_tree, out_tree)
+
+
+def eval_graph(graph: Graph, args, known: dict | None = None) -> list[Array]:
+    """Evaluate `graph` on Arrays `args` through the current interpreter.
+
+    `args` cover `graph.inputs` in order. `known` maps nodes to values computed
+    while tracing with these same arguments; eager evaluation reuses them.
+    """
+    interp = _current.get()
+    if interp is not EAGER:
+        known = None
+    env: dict[int, Array] = {}
+    for inp, a in zip(graph.inputs, args):
+        env[id(inp)] = a
+    for node in graph.nodes():
+        if id(node) in env:
+            continue
+        if known is not None and node in known:
+            env[id(node)] = Array._from_value(known[node])
+        elif isinstance(node, Apply):
+            env[id(node)] = interp.apply(node.prim, [env[id(a)] for a in node.args], node.params)
+        elif isinstance(node, Literal):
+            env[id(node)] = interp.literal(node.value, node.dtype)
+        elif isinstance(node, Const):
+            env[id(node)] = Array._from_value(node.value)
+        else:
+            raise TypeError(f"graph input {node} was not given a value")
+    return [env[id(o)] for o in graph.outputs]
+
+
+def trace_to_graph(f, args, kwargs=None, static_argnums=(), concrete=False, name_inputs=True):
+    """Trace `f(*args)` into a Graph with abstract inputs for the non-static args.
+
+    Returns `(graph, captured)` where `captured` are the outer Arrays bound to
+    the graph's trailing captured inputs.
+    """
+    from funconv import tree as tree_util
+    from funconv.ops._core import asarray
+
+    kwargs = kwargs or {}
+    static = set(static_argnums)
+    dyn = [a for i, a in enumerate(args) if i not in static]
+    leaves, in_tree = tree_util.flatten(dyn)
+    arrays = [asarray(x) for x in leaves]
+    trace = Trace()
+    with trace.activate():
+        ins = [trace.new_input(a.aval, a._concrete_value() if concrete else None,
+                               f"x{i}" if name_inputs else "")
+               for i, a in enumerate(arrays)]
+        it = iter(tree_util.unflatten(in_tree, ins))
+        full = [a if i in static else next(it) for i, a in enumerate(args)]
+        out = f(*full, **kwargs)
+        out_leaves, out_tree = tree_util.flatten(out)
+        outs = [asarray(o) for o in out_leaves]
+    graph = trace.graph(outs, in_tree, out_tree)
+    return graph, [outer for outer, _ in trace.captured]
+
+
+def make_graph(f, static_argnums=()):
+    """`make_graph(f)(*args)` -> the traced Graph of `f` (as `jax.make_jaxpr`).
+
+    `str(graph)` prints it SSA-style with types and source lines;
+    `graph.to_dot()` gives Graphviz text.
+    """
+    if isinstance(static_argnums, int):
+        static_argnums = (static_argnums,)
+
+    def traced(*args, **kwargs):
+        graph, _ = trace_to_graph(f, args, kwargs, static_argnums)
+        return graph
+
+    return traced
