@@ -10,7 +10,9 @@ from funconv.ops import *  # noqa: F401,F403
 from funconv.ops import abs, all, any, max, min, sum  # noqa: A004,F401
 from funconv.ops.conv import conv, conv_transpose
 from funconv.ops.pool import avg_pool, max_pool
-from funconv.autodiff import grad, stop_gradient, value_and_grad, vjp
+from funconv.autodiff import (custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient,
+                              value_and_grad, vjp)
+from funconv.io import load, save
 from funconv.tracing import make_graph
 from funconv.jit import jit
 from funconv import nn, optim, random, testing  # noqa: F401,E402

@@ -249,3 +249,26 @@ def _ones_scalar(dtype) -> Array:
     from funconv.ops.creation import ones
 
     return ones((), dtype)  # a literal under a trace, so passes can fold it
+
+
+# --- to be written (issue 3) ------------------------------------------------------------
+
+
+def jvp(f, primals, tangents):
+    raise NotImplementedError("fc.jvp is being written (issue 3)")
+
+
+def hessian(f, argnums=0):
+    raise NotImplementedError("fc.hessian is being written (issue 3)")
+
+
+def jacrev(f, argnums=0):
+    raise NotImplementedError("fc.jacrev is being written (issue 3)")
+
+
+def jacfwd(f, argnums=0):
+    raise NotImplementedError("fc.jacfwd is being written (issue 3)")
+
+
+def custom_vjp(fun):
+    raise NotImplementedError("fc.custom_vjp is being written (issue 3)")
