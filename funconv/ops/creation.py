@@ -86,3 +86,7 @@ def eye(N, M=None, k=0, dtype=DEFAULT_FLOAT) -> Array:
 
 
 identity = eye
+
+
+__all__ = ["zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "arange", "linspace",
+           "eye", "identity"]

@@ -13,7 +13,7 @@ from funconv.array import Array
 from funconv.errors import DTypeError
 from funconv.ops._core import asarray, operand, promote, to_dtype
 from funconv.primitive import Primitive, comparison, elementwise
-from funconv.types import (ArrayType, DEFAULT_FLOAT, bool_, canonical_dtype, complex_dtype,
+from funconv.types import (ArrayType, DEFAULT_FLOAT, bool_, canonical_dtype, complex_dtype, int32,
                            is_inexact, real_dtype)
 
 # NumPy warns on log(0), 1/0, ...; funconv returns inf/nan like JAX without warnings.
@@ -22,7 +22,7 @@ _quiet = np.errstate(all="ignore")
 
 def _q(f):
     def impl(*args, **params):
-        with _quiet:
+        with np.errstate(all="ignore"):  # a fresh one: NumPy 2 errstate objects are single-use
             return f(*args, **params)
 
     impl.__name__ = getattr(f, "__name__", "impl")
@@ -41,11 +41,22 @@ def _rsqrt(x):
 
 
 def _pow(x, y):
+    if x.dtype.kind in "iu":
+        # NumPy refuses negative integer exponents; the exact integer results are 0 for
+        # |x| > 1, 1 for x == 1, and +-1 for x == -1
+        out = np.power(x, np.maximum(y, 0))
+        neg = y < 0
+        if np.any(neg):
+            odd = (y % 2).astype(bool)
+            small = np.where(x == 1, 1, np.where(x == -1, np.where(odd, -1, 1), 0))
+            out = np.where(neg, small, out)
+        return out.astype(x.dtype, copy=False)
     return np.power(x, y).astype(x.dtype, copy=False)
 
 
 # --- unary ------------------------------------------------------------------------
-neg_p = elementwise("neg", np.negative, lambda ct, out, x: (-ct,), c_expr="(-{0})", linear=True)
+neg_p = elementwise("neg", np.negative, lambda ct, out, x: (-ct,), c_expr="(-{0})", kinds="iufc",
+                    linear=True)
 exp_p = elementwise("exp", _q(np.exp), lambda ct, out, x: (ct * out,), c_expr="exp({0})", kinds="fc")
 log_p = elementwise("log", _q(np.log), lambda ct, out, x: (ct / x,), c_expr="log({0})", kinds="fc")
 log1p_p = elementwise("log1p", _q(np.log1p), lambda ct, out, x: (ct / (1 + x),),
@@ -67,7 +78,26 @@ sign_p = elementwise("sign", np.sign, lambda ct, out, x: (None,), c_expr="sign({
 floor_p = elementwise("floor", np.floor, lambda ct, out, x: (None,), c_expr="floor({0})", kinds="f")
 ceil_p = elementwise("ceil", np.ceil, lambda ct, out, x: (None,), c_expr="ceil({0})", kinds="f")
 square_p = elementwise("square", np.square, lambda ct, out, x: (ct * 2 * x,), c_expr="(({0})*({0}))")
+round_p = elementwise("round", np.round, lambda ct, out, x: (None,), c_expr="rint({0})", kinds="f")
 not_p = elementwise("not", np.logical_not, c_expr="(!{0})", kinds="b", differentiable=False)
+
+
+def _abs_complex_rule(x: ArrayType) -> ArrayType:
+    if x.dtype.kind != "c":
+        raise DTypeError(f"abs_complex: expected a complex array, got {x.short()}")
+    return ArrayType(x.shape, real_dtype(x.dtype))
+
+
+def _abs_complex_vjp(ct, out, x):
+    # d|z| in the direction v is Re(conj(z) v) / |z|, so the cotangent is ct * z / |z|
+    # (0 at z == 0, where |z| has no derivative)
+    safe = where(out == 0, 1, out)
+    return (complex_(ct, 0 * ct) * x / complex_(safe, 0 * safe),)
+
+
+# |z| of a complex array is real, so it is not an `elementwise` (which keeps the dtype)
+abs_complex_p = Primitive("abs_complex", _abs_complex_rule, np.abs, _abs_complex_vjp,
+                          c_expr="hypot(({0}).x, ({0}).y)")
 
 
 def _convert_rule(x: ArrayType, *, new_dtype) -> ArrayType:
@@ -117,7 +147,8 @@ complex_p = Primitive("complex", _complex_rule, lambda x, y: (x + 1j * y).astype
 
 # --- binary -----------------------------------------------------------------------
 add_p = elementwise("add", np.add, lambda ct, out, x, y: (ct, ct), c_expr="({0}+{1})", linear=True)
-sub_p = elementwise("sub", np.subtract, lambda ct, out, x, y: (ct, -ct), c_expr="({0}-{1})", linear=True)
+sub_p = elementwise("sub", np.subtract, lambda ct, out, x, y: (ct, -ct), c_expr="({0}-{1})",
+                    kinds="iufc", linear=True)
 mul_p = elementwise("mul", np.multiply, lambda ct, out, x, y: (ct * y, ct * x), c_expr="({0}*{1})")
 div_p = elementwise("div", _q(np.true_divide), lambda ct, out, x, y: (ct / y, -ct * out / y),
                     c_expr="({0}/{1})", kinds="fc")
@@ -129,7 +160,7 @@ def _pow_vjp(ct, out, x, y):
     return ct * y * power(x, y - 1), ct * out * safe_log
 
 
-pow_p = elementwise("pow", _q(_pow), _pow_vjp, c_expr="pow({0},{1})", kinds="fc")
+pow_p = elementwise("pow", _q(_pow), _pow_vjp, c_expr="pow({0},{1})", kinds="iufc")
 
 
 def _max_vjp(ct, out, x, y):
@@ -143,6 +174,22 @@ def _min_vjp(ct, out, x, y):
     return where(pick_x, ct, 0), where(pick_x, 0, ct)
 
 
+def _rem_vjp(ct, out, x, y):
+    # x % y = x - floor(x / y) * y, and floor's derivative is 0 almost everywhere
+    return ct, -ct * floor_divide_p(x, y)
+
+
+floor_divide_p = elementwise("floor_divide", _q(np.floor_divide), lambda ct, out, x, y: (None, None),
+                             c_expr="floor({0}/{1})", kinds="iuf")
+rem_p = elementwise("rem", _q(np.remainder), _rem_vjp, c_expr="({0}-floor({0}/{1})*{1})", kinds="iuf")
+
+
+def _atan2_vjp(ct, out, y, x):
+    r2 = x * x + y * y
+    return ct * x / r2, -ct * y / r2
+
+
+atan2_p = elementwise("atan2", np.arctan2, _atan2_vjp, c_expr="atan2({0},{1})", kinds="f")
 max_p = elementwise("max", np.maximum, _max_vjp, c_expr="fmax({0},{1})", kinds="biuf")
 min_p = elementwise("min", np.minimum, _min_vjp, c_expr="fmin({0},{1})", kinds="biuf")
 and_p = elementwise("and", np.logical_and, c_expr="({0}&&{1})", kinds="b", differentiable=False)
@@ -231,7 +278,7 @@ rsqrt = _unary_float(rsqrt_p, "rsqrt")
 floor = _unary_float(floor_p, "floor")
 ceil = _unary_float(ceil_p, "ceil")
 negative = _unary(neg_p, "negative")
-abs = absolute = _unary(abs_p, "abs")  # noqa: A001
+round = round_ = _unary_float(round_p, "round")  # noqa: A001
 sign = _unary(sign_p, "sign")
 square = _unary(square_p, "square")
 add = _binary(add_p, "add")
@@ -258,18 +305,95 @@ def divide(x, y):
 true_divide = divide
 
 
+def abs(x):  # noqa: A001
+    """Elementwise absolute value; |z| of a complex array is real (NumPy's meaning)."""
+    x = operand(x, "abs")
+    x = x if isinstance(x, Array) else asarray(x)
+    return abs_complex_p(x) if x.dtype.kind == "c" else abs_p(x)
+
+
+absolute = abs
+
+
+def _int_or_float_pair(opname, x, y):
+    x, y = promote(opname, x, y)
+    if x.dtype.kind == "b":
+        x, y = to_dtype(x, int32), to_dtype(y, int32)
+    elif x.dtype.kind == "c":
+        raise DTypeError(f"{opname}: not defined for complex operands ({x.aval.short()})")
+    return x, y
+
+
 def floor_divide(x, y):
-    """`x // y`: floor of the true quotient, in the promoted dtype."""
-    x, y = promote("floor_divide", x, y)
-    if is_inexact(x.dtype):
-        return floor(div_p(x, y))
-    return floor(divide(x, y)).astype(x.dtype)
+    """`x // y`: the floor of the quotient; exact for integers (x // 0 is 0 for ints)."""
+    return floor_divide_p(*_int_or_float_pair("floor_divide", x, y))
 
 
 def remainder(x, y):
-    """`x % y` with the sign of y (NumPy's meaning)."""
-    x, y = promote("remainder", x, y)
-    return x - floor_divide(x, y) * y
+    """`x % y` with the sign of y (NumPy's meaning); exact for integers."""
+    return rem_p(*_int_or_float_pair("remainder", x, y))
+
+
+def arctan2(x1, x2):
+    """`np.arctan2(x1, x2)`: the angle of the point (x2, x1); ints are computed in float32."""
+    y, x = promote("arctan2", x1, x2)
+    if not is_inexact(y.dtype):
+        y, x = to_dtype(y, DEFAULT_FLOAT), to_dtype(x, DEFAULT_FLOAT)
+    return atan2_p(y, x)
+
+
+def clip(x, a_min=None, a_max=None):
+    """`np.clip`: limit values to [a_min, a_max] (either may be None)."""
+    out = operand(x, "clip")
+    out = out if isinstance(out, Array) else asarray(out)
+    if a_min is not None:
+        out = maximum(out, a_min)
+    if a_max is not None:
+        out = minimum(out, a_max)
+    return out
+
+
+def reciprocal(x):
+    """`1 / x` (integers give float32, as JAX)."""
+    return divide(1, _float_operand(x, "reciprocal"))
+
+
+_LN2 = float(np.log(2.0))
+_LN10 = float(np.log(10.0))
+
+
+def exp2(x):
+    """`2 ** x`."""
+    return exp(_float_operand(x, "exp2") * _LN2)
+
+
+def log2(x):
+    """Base-2 logarithm."""
+    return log(_float_operand(x, "log2")) / _LN2
+
+
+def log10(x):
+    """Base-10 logarithm."""
+    return log(_float_operand(x, "log10")) / _LN10
+
+
+def tan(x):
+    """Elementwise tangent."""
+    x = _float_operand(x, "tan")
+    return sin(x) / cos(x)
+
+
+def logaddexp(x, y):
+    """`log(exp(x) + exp(y))` without overflow."""
+    x, y = promote("logaddexp", _float_operand(x, "logaddexp"), _float_operand(y, "logaddexp"))
+    m = maximum(x, y)
+    return m + log1p(exp(-abs(x - y)))
+
+
+def trunc(x):
+    """Round toward zero."""
+    x = _float_operand(x, "trunc")
+    return where(x < 0, ceil(x), floor(x))
 
 
 mod = remainder
@@ -372,3 +496,12 @@ def isinf(x):
 def isfinite(x):
     x = asarray(operand(x, "isfinite"))
     return abs(x) < np.inf if is_inexact(x.dtype) else x == x
+
+
+__all__ = ["exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid", "logistic", "sqrt",
+           "rsqrt", "floor", "ceil", "round", "round_", "trunc", "negative", "abs", "absolute", "sign", "square",
+           "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "remainder", "mod",
+           "power", "maximum", "minimum", "clip", "reciprocal", "exp2", "log2", "log10", "logaddexp",
+           "arctan2", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+           "logical_and", "logical_or", "logical_not", "invert", "where", "real", "imag", "conj",
+           "conjugate", "complex_", "astype", "isnan", "isinf", "isfinite"]

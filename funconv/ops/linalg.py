@@ -8,6 +8,8 @@ reshapes, so BLAS does the work.
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from funconv.array import Array
@@ -125,3 +127,231 @@ def matmul(x, y) -> Array:
     nb = len(batch)
     b = tuple(range(nb))
     return dot_general_p(x, y, dimension_numbers=(((nb + 1,), (nb,)), (b, b)))
+
+
+def _pair_check(opname, x, y, xa, ya):
+    for a, b in zip(xa, ya):
+        if x.shape[a] != y.shape[b]:
+            raise ShapeError(f"{opname}: axis {a} of {x.aval.short()} (size {x.shape[a]}) does not "
+                             f"match axis {b} of {y.aval.short()} (size {y.shape[b]}); the "
+                             "contracted axes must have equal sizes")
+
+
+def dot(a, b) -> Array:
+    """`np.dot`: a product of scalars, an inner product of vectors, a matrix product,
+    or a sum over the last axis of `a` and the second-to-last of `b` for N-d operands."""
+    from funconv.ops.elementwise import multiply
+
+    x, y = _promote_dtypes("dot", a, b)
+    if x.ndim == 0 or y.ndim == 0:
+        return multiply(x, y)
+    xa, ya = (x.ndim - 1,), (builtins.max(y.ndim - 2, 0),)
+    _pair_check("dot", x, y, xa, ya)
+    return dot_general_p(x, y, dimension_numbers=((xa, ya), ((), ())))
+
+
+def vdot(a, b) -> Array:
+    """`np.vdot`: the inner product of the flattened operands, conjugating the first."""
+    from funconv.ops.elementwise import conj
+    from funconv.ops.shape import reshape
+
+    x, y = _promote_dtypes("vdot", a, b)
+    if x.size != y.size:
+        raise ShapeError(f"vdot: operands {x.aval.short()} and {y.aval.short()} have different sizes")
+    return dot(conj(reshape(x, (-1,))), reshape(y, (-1,)))
+
+
+def inner(a, b) -> Array:
+    """`np.inner`: a sum product over the last axes of both operands."""
+    from funconv.ops.elementwise import multiply
+
+    x, y = _promote_dtypes("inner", a, b)
+    if x.ndim == 0 or y.ndim == 0:
+        return multiply(x, y)
+    xa, ya = (x.ndim - 1,), (y.ndim - 1,)
+    _pair_check("inner", x, y, xa, ya)
+    return dot_general_p(x, y, dimension_numbers=((xa, ya), ((), ())))
+
+
+def outer(a, b) -> Array:
+    """`np.outer`: `out[i, j] = a.ravel()[i] * b.ravel()[j]`."""
+    from funconv.ops.elementwise import multiply
+    from funconv.ops.shape import reshape
+
+    x, y = _promote_dtypes("outer", a, b)
+    return multiply(reshape(x, (-1, 1)), reshape(y, (1, -1)))
+
+
+def tensordot(a, b, axes=2) -> Array:
+    """`np.tensordot`: contract the last `axes` axes of `a` with the first of `b`,
+    or the axes given as a pair `(a_axes, b_axes)`."""
+    from funconv.errors import ArgumentError
+    from funconv.ops._core import normalize_axis
+
+    x, y = _promote_dtypes("tensordot", a, b)
+    if isinstance(axes, (int, np.integer)):
+        n = int(axes)
+        if n < 0 or n > x.ndim or n > y.ndim:
+            raise ShapeError(f"tensordot: cannot contract {n} axes of {x.aval.short()} and "
+                             f"{y.aval.short()}")
+        xa, ya = tuple(range(x.ndim - n, x.ndim)), tuple(range(n))
+    else:
+        try:
+            xa, ya = axes
+        except (TypeError, ValueError):
+            raise ArgumentError(f"tensordot: axes must be an int or a pair of axis sequences, got "
+                                f"{axes!r}") from None
+        xa = (xa,) if isinstance(xa, (int, np.integer)) else tuple(xa)
+        ya = (ya,) if isinstance(ya, (int, np.integer)) else tuple(ya)
+        if len(xa) != len(ya):
+            raise ShapeError(f"tensordot: {len(xa)} axes of {x.aval.short()} paired with {len(ya)} "
+                             f"of {y.aval.short()}; give as many axes for each")
+        xa = tuple(normalize_axis(i, x.ndim, "tensordot") for i in xa)
+        ya = tuple(normalize_axis(i, y.ndim, "tensordot") for i in ya)
+    _pair_check("tensordot", x, y, xa, ya)
+    return dot_general_p(x, y, dimension_numbers=((xa, ya), ((), ())))
+
+
+# --- einsum ------------------------------------------------------------------------------------
+# Labels are letters, or ("...", j) for the j-th ellipsis dimension counted from the right, so
+# ellipses of different lengths broadcast like NumPy.
+
+
+def _einsum_terms(subscripts: str, operands) -> tuple[list[list], list]:
+    from funconv.errors import ArgumentError
+
+    spec = subscripts.replace(" ", "")
+    if "->" in spec:
+        lhs, rhs = spec.split("->")
+    else:
+        lhs, rhs = spec, None
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        raise ArgumentError(f"einsum: {subscripts!r} names {len(terms)} operand(s), "
+                            f"{len(operands)} were given")
+    labels = []
+    for term, x in zip(terms, operands):
+        if "..." in term:
+            head, tail = term.split("...")
+            n_ell = x.ndim - len(head) - len(tail)
+            if n_ell < 0:
+                raise ShapeError(f"einsum: {term!r} has more indices than {x.aval.short()} has axes")
+            lab = list(head) + [("...", n_ell - 1 - i) for i in range(n_ell)] + list(tail)
+        else:
+            lab = list(term)
+            if len(lab) != x.ndim:
+                raise ShapeError(f"einsum: {term!r} has {len(lab)} indices but operand "
+                                 f"{x.aval.short()} has {x.ndim} axes")
+        if any(isinstance(c, str) and not c.isalpha() for c in lab):
+            raise ArgumentError(f"einsum: bad subscripts {subscripts!r}; use letters, ',', '->' and '...'")
+        labels.append(lab)
+    n_ell_max = builtins.max([builtins.sum(isinstance(c, tuple) for c in lab) for lab in labels] + [0])
+    ell = [("...", j) for j in range(n_ell_max - 1, -1, -1)]
+    if rhs is None:
+        counts: dict = {}
+        for lab in labels:
+            for c in lab:
+                counts[c] = counts.get(c, 0) + 1
+        out = ell + sorted(c for c, k in counts.items() if isinstance(c, str) and k == 1)
+    else:
+        if "..." in rhs:
+            head, tail = rhs.split("...")
+            out = list(head) + ell + list(tail)
+        else:
+            out = list(rhs)
+        present = {c for lab in labels for c in lab}
+        for c in out:
+            if c not in present:
+                raise ArgumentError(f"einsum: output index {c!r} of {subscripts!r} appears in no input")
+        if len(set(out)) != len(out):
+            raise ArgumentError(f"einsum: repeated output index in {subscripts!r}")
+    return labels, out
+
+
+def _einsum_diagonal(x, lab):
+    """Take diagonals until no label repeats within the operand."""
+    from funconv.ops.indexing import getitem
+    from funconv.ops.shape import transpose
+
+    while len(set(lab)) != len(lab):
+        c = next(c for c in lab if lab.count(c) > 1)
+        i = lab.index(c)
+        j = lab.index(c, i + 1)
+        if x.shape[i] != x.shape[j]:
+            raise ShapeError(f"einsum: index {c!r} repeats with sizes {x.shape[i]} and {x.shape[j]}")
+        rest = [k for k in range(x.ndim) if k not in (i, j)]
+        x = transpose(x, (i, j) + tuple(rest))
+        ar = np.arange(x.shape[0])
+        x = getitem(x, (ar, ar))
+        lab = [c] + [lab[k] for k in rest]
+    return x, lab
+
+
+def _einsum_sum_unneeded(x, lab, keep):
+    from funconv.ops.reduce import sum as _sum
+
+    axes = tuple(i for i, c in enumerate(lab) if c not in keep)
+    if axes:
+        x = _sum(x, axis=axes)
+        lab = [c for c in lab if c in keep]
+    return x, lab
+
+
+def einsum(subscripts: str, *operands, optimize=None) -> Array:
+    """`np.einsum` for explicit (`"ij,jk->ik"`) and implicit (`"ij,jk"`) subscripts,
+    with `...`, repeated indices (diagonals, traces) and any number of operands.
+
+    Operands are contracted left to right; each pairwise contraction is one
+    `dot_general` (shared indices kept in the output become batch dimensions).
+    `optimize` is accepted for NumPy compatibility and ignored.
+    """
+    from funconv.errors import ArgumentError
+    from funconv.ops._core import dtype_of, to_dtype
+    from funconv.ops.shape import transpose
+    from funconv.types import result_type
+
+    if not isinstance(subscripts, str):
+        raise ArgumentError(f"einsum: the first argument must be a subscripts string, got "
+                            f"{type(subscripts).__name__}")
+    if not operands:
+        raise ArgumentError("einsum: needs at least one operand")
+    xs = [operand(o, "einsum") for o in operands]
+    dt = result_type(*[dtype_of(o) for o in xs])
+    xs = [to_dtype(o if isinstance(o, Array) else asarray(o), dt) for o in xs]
+    labels, out = _einsum_terms(subscripts, xs)
+    # sizes per label, broadcasting size-1 axes as NumPy does
+    sizes: dict = {}
+    for x, lab in zip(xs, labels):
+        for c, n in zip(lab, x.shape):
+            if sizes.get(c, 1) != 1 and n != 1 and sizes[c] != n:
+                raise ShapeError(f"einsum: index {c if isinstance(c, str) else '...'!r} has sizes "
+                                 f"{sizes[c]} and {n} in {subscripts!r} "
+                                 f"({', '.join(o.aval.short() for o in xs)})")
+            sizes[c] = builtins.max(sizes.get(c, 1), n)
+    ops = []
+    for x, lab in zip(xs, labels):
+        want = tuple(sizes[c] for c in lab)
+        if x.shape != want:
+            x = broadcast_to(x, want)
+        ops.append(_einsum_diagonal(x, list(lab)))
+    acc, acc_lab = None, None
+    for k, (x, lab) in enumerate(ops):
+        later = {c for _, lb in ops[k + 1:] for c in lb} | set(out)
+        if acc is None:
+            acc, acc_lab = _einsum_sum_unneeded(x, lab, later)
+            continue
+        acc, acc_lab = _einsum_sum_unneeded(acc, acc_lab, later | set(lab))
+        x, lab = _einsum_sum_unneeded(x, lab, later | set(acc_lab))
+        shared = [c for c in acc_lab if c in lab]
+        batch = [c for c in shared if c in later]
+        contract = [c for c in shared if c not in later]
+        dn = ((tuple(acc_lab.index(c) for c in contract), tuple(lab.index(c) for c in contract)),
+              (tuple(acc_lab.index(c) for c in batch), tuple(lab.index(c) for c in batch)))
+        acc = dot_general_p(acc, x, dimension_numbers=dn)
+        acc_lab = batch + [c for c in acc_lab if c not in shared] + [c for c in lab if c not in shared]
+    acc, acc_lab = _einsum_sum_unneeded(acc, acc_lab, set(out))
+    perm = tuple(acc_lab.index(c) for c in out)
+    return transpose(acc, perm)
+
+
+__all__ = ["dot_general", "matmul", "dot", "vdot", "inner", "outer", "tensordot", "einsum"]

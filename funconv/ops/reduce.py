@@ -12,10 +12,10 @@ import builtins
 import numpy as np
 
 from funconv.array import Array
-from funconv.errors import DTypeError
+from funconv.errors import DTypeError, ShapeError
 from funconv.ops._core import asarray, broadcast_to, normalize_axes, operand, to_dtype
 from funconv.primitive import Primitive
-from funconv.types import ArrayType, DEFAULT_FLOAT, canonical_dtype, is_inexact
+from funconv.types import ArrayType, DEFAULT_FLOAT, canonical_dtype, int32, is_inexact
 
 
 def _reduce_rule(name, kinds=None):
@@ -90,6 +90,24 @@ cumsum_p = Primitive("cumsum", _cumsum_rule,
                      lambda x, *, axis: np.cumsum(x, axis=axis, dtype=x.dtype), _cumsum_vjp, linear=True)
 
 
+def _prod_vjp(ct, out, x, *, axes):
+    # d prod / d x_i is the product of the others; computed without dividing by zero:
+    # no zero in the window: prod / x_i; exactly one zero: the product of the nonzeros at the
+    # zero's position and 0 elsewhere; two or more zeros: 0 everywhere
+    from funconv.ops.elementwise import where
+
+    zero = x == 0
+    safe = where(zero, 1, x)
+    p_nz = _expand_to(reduce_prod_p(safe, axes=axes), x, axes)
+    n_zero = _expand_to(reduce_sum_p(zero.astype(int32), axes=axes), x, axes)
+    others = where(n_zero == 0, p_nz / safe, where(zero & (n_zero == 1), p_nz, 0))
+    return (_expand_to(ct, x, axes) * others,)
+
+
+reduce_prod_p = Primitive("reduce_prod", _reduce_rule("prod", "iufc"),
+                          lambda x, *, axes: np.prod(x, axis=axes, dtype=x.dtype), _prod_vjp)
+
+
 def _arg_rule(name):
     def rule(x: ArrayType, *, axis) -> ArrayType:
         if x.dtype.kind not in "biuf":
@@ -124,8 +142,9 @@ def _reduction(prim, opname):
     def f(x, axis=None, keepdims=False):
         x = _array(x, opname)
         axes = normalize_axes(axis, x.ndim, opname)
-        if x.size == 0 and prim is not reduce_sum_p and any(x.shape[a] == 0 for a in axes):
-            raise ValueError(f"{opname}: zero-size reduction over an empty axis of {x.aval.short()}")
+        if x.size == 0 and builtins.any(x.shape[a] == 0 for a in axes):
+            raise ShapeError(f"{opname}: zero-size reduction over an empty axis of {x.aval.short()} "
+                             "has no identity; pass an axis whose size is not 0")
         out = prim(x, axes=axes) if axes else x
         return _keep(out, x, axes, keepdims)
 
@@ -182,20 +201,16 @@ def std(x, axis=None, ddof=0, keepdims=False) -> Array:
     return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
 
 
-def prod(x, axis=None, keepdims=False) -> Array:
-    """`np.prod`, as exp(sum(log|x|)) with the sign tracked; exact zeros handled."""
-    from funconv.ops.elementwise import abs as _abs, exp, log, where
-
+def prod(x, axis=None, dtype=None, keepdims=False) -> Array:
+    """`np.prod`. Bools and ints multiply in int32 (int64 stays), as JAX."""
     x = _array(x, "prod")
+    if dtype is not None:
+        x = to_dtype(x, canonical_dtype(dtype))
+    elif x.dtype.kind == "b":
+        x = to_dtype(x, int32)
     axes = normalize_axes(axis, x.ndim, "prod")
-    if not is_inexact(x.dtype):
-        raise DTypeError(f"prod: only float inputs are supported, got {x.aval.short()}")
-    zero = x == 0
-    mag = exp(sum(log(where(zero, 1, _abs(x))), axis=axes, keepdims=keepdims))
-    negs = sum((x < 0).astype(np.int32), axis=axes, keepdims=keepdims)
-    sgn = where(negs % 2 == 1, -1, 1).astype(x.dtype)
-    anyzero = max(zero, axis=axes, keepdims=keepdims)
-    return where(anyzero, 0, sgn * mag)
+    out = reduce_prod_p(x, axes=axes) if axes else x
+    return _keep(out, x, axes, keepdims)
 
 
 def logsumexp(x, axis=None, keepdims=False) -> Array:
@@ -234,21 +249,35 @@ argmax = _arg(argmax_p, "argmax")
 argmin = _arg(argmin_p, "argmin")
 
 
-def cumsum(x, axis=None) -> Array:
-    """`np.cumsum` (flattened when `axis` is None)."""
+def cumsum(x, axis=None, dtype=None) -> Array:
+    """`np.cumsum` (flattened when `axis` is None); bools count in int32."""
     from funconv.ops.shape import reshape
 
     x = _array(x, "cumsum")
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
-    if x.dtype.kind == "b":
+    if dtype is not None:
+        x = to_dtype(x, canonical_dtype(dtype))
+    elif x.dtype.kind == "b":
         x = to_dtype(x, np.dtype("int32"))
     return cumsum_p(x, axis=normalize_axes(axis, x.ndim, "cumsum")[0])
 
 
 def any(x, axis=None, keepdims=False) -> Array:  # noqa: A001
+    """`np.any`: is any element (along `axis`) nonzero."""
     return max(to_dtype(_array(x, "any"), np.dtype(bool)), axis=axis, keepdims=keepdims)
 
 
 def all(x, axis=None, keepdims=False) -> Array:  # noqa: A001
+    """`np.all`: are all elements (along `axis`) nonzero."""
     return min(to_dtype(_array(x, "all"), np.dtype(bool)), axis=axis, keepdims=keepdims)
+
+
+def count_nonzero(x, axis=None, keepdims=False) -> Array:
+    """`np.count_nonzero` (int32)."""
+    x = _array(x, "count_nonzero")
+    return sum(x != 0, axis=axis, keepdims=keepdims)
+
+
+__all__ = ["sum", "mean", "var", "std", "prod", "max", "min", "amax", "amin", "argmax", "argmin",
+           "logsumexp", "cumsum", "any", "all", "count_nonzero"]
