@@ -13,6 +13,9 @@ Imports tracing, ir, tree, ops.
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import numpy as np
 
 from funconv import tree as tree_util
@@ -21,7 +24,7 @@ from funconv.errors import ArgumentError, DTypeError, ShapeError
 from funconv.ir import Apply, Graph, Node, toposort
 from funconv.ops._core import asarray, describe
 from funconv.primitive import Primitive
-from funconv.tracing import Trace, eval_graph
+from funconv.tracing import Trace, current, eval_graph
 from funconv.types import ArrayType, is_inexact
 
 # --- stop_gradient ------------------------------------------------------------------
@@ -85,6 +88,7 @@ def backward_pass(trace: Trace, outputs: list[Node], cts: list[Array | None],
 
 
 def _diff_leaf(x, where: str) -> Array:
+    """`x` as an Array that can be differentiated, or an error naming `where`."""
     if isinstance(x, (np.ndarray, np.generic, Array, float, int, complex, list)) and not isinstance(x, str):
         try:
             a = asarray(x)
@@ -98,6 +102,26 @@ def _diff_leaf(x, where: str) -> Array:
             return a
     raise ArgumentError(f"{where} is {describe(x)}, which cannot be differentiated; "
                         "pass arrays (or pytrees of arrays), or move it out of argnums")
+
+
+def _leaf_paths(x, path: str = ""):
+    """`(path, leaf)` pairs of a pytree in flatten order; paths like `['w'][0]`."""
+    kind, _ = tree_util._node_kind(x)
+    if kind is None:
+        yield path, x
+    elif kind is not type(None):
+        _, _, children, labels = tree_util._keyed_children(x)
+        for label, child in zip(labels, children):
+            yield from _leaf_paths(child, path + label)
+
+
+def _diff_leaves(primals, names, fname: str) -> list[Array]:
+    """All leaves of `primals` as differentiable Arrays; errors name the argument and path."""
+    arrays = []
+    for p, name in zip(primals, names):
+        for path, leaf in _leaf_paths(p):
+            arrays.append(_diff_leaf(leaf, f"{fname}: argument {name}{path}"))
+    return arrays
 
 
 class _VJP:
@@ -158,22 +182,37 @@ def _zeros(t: ArrayType) -> Array:
 
 
 def vjp(f, *primals, has_aux: bool = False):
-    """`(out, f_vjp)` with `f_vjp(ct)` returning one cotangent per primal (as JAX).
+    """Reverse mode: `(out, f_vjp)` with `f_vjp(ct)` giving one cotangent per primal (as JAX).
 
-    With `has_aux=True`, `f` returns `(out, aux)` and vjp returns `(out, f_vjp, aux)`.
+    Args:
+        f: a function of arrays (or pytrees of arrays) returning a pytree of arrays.
+        *primals: the point to differentiate at; float (or complex) leaves only.
+        has_aux: `f` returns `(out, aux)`; aux is returned, not differentiated.
+
+    Returns:
+        `(out, f_vjp)`, or `(out, f_vjp, aux)` with `has_aux`. `f_vjp(ct)` takes a
+        cotangent shaped like `out` and returns a tuple with one cotangent per
+        primal, each with that primal's pytree structure.
     """
-    leaves, in_tree = tree_util.flatten(primals)
-    arrays = [_diff_leaf(x, f"argument {i} of vjp") for i, x in enumerate(leaves)]
+    return _vjp(f, primals, has_aux, "vjp")
+
+
+def _vjp(f, primals, has_aux: bool, fname: str, names=None):
+    """`vjp` with the caller's name (and argument names) in error messages."""
+    primals = tuple(primals)
+    in_tree = tree_util.structure(primals)
+    arrays = _diff_leaves(primals, names if names is not None else range(len(primals)), fname)
     trace = Trace()
     with trace.activate():
         ins = [trace.input_like(a, f"x{i}") for i, a in enumerate(arrays)]
         res = f(*tree_util.unflatten(in_tree, ins))
         if has_aux:
             if not (isinstance(res, tuple) and len(res) == 2):
-                raise ArgumentError("has_aux=True: the function must return a pair (output, aux)")
+                raise ArgumentError(f"{fname}: has_aux=True, so the function must return a pair "
+                                    f"(output, aux), but it returned {describe(res)}")
             res, aux = res
         out_leaves, out_tree = tree_util.flatten(res)
-        out_arrays = [asarray(o) for o in out_leaves]
+        out_arrays = [_out_leaf(o, fname, has_aux) for o in out_leaves]
         aux_leaves, aux_tree = tree_util.flatten(aux) if has_aux else ([], None)
         aux_arrays = [asarray(a) for a in aux_leaves]
     fwd = trace.graph(out_arrays + aux_arrays)
@@ -186,43 +225,72 @@ def vjp(f, *primals, has_aux: bool = False):
     return out, f_vjp
 
 
+def _out_leaf(o, fname: str, has_aux: bool) -> Array:
+    """An output leaf as an Array, with a has_aux hint for the common mistake."""
+    try:
+        return asarray(o)
+    except ArgumentError:
+        hint = ("" if has_aux else "; if the function returns (output, aux), pass has_aux=True")
+        raise ArgumentError(f"{fname}: the function returned {describe(o)} among its outputs, "
+                            f"which is not an array{hint}") from None
+
+
 # --- grad --------------------------------------------------------------------------------------
 
 
 def _argnums_tuple(argnums, nargs: int, fname: str) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    """`argnums` (an int or a sequence of ints) as a tuple of non-negative ints."""
+    nums = (argnums,) if isinstance(argnums, (int, np.integer)) else argnums
+    if not isinstance(nums, (tuple, list)) or not nums or \
+            not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in nums):
+        raise ArgumentError(f"{fname}: argnums must be an int or a non-empty tuple of ints, "
+                            f"got {argnums!r}")
     for a in nums:
         if not -nargs <= a < nargs:
             raise ArgumentError(f"{fname}: argnums={argnums} but the function was called with "
-                                f"{nargs} positional argument(s)")
-    return tuple(a % nargs for a in nums)
+                                f"{nargs} positional argument(s); argnums counts positional "
+                                "arguments from 0")
+    return tuple(int(a) % nargs for a in nums)
+
+
+def _partial(f, args, kwargs, nums):
+    """`f` as a function of the arguments at positions `nums` only (the others fixed)."""
+
+    def f_partial(*dargs):
+        full = list(args)
+        for i, d in zip(nums, dargs):
+            full[i] = d
+        return f(*full, **kwargs)
+
+    return f_partial
 
 
 def value_and_grad(f, argnums=0, has_aux: bool = False):
-    """`(value, grad)` of a scalar-output `f`; with aux: `((value, aux), grad)` (as JAX)."""
+    """`(value, grad)` of a scalar-output `f`; with aux: `((value, aux), grad)` (as JAX).
+
+    Args:
+        f: a function returning a real scalar (or `(scalar, aux)` with `has_aux`).
+        argnums: the positional argument(s) to differentiate: an int or a tuple.
+        has_aux: `f` returns a pair `(scalar, aux)`; aux is passed through.
+
+    Returns:
+        A function with `f`'s signature. The gradient has the pytree structure
+        of the argument (a tuple of them for a tuple `argnums`).
+    """
 
     def value_and_grad_f(*args, **kwargs):
         nums = _argnums_tuple(argnums, len(args), "grad")
-
-        def f_partial(*dargs):
-            full = list(args)
-            for i, d in zip(nums, dargs):
-                full[i] = d
-            return f(*full, **kwargs)
-
-        for i in nums:
-            for leaf in tree_util.leaves(args[i]):
-                _diff_leaf(leaf, f"grad: argument {i}")
-        res = vjp(f_partial, *[args[i] for i in nums], has_aux=has_aux)
+        res = _vjp(_partial(f, args, kwargs, nums), [args[i] for i in nums], has_aux, "grad", nums)
         out, f_vjp = res[0], res[1]
         if not isinstance(out, Array) or out.shape != () or not is_inexact(out.dtype) \
                 or out.dtype.kind == "c":
             what = out.aval.short() if isinstance(out, Array) else describe(out)
-            raise ShapeError(f"grad: the function must return a real scalar, got {what}; "
-                             "reduce it (e.g. .sum()), or use fc.vjp / fc.jacrev for "
-                             "non-scalar outputs")
+            hint = ("reduce it (e.g. .sum()), or use fc.vjp / fc.jacrev for non-scalar outputs")
+            if isinstance(out, tuple) and len(out) == 2 and not has_aux:
+                hint = "if the function returns (loss, aux), pass has_aux=True"
+            raise ShapeError(f"grad: the function must return a real scalar, got {what}; {hint}")
         cts = f_vjp(_ones_scalar(out.dtype))
-        g = cts[0] if isinstance(argnums, int) else cts
+        g = cts[0] if isinstance(argnums, (int, np.integer)) else cts
         return ((out, res[2]), g) if has_aux else (out, g)
 
     value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
@@ -251,24 +319,387 @@ def _ones_scalar(dtype) -> Array:
     return ones((), dtype)  # a literal under a trace, so passes can fold it
 
 
-# --- to be written (issue 3) ------------------------------------------------------------
+# --- jvp: the transpose of the (linear) VJP ---------------------------------------------------
 
 
-def jvp(f, primals, tangents):
-    raise NotImplementedError("fc.jvp is being written (issue 3)")
+def _linearize(f, primals, has_aux: bool, fname: str, names=None):
+    """`(out, f_jvp[, aux])` where `f_jvp(tangents)` is J @ tangents (a tuple like `primals`).
+
+    No forward-mode rules exist: `g(u) = f_vjp(u)` is linear in the cotangent
+    `u`, so the VJP of `g` (at any point; zero here) is the transpose of J^T,
+    that is J. Both passes are graphs, so this composes with every other
+    transformation, and `f_jvp` can be called many times (jacfwd) while the
+    graphs are built once.
+    """
+    res = _vjp(f, primals, has_aux, fname, names)
+    out, f_vjp = res[0], res[1]
+    out_leaves, out_tree = tree_util.flatten(out)
+    inexact = [is_inexact(o.dtype) for o in out_leaves]
+
+    def g(*u_float):
+        # integer outputs carry no derivative: their cotangent is a fixed zero
+        it = iter(u_float)
+        u = [next(it) if fl else _zeros(o.aval) for o, fl in zip(out_leaves, inexact)]
+        return f_vjp(tree_util.unflatten(out_tree, u))
+
+    u0 = [_zeros(o.aval) for o, fl in zip(out_leaves, inexact) if fl]
+    _, g_vjp = _vjp(g, u0, False, fname)
+
+    def f_jvp(tangents):
+        t_float = g_vjp(tuple(tangents))
+        it = iter(t_float)
+        t_out = [next(it) if fl else _zeros(o.aval) for o, fl in zip(out_leaves, inexact)]
+        return tree_util.unflatten(out_tree, t_out)
+
+    return (out, f_jvp, res[2]) if has_aux else (out, f_jvp)
 
 
-def hessian(f, argnums=0):
-    raise NotImplementedError("fc.hessian is being written (issue 3)")
+def _check_tangents(primals, tangents, fname: str) -> tuple:
+    """Tangents as a tuple matching `primals` leaf for leaf (cast to the primal dtypes)."""
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise ArgumentError(f"{fname}: primals and tangents must be tuples (or lists) with one "
+                            f"entry per argument, as in fc.jvp(f, (x,), (v,)); got "
+                            f"{describe(primals)} and {describe(tangents)}")
+    if len(primals) != len(tangents):
+        raise ArgumentError(f"{fname}: {len(primals)} primal(s) but {len(tangents)} tangent(s); "
+                            "pass one tangent per primal")
+    out = []
+    for i, (p, t) in enumerate(zip(primals, tangents)):
+        p_leaves, p_tree = tree_util.flatten(p)
+        t_leaves, t_tree = tree_util.flatten(t)
+        if p_tree != t_tree:
+            raise ArgumentError(f"{fname}: tangent {i} has structure {t_tree}, its primal "
+                                f"{p_tree}; give each tangent its primal's structure")
+        cast = []
+        for pl, tl in zip(p_leaves, t_leaves):
+            pa, ta = asarray(pl), asarray(tl)
+            if pa.shape != ta.shape:
+                raise ShapeError(f"{fname}: tangent {i} has type {ta.aval.short()} where its "
+                                 f"primal is {pa.aval.short()}; tangents need the primal's shape")
+            cast.append(ta if ta.dtype == pa.dtype else ta.astype(pa.dtype))
+        out.append(tree_util.unflatten(t_tree, cast))
+    return tuple(out)
 
 
-def jacrev(f, argnums=0):
-    raise NotImplementedError("fc.jacrev is being written (issue 3)")
+def jvp(f, primals, tangents, has_aux: bool = False):
+    """Forward mode: `(f(*primals), J @ tangents)`, as `jax.jvp`.
+
+    Args:
+        f: a function of arrays (or pytrees of arrays).
+        primals: a tuple (or list) of arguments: the point.
+        tangents: a tuple (or list) like `primals`: the direction.
+        has_aux: `f` returns `(out, aux)`; then `(out, tangent_out, aux)` is returned.
+
+    Returns:
+        `(out, tangent_out)` where `tangent_out` has the structure of `out`.
+    """
+    tangents = _check_tangents(primals, tangents, "jvp")
+    res = _linearize(f, tuple(primals), has_aux, "jvp")
+    t_out = res[1](tangents)
+    return (res[0], t_out, res[2]) if has_aux else (res[0], t_out)
 
 
-def jacfwd(f, argnums=0):
-    raise NotImplementedError("fc.jacfwd is being written (issue 3)")
+# --- Jacobians and the Hessian ----------------------------------------------------------------
 
 
-def custom_vjp(fun):
-    raise NotImplementedError("fc.custom_vjp is being written (issue 3)")
+def _stack(arrays: list[Array], axis: int, shape: tuple[int, ...]) -> Array:
+    """Stack equal-shape arrays along a new `axis`, then reshape to `shape`."""
+    from funconv.ops import reshape, stack
+
+    return reshape(stack(arrays, axis=axis), shape)
+
+
+def _basis(aval: ArrayType, k: int) -> Array:
+    """The k-th unit vector of the space of `aval` (a constant)."""
+    e = np.zeros(aval.size, aval.dtype)
+    e[k] = 1
+    return asarray(e.reshape(aval.shape))
+
+
+def _real_float(leaves, fname: str, what: str):
+    for i, x in enumerate(leaves):
+        if not (is_inexact(x.dtype) and x.dtype.kind == "f"):
+            raise DTypeError(f"{fname}: {what} {i} has type {x.aval.short()}; Jacobians are "
+                             "defined here for real float values only")
+
+
+def _jacobian(out_tree, out_leaves, in_struct, in_leaves, block, int_argnums: bool):
+    """Assemble `block(j, i)` (out leaf j by input leaf i) as JAX does: the output's
+    structure outside, the input's (one entry per argnum) inside."""
+    rows = []
+    for j in range(len(out_leaves)):
+        inner = tree_util.unflatten(in_struct, [block(j, i) for i in range(len(in_leaves))])
+        rows.append(inner[0] if int_argnums else inner)
+    return tree_util.unflatten(out_tree, rows)
+
+
+def jacrev(f, argnums=0, has_aux: bool = False):
+    """The Jacobian of `f` by reverse mode: one VJP per output element (as `jax.jacrev`).
+
+    Each leaf of the result has shape `out.shape + in.shape`; the result has the
+    output's pytree structure, each entry the argument's structure (a tuple of
+    them for a tuple `argnums`). With `has_aux`, returns `(jacobian, aux)`.
+    """
+
+    def jacfun(*args, **kwargs):
+        nums = _argnums_tuple(argnums, len(args), "jacrev")
+        primals = tuple(args[i] for i in nums)
+        res = _vjp(_partial(f, args, kwargs, nums), primals, has_aux, "jacrev", nums)
+        out, f_vjp = res[0], res[1]
+        out_leaves, out_tree = tree_util.flatten(out)
+        _real_float(out_leaves, "jacrev", "output")
+        in_leaves, in_struct = tree_util.flatten(primals)
+        in_avals = [asarray(x).aval for x in in_leaves]
+        # rows[j][k]: the flat input cotangents for the k-th unit cotangent of output leaf j
+        rows = []
+        for j, o in enumerate(out_leaves):
+            zeros = [np.zeros(p.shape, p.dtype) for p in out_leaves]
+            per_k = []
+            for k in range(o.size):
+                cts = list(zeros)
+                cts[j] = _basis(o.aval, k)
+                per_k.append(tree_util.leaves(f_vjp(tree_util.unflatten(out_tree, cts))))
+            rows.append(per_k)
+
+        def block(j, i):
+            shape = out_leaves[j].shape + in_avals[i].shape
+            if not rows[j]:  # an empty output
+                return _zeros(ArrayType(shape, in_avals[i].dtype))
+            return _stack([r[i] for r in rows[j]], 0, shape)
+
+        jac = _jacobian(out_tree, out_leaves, in_struct, in_leaves, block,
+                        isinstance(argnums, (int, np.integer)))
+        return (jac, res[2]) if has_aux else jac
+
+    jacfun.__name__ = f"jacrev({getattr(f, '__name__', 'f')})"
+    return jacfun
+
+
+def jacfwd(f, argnums=0, has_aux: bool = False):
+    """The Jacobian of `f` by forward mode: one JVP per input element (as `jax.jacfwd`).
+
+    Same result layout as `jacrev`: leaves of shape `out.shape + in.shape`.
+    The linearisation (graphs) is built once and applied to each unit tangent.
+    """
+
+    def jacfun(*args, **kwargs):
+        nums = _argnums_tuple(argnums, len(args), "jacfwd")
+        primals = tuple(args[i] for i in nums)
+        res = _linearize(_partial(f, args, kwargs, nums), primals, has_aux, "jacfwd", nums)
+        out, f_jvp = res[0], res[1]
+        in_leaves, in_struct = tree_util.flatten(primals)
+        in_arrays = [asarray(x) for x in in_leaves]
+        _real_float(in_arrays, "jacfwd", "input leaf")
+        out_leaves, out_tree = tree_util.flatten(out)
+        _real_float(out_leaves, "jacfwd", "output")
+        # cols[i][k]: the flat output tangents for the k-th unit tangent of input leaf i
+        cols = []
+        for i, x in enumerate(in_arrays):
+            zeros = [np.zeros(a.shape, a.dtype) for a in in_arrays]
+            per_k = []
+            for k in range(x.size):
+                ts = list(zeros)
+                ts[i] = _basis(x.aval, k)
+                per_k.append(tree_util.leaves(f_jvp(tree_util.unflatten(in_struct, ts))))
+            cols.append(per_k)
+
+        def block(j, i):
+            shape = out_leaves[j].shape + in_arrays[i].shape
+            if not cols[i]:  # an empty input
+                return _zeros(ArrayType(shape, out_leaves[j].dtype))
+            return _stack([c[j] for c in cols[i]], -1, shape)
+
+        jac = _jacobian(out_tree, out_leaves, in_struct, in_leaves, block,
+                        isinstance(argnums, (int, np.integer)))
+        return (jac, res[2]) if has_aux else jac
+
+    jacfun.__name__ = f"jacfwd({getattr(f, '__name__', 'f')})"
+    return jacfun
+
+
+def hessian(f, argnums=0, has_aux: bool = False):
+    """The Hessian of a scalar `f`: `jacfwd(jacrev(f))`, shape `in.shape + in.shape`.
+
+    Forward over reverse, as JAX: the inner gradient is one reverse pass, the
+    outer Jacobian one linearised pass per input element.
+    """
+    return jacfwd(jacrev(f, argnums, has_aux), argnums, has_aux)
+
+# --- custom_vjp ----------------------------------------------------------------------------------
+#
+# Under a trace, a custom_vjp function runs its `fwd` (so the graph holds ordinary
+# nodes for the forward computation and its residuals) and wraps each output in a
+# `custom_vjp_call` node: the identity on its first operand, whose other operands are
+# the function's arguments and residuals. Its VJP rule sends the cotangent to the
+# arguments through the user's `bwd` and nothing through the forward computation.
+# Any graph consumer (interpreter, jit backends, passes) sees a plain identity; once
+# no more differentiation follows, a pass may replace it by its first operand.
+
+
+class _CustomRule:
+    """Static data of one custom_vjp call: hashable by identity, so it can be a param."""
+
+    def __init__(self, cvjp, nondiff, in_tree, n_args, out_tree, out_avals, res_tree, res_static):
+        self.cvjp = cvjp
+        self.nondiff = nondiff          # the nondiff_argnums values, passed first to bwd
+        self.in_tree = in_tree          # structure of the differentiable arguments (a tuple)
+        self.n_args = n_args            # their number of leaves
+        self.out_tree = out_tree
+        self.out_avals = out_avals
+        self.res_tree = res_tree
+        self.res_static = res_static    # residual leaves that are not arrays, by position
+
+    def __repr__(self) -> str:
+        return f"<custom_vjp {self.cvjp.__name__}>"
+
+    def residuals(self, res_arrays):
+        it = iter(res_arrays)
+        leaves = [self.res_static[k] if k in self.res_static else next(it)
+                  for k in range(self.res_tree.num_leaves)]
+        return tree_util.unflatten(self.res_tree, leaves)
+
+
+def _custom_vjp_call_rule(value: ArrayType, *operands: ArrayType, rule, index) -> ArrayType:
+    return value
+
+
+def _custom_vjp_call_impl(value, *operands, rule, index):
+    return value
+
+
+def _custom_vjp_call_vjp(ct, out, value, *operands, rule, index):
+    """Call the user's bwd with this output's cotangent (zeros for the other outputs).
+
+    With several outputs, bwd runs once per output that receives a cotangent and
+    the results add up: correct because bwd is linear in its cotangent.
+    """
+    args, res = operands[:rule.n_args], operands[rule.n_args:]
+    cts = [ct if j == index else _zeros(a) for j, a in enumerate(rule.out_avals)]
+    name = rule.cvjp.__name__
+    in_cts = rule.cvjp.bwd(*rule.nondiff, rule.residuals(res), tree_util.unflatten(rule.out_tree, cts))
+    diff_args = tree_util.unflatten(rule.in_tree, args)
+    if not isinstance(in_cts, (tuple, list)) or len(in_cts) != len(diff_args):
+        raise ArgumentError(f"custom_vjp {name}: bwd must return a tuple with one cotangent per "
+                            f"differentiable argument ({len(diff_args)}), got {describe(in_cts)}")
+    flat = []
+    for i, (c, a) in enumerate(zip(in_cts, diff_args)):
+        a_leaves, a_tree = tree_util.flatten(a)
+        if c is None:
+            flat.extend([None] * len(a_leaves))
+            continue
+        c_leaves, c_tree = tree_util.flatten(c, is_leaf=lambda x: x is None)
+        if c_tree != a_tree:
+            raise ArgumentError(f"custom_vjp {name}: bwd's cotangent {i} has structure {c_tree}, "
+                                f"the argument {a_tree}")
+        for cl, al in zip(c_leaves, a_leaves):
+            if cl is None:
+                flat.append(None)
+                continue
+            cl = asarray(cl)
+            if cl.shape != al.shape:
+                raise ShapeError(f"custom_vjp {name}: bwd returned a cotangent of type "
+                                 f"{cl.aval.short()} for argument {i} of type {al.aval.short()}")
+            flat.append(cl if cl.dtype == al.dtype else cl.astype(al.dtype))
+    return (None, *flat, *[None] * len(res))
+
+
+custom_vjp_call_p = Primitive("custom_vjp_call", _custom_vjp_call_rule, _custom_vjp_call_impl,
+                              _custom_vjp_call_vjp)
+
+
+class custom_vjp:  # noqa: N801 - named as JAX's decorator
+    """A function with a user-defined VJP, as `jax.custom_vjp`.
+
+    Example::
+
+        @fc.custom_vjp
+        def clip_gradient(x):
+            return x
+
+        def fwd(x):
+            return x, None            # (output, residuals)
+
+        def bwd(res, ct):
+            return (fc.clip(ct, -1, 1),)  # one cotangent per argument
+
+        clip_gradient.defvjp(fwd, bwd)
+
+    Outside any transformation the function itself runs. Under `grad`, `vjp`,
+    `jit` or `make_graph`, `fwd` runs and the cotangent goes through `bwd`;
+    `bwd` is written in funconv ops, so higher derivatives differentiate it.
+    Arguments at `nondiff_argnums` are static: they are passed to `bwd` first.
+    """
+
+    def __init__(self, fun, nondiff_argnums=()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.fwd = None
+        self.bwd = None
+        self._in_fwd = 0  # > 0 while fwd runs: fwd may call the function itself (as in JAX)
+
+    def defvjp(self, fwd, bwd) -> None:
+        """Set the rule: `fwd(*args) -> (out, residuals)`, `bwd(residuals, ct) -> tuple`."""
+        self.fwd, self.bwd = fwd, bwd
+
+    def __get__(self, obj, objtype=None):  # as a method: bind like a function
+        return self if obj is None else functools.partial(self, obj)
+
+    def __call__(self, *args, **kwargs):
+        name = self.__name__
+        if kwargs:
+            args = _bind_positional(self.fun, args, kwargs)
+        if not isinstance(current(), Trace) or self._in_fwd:
+            return self.fun(*args)
+        if self.fwd is None:
+            raise ArgumentError(f"custom_vjp {name} has no rule: call {name}.defvjp(fwd, bwd) "
+                                "before differentiating or tracing it")
+        for i in self.nondiff_argnums:
+            if not -len(args) <= i < len(args):
+                raise ArgumentError(f"custom_vjp {name}: nondiff_argnums={self.nondiff_argnums} "
+                                    f"but it was called with {len(args)} argument(s)")
+        nondiff_pos = {i % len(args) for i in self.nondiff_argnums}
+        diff = tuple(a for i, a in enumerate(args) if i not in nondiff_pos)
+        leaves, in_tree = tree_util.flatten(diff)
+        arrays = []
+        for path, leaf in _leaf_paths(diff):
+            try:
+                arrays.append(asarray(leaf))
+            except ArgumentError:
+                raise ArgumentError(f"custom_vjp {name}: argument {path} is {describe(leaf)}, not "
+                                    "an array; list non-array arguments in nondiff_argnums") from None
+        it = iter(tree_util.unflatten(in_tree, arrays))
+        call_args = [a if i in nondiff_pos else next(it) for i, a in enumerate(args)]
+        self._in_fwd += 1
+        try:
+            res = self.fwd(*call_args)
+        finally:
+            self._in_fwd -= 1
+        if not (isinstance(res, tuple) and len(res) == 2):
+            raise ArgumentError(f"custom_vjp {name}: fwd must return a pair (output, residuals), "
+                                f"got {describe(res)}")
+        out, residuals = res
+        out_leaves, out_tree = tree_util.flatten(out)
+        outs = [_out_leaf(o, f"custom_vjp {name} (fwd)", False) for o in out_leaves]
+        res_leaves, res_tree = tree_util.flatten(residuals)
+        res_arrays, res_static = [], {}
+        for k, r in enumerate(res_leaves):
+            if isinstance(r, (Array, np.ndarray)):
+                res_arrays.append(asarray(r))
+            else:  # Python numbers, strings, dtypes... are carried as static data
+                res_static[k] = r
+        rule = _CustomRule(self, tuple(args[i] for i in sorted(nondiff_pos)), in_tree, len(arrays),
+                           out_tree, [o.aval for o in outs], res_tree, res_static)
+        marked = [custom_vjp_call_p(o, *arrays, *res_arrays, rule=rule, index=j)
+                  if is_inexact(o.dtype) else o for j, o in enumerate(outs)]
+        return tree_util.unflatten(out_tree, marked)
+
+
+def _bind_positional(fun, args, kwargs) -> tuple:
+    """Keyword arguments of `fun` moved to their positions (defaults filled in)."""
+    try:
+        bound = inspect.signature(fun).bind(*args, **kwargs)
+    except TypeError as e:
+        raise ArgumentError(f"{getattr(fun, '__name__', 'f')}: {e}") from None
+    bound.apply_defaults()
+    return bound.args + tuple(bound.kwargs.values())
