@@ -1,9 +1,309 @@
-"""Pooling (issue 5)."""
+"""Pooling: the windowed-reduction primitive `reduce_window` (max and sum), the
+two max-pool derivative primitives `select_and_scatter_add` and
+`select_and_gather`, and the wrappers `max_pool` and `avg_pool`.
+
+All of them work on the trailing `len(window)` dims of their operand (the
+spatial dims of an N C spatial... array); leading dims are batch-like.
+
+- `reduce_window(x; computation, window, strides, padding, base_dilation)`:
+  `out[..., p] = reduce_{k in window} xd[..., p*stride + k]`, where `xd` is x
+  dilated by `base_dilation` and padded with the reduction's identity (-inf
+  for max, 0 for sum); negative pads crop. Sum's VJP is again a windowed sum
+  (of the cotangent dilated by the stride: the same algebra as conv's input
+  gradient). Max's VJP is `select_and_scatter_add`.
+- `select_and_scatter_add(ct, x; window, strides, padding)`: x-shaped; every
+  window's cotangent is added at the FIRST maximum of x in that window (first
+  in row-major window order: deterministic, as JAX and PyTorch do on CPU).
+- `select_and_gather(t, x; ...)`: pooled-shaped; picks t at the same first
+  maximum. The two are linear in their first operand and each other's
+  transpose, so max pooling is differentiable to any order (the selection
+  itself is piecewise constant in x: zero derivative).
+
+The NumPy impls loop over the window taps (a handful) with whole-array
+operations on strided slices, which keeps the common non-overlapping 2x2 case
+at four vectorised passes. Imports ops._core, primitive, types and errors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from funconv.array import Array
+from funconv.errors import ArgumentError, DTypeError, ShapeError
+from funconv.ops._core import asarray, operand, to_dtype
+from funconv.primitive import Primitive
+from funconv.types import ArrayType, DEFAULT_FLOAT, is_inexact
+
+# --- shared geometry ----------------------------------------------------------------------
 
 
-def max_pool(x, window, stride=None, padding=0):
-    raise NotImplementedError("fc.max_pool is being written (issue 5)")
+def _dilate(size: int, d: int) -> int:
+    return 0 if size == 0 else (size - 1) * d + 1
 
 
-def avg_pool(x, window, stride=None, padding=0):
-    raise NotImplementedError("fc.avg_pool is being written (issue 5)")
+def _out_sizes(shape, window, strides, padding, base_dilation, where: str):
+    nd = len(window)
+    for name, v in (("strides", strides), ("padding", padding), ("base_dilation", base_dilation)):
+        if len(v) != nd:
+            raise ShapeError(f"{where}: {name} needs one entry per window dim ({nd})")
+    if len(shape) < nd:
+        raise ShapeError(f"{where}: a {nd}-d window needs an operand of rank >= {nd}")
+    if any(v < 1 for v in tuple(window) + tuple(strides) + tuple(base_dilation)):
+        raise ShapeError(f"{where}: window, strides and base_dilation must be positive")
+    lead = len(shape) - nd
+    out = []
+    for i in range(nd):
+        padded = _dilate(shape[lead + i], base_dilation[i]) + padding[i][0] + padding[i][1]
+        if padded < window[i]:
+            raise ShapeError(f"{where}: along pooled dim {i} the window ({window[i]}) is larger "
+                             f"than the padded input ({padded}); pad more or use a smaller window")
+        out.append((padded - window[i]) // strides[i] + 1)
+    return tuple(shape[:lead]) + tuple(out)
+
+
+def _identity(computation: str, dtype: np.dtype):
+    if computation == "sum":
+        return 0
+    if dtype.kind == "f":
+        return -np.inf
+    if dtype.kind == "b":
+        return False
+    return np.iinfo(dtype).min
+
+
+def _pad(x: np.ndarray, nd: int, padding, base_dilation, fill) -> np.ndarray:
+    """x dilated along its trailing nd dims and padded with `fill` (negative pads crop)."""
+    if all(d == 1 for d in base_dilation) and all(p == (0, 0) for p in padding):
+        return x
+    lead = x.ndim - nd
+    sizes, inner, crop = [], [], []
+    for i in range(nd):
+        lo, hi = padding[i]
+        dil = _dilate(x.shape[lead + i], base_dilation[i])
+        sizes.append(max(lo, 0) + dil + max(hi, 0))
+        inner.append(slice(max(lo, 0), max(lo, 0) + dil, base_dilation[i]))
+        crop.append(slice(max(-lo, 0), sizes[-1] - max(-hi, 0)))
+    xp = np.full(x.shape[:lead] + tuple(sizes), fill, x.dtype)
+    xp[(slice(None),) * lead + tuple(inner)] = x
+    return xp[(slice(None),) * lead + tuple(crop)]
+
+
+def _taps(xp_shape, window, strides, out_shape):
+    """(tap number, slices of the padded operand holding that tap of every window)."""
+    nd = len(window)
+    lead = len(xp_shape) - nd
+    osp = out_shape[lead:]
+    for t, k in enumerate(itertools.product(*[range(w) for w in window])):
+        yield t, (slice(None),) * lead + tuple(
+            slice(k[i], k[i] + (osp[i] - 1) * strides[i] + 1, strides[i]) for i in range(nd))
+
+
+# --- reduce_window ---------------------------------------------------------------------------
+
+
+def _reduce_window_rule(x: ArrayType, *, computation, window, strides, padding,
+                        base_dilation) -> ArrayType:
+    where = (f"reduce_window({x.short()}; computation={computation!r}, window={window}, "
+             f"strides={strides}, padding={padding}, base_dilation={base_dilation})")
+    if computation not in ("max", "sum"):
+        raise ArgumentError(f"{where}: computation must be 'max' or 'sum'")
+    if computation == "max" and x.dtype.kind not in "biuf":
+        raise DTypeError(f"{where}: max pooling needs real operands")
+    return ArrayType(_out_sizes(x.shape, window, strides, padding, base_dilation, where), x.dtype)
+
+
+def _reduce_window_impl(x, *, computation, window, strides, padding, base_dilation):
+    nd = len(window)
+    out_shape = _out_sizes(x.shape, window, strides, padding, base_dilation, "reduce_window")
+    xp = _pad(x, nd, padding, base_dilation, _identity(computation, x.dtype))
+    combine = np.maximum if computation == "max" else np.add
+    out = None
+    for t, sl in _taps(xp.shape, window, strides, out_shape):
+        if out is None:
+            out = np.array(xp[sl], dtype=x.dtype)
+        else:
+            combine(out, xp[sl], out=out)
+    return out
+
+
+def _reduce_window_vjp(ct, out, x, *, computation, window, strides, padding, base_dilation):
+    nd = len(window)
+    lead = x.ndim - nd
+    if computation == "max":
+        if any(d != 1 for d in base_dilation) or any(lo < 0 or hi < 0 for lo, hi in padding):
+            raise NotImplementedError("the derivative of a max reduce_window with base dilation "
+                                      "or negative padding is not implemented (max_pool never "
+                                      "builds one)")
+        return (select_and_scatter_add_p(ct, x, window=window, strides=strides, padding=padding),)
+    # sum: the adjoint of a windowed sum is a windowed sum of the cotangent dilated by the
+    # stride, padded so the result has x's size (as conv's input gradient, with a ones kernel)
+    in_dil = [_dilate(x.shape[lead + i], base_dilation[i]) for i in range(nd)]
+    out_dil = [_dilate(ct.shape[lead + i], strides[i]) for i in range(nd)]
+    lo = [window[i] - 1 - padding[i][0] for i in range(nd)]
+    pads = tuple((lo[i], in_dil[i] + window[i] - 1 - out_dil[i] - lo[i]) for i in range(nd))
+    return (reduce_window_p(ct, computation="sum", window=window, strides=tuple(base_dilation),
+                            padding=pads, base_dilation=tuple(strides)),)
+
+
+reduce_window_p = Primitive("reduce_window", _reduce_window_rule, _reduce_window_impl,
+                            _reduce_window_vjp)
+
+# --- select_and_scatter_add / select_and_gather (max pooling's derivatives) ----------------
+
+
+def _select_rule(name, pooled_first: bool):
+    def rule(a: ArrayType, x: ArrayType, *, window, strides, padding) -> ArrayType:
+        where = (f"{name}({a.short()}, {x.short()}; window={window}, strides={strides}, "
+                 f"padding={padding})")
+        if x.dtype.kind not in "biuf":
+            raise DTypeError(f"{where}: the selecting operand must be real")
+        if any(lo < 0 or hi < 0 for lo, hi in padding):
+            raise ShapeError(f"{where}: padding must be non-negative")
+        pooled = _out_sizes(x.shape, window, strides, padding, (1,) * len(window), where)
+        expect = pooled if pooled_first else x.shape
+        if a.shape != expect:
+            raise ShapeError(f"{where}: the first operand must have shape {expect}")
+        return ArrayType(x.shape if pooled_first else pooled, a.dtype)
+
+    return rule
+
+
+def _first_max_tap(x, window, strides, padding):
+    """Per window, the number of the tap holding its first maximum, and the padded shape."""
+    nd = len(window)
+    out_shape = _out_sizes(x.shape, window, strides, padding, (1,) * nd, "select")
+    xp = _pad(x, nd, padding, (1,) * nd, _identity("max", x.dtype))
+    best = idx = None
+    for t, sl in _taps(xp.shape, window, strides, out_shape):
+        v = xp[sl]
+        if best is None:
+            best = np.array(v)
+            idx = np.zeros(out_shape, np.int32)
+        else:
+            hit = v > best  # strict: ties keep the earlier tap
+            np.copyto(best, v, where=hit)
+            idx[hit] = t
+    return idx, xp.shape, out_shape
+
+
+def _select_and_scatter_add_impl(ct, x, *, window, strides, padding):
+    idx, padded_shape, out_shape = _first_max_tap(x, window, strides, padding)
+    nd = len(window)
+    lead = x.ndim - nd
+    res = np.zeros(padded_shape, ct.dtype)
+    zero = np.zeros((), ct.dtype)
+    for t, sl in _taps(padded_shape, window, strides, out_shape):
+        # one tap's positions are distinct (stride >= 1), so += through the slice is exact
+        res[sl] += np.where(idx == t, ct, zero)
+    return res[(slice(None),) * lead + tuple(
+        slice(lo, lo + x.shape[lead + i]) for i, (lo, _) in enumerate(padding))]
+
+
+def _select_and_gather_impl(t_, x, *, window, strides, padding):
+    idx, padded_shape, out_shape = _first_max_tap(x, window, strides, padding)
+    tp = _pad(t_, len(window), padding, (1,) * len(window), 0)
+    res = np.zeros(out_shape, t_.dtype)
+    for t, sl in _taps(padded_shape, window, strides, out_shape):
+        np.copyto(res, tp[sl], where=idx == t)
+    return res
+
+
+select_and_scatter_add_p = Primitive(
+    "select_and_scatter_add", _select_rule("select_and_scatter_add", True),
+    _select_and_scatter_add_impl,
+    lambda ct, out, a, x, **p: (select_and_gather_p(ct, x, **p), None))
+select_and_gather_p = Primitive(
+    "select_and_gather", _select_rule("select_and_gather", False), _select_and_gather_impl,
+    lambda ct, out, a, x, **p: (select_and_scatter_add_p(ct, x, **p), None))
+
+# --- wrappers ------------------------------------------------------------------------------
+
+
+def _per_dim(value, nd, name, opname, minimum=1):
+    vals = (value,) * nd if isinstance(value, (int, np.integer)) else value
+    try:
+        vals = tuple(vals)
+    except TypeError:
+        vals = None
+    if (vals is None or len(vals) != nd
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)):
+        raise ArgumentError(f"{opname}: {name} must be an int or {nd} ints, got {value!r}")
+    if any(v < minimum for v in vals):
+        raise ArgumentError(f"{opname}: {name} must be >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in vals)
+
+
+def _pool_args(opname, x, window, stride, padding):
+    from funconv.ops.conv import _padding
+
+    x = operand(x, opname)
+    x = x if isinstance(x, Array) else asarray(x)
+    if isinstance(window, (int, np.integer)):
+        nd = x.ndim - 2
+        if nd < 1:
+            raise ShapeError(f"{opname}: an int window pools the spatial dims of an (N, C, "
+                             f"spatial...) array, got {x.aval.short()}; pass a tuple window "
+                             "to pool the trailing dims of any array")
+    else:
+        try:
+            nd = len(window)
+        except TypeError:
+            raise ArgumentError(f"{opname}: window must be an int or a tuple of ints, "
+                                f"got {window!r}") from None
+    if nd < 1 or nd > x.ndim:
+        raise ShapeError(f"{opname}: a window {window!r} does not fit {x.aval.short()}")
+    window = _per_dim(window, nd, "window", opname)
+    strides = window if stride is None else _per_dim(stride, nd, "stride", opname)
+    where = f"{opname}({x.aval.short()}, window={window}, stride={stride}, padding={padding!r})"
+    pads = _padding(padding, x.shape[x.ndim - nd:], window, strides, opname, where)
+    if any(lo < 0 or hi < 0 for lo, hi in pads):
+        raise ShapeError(f"{where}: padding must be non-negative")
+    for i in range(nd):
+        padded = x.shape[x.ndim - nd + i] + pads[i][0] + pads[i][1]
+        if padded < window[i]:
+            raise ShapeError(f"{where}: along pooled dim {i} the window ({window[i]}) is larger "
+                             f"than the padded input ({padded}); pad more or use a smaller window")
+    return x, window, strides, pads
+
+
+def max_pool(x, window, stride=None, padding=0) -> Array:
+    """Max pooling over the trailing spatial dims.
+
+    Args:
+        x: (N, C, spatial...) (or any array, with a tuple `window` over its trailing dims).
+        window: int (every spatial dim of an N C spatial... array) or a tuple.
+        stride: int or per dim; defaults to the window (non-overlapping).
+        padding: "SAME", "VALID", an int, per-dim ints or per-dim (lo, hi)
+            pairs; padded positions count as -inf.
+
+    Returns:
+        The pooled array. Its gradient goes to the first maximum of each
+        window (row-major order within the window).
+    """
+    x, window, strides, pads = _pool_args("max_pool", x, window, stride, padding)
+    if x.dtype.kind == "c":
+        raise DTypeError(f"max_pool: complex values have no maximum, got {x.aval.short()}")
+    return reduce_window_p(x, computation="max", window=window, strides=strides, padding=pads,
+                           base_dilation=(1,) * len(window))
+
+
+def avg_pool(x, window, stride=None, padding=0) -> Array:
+    """Average pooling over the trailing spatial dims (arguments as `max_pool`).
+
+    Padded positions count as zeros and the divisor is always the window size
+    (PyTorch's `count_include_pad=True`, flax's default), so windows that
+    overlap the padding are pulled towards zero. Integer inputs average in float32.
+    """
+    x, window, strides, pads = _pool_args("avg_pool", x, window, stride, padding)
+    if not is_inexact(x.dtype):
+        x = to_dtype(x, DEFAULT_FLOAT)
+    s = reduce_window_p(x, computation="sum", window=window, strides=strides, padding=pads,
+                        base_dilation=(1,) * len(window))
+    return s / math.prod(window)
+
+
+__all__ = ["max_pool", "avg_pool", "reduce_window_p", "select_and_scatter_add_p",
+           "select_and_gather_p"]
