@@ -1,0 +1,125 @@
+"""Benchmark conv3x3: the value and both gradients of sum(conv(x, w)**2).
+
+x f32[16,64,32,32], w f32[64,64,3,3], padding 1 (a training step's three
+convolutions: forward, input gradient, weight gradient, 3.6 GFLOP in all).
+Times eager funconv, jitted funconv (once `fc.jit` exists), and PyTorch and
+JAX when they are importable, all in the same run, and NumPy's float32 matmul
+for the bound. Prints median milliseconds, effective GFLOP/s and the share of
+NumPy's matmul throughput. Nothing is asserted.
+
+Run: python bench/conv.py [--repeat 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import funconv as fc
+
+N, C, H, W, O, K = 16, 64, 32, 32, 64, 3
+# one convolution: 2 flops per multiply-add, N*O*H*W outputs of C*K*K taps each
+FLOP_PER_CONV = 2 * N * O * H * W * C * K * K
+FLOP = 3 * FLOP_PER_CONV  # forward, input gradient, weight gradient
+
+
+def median_ms(f, repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        f()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(ts)
+
+
+def matmul_gflops(repeat: int) -> float:
+    """NumPy float32 matmul throughput on a square GEMM of the same order of work."""
+    n = 1024
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    ms = median_ms(lambda: a @ a, repeat)
+    return 2 * n ** 3 / (ms * 1e-3) / 1e9
+
+
+def loss(x, w):
+    return (fc.conv(x, w, padding=1) ** 2).sum()
+
+
+def funconv_eager(x, w):
+    f = fc.value_and_grad(loss, argnums=(0, 1))
+    xa, wa = fc.asarray(x), fc.asarray(w)
+    return lambda: f(xa, wa)
+
+
+def funconv_jit(x, w):
+    try:
+        f = fc.jit(fc.value_and_grad(loss, argnums=(0, 1)))
+        xa, wa = fc.asarray(x), fc.asarray(w)
+        f(xa, wa)
+    except NotImplementedError:
+        return None
+    return lambda: f(xa, wa)
+
+
+def torch_step(x, w):
+    try:
+        import torch
+    except ImportError:
+        return None
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+
+    def step():
+        xt.grad = wt.grad = None
+        v = (torch.nn.functional.conv2d(xt, wt, padding=1) ** 2).sum()
+        v.backward()
+        return v.item()
+
+    return step
+
+
+def jax_step(x, w):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+
+    def jloss(x, w):
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)))
+        return jnp.sum(y ** 2)
+
+    f = jax.jit(jax.value_and_grad(jloss, argnums=(0, 1)))
+    xj, wj = jnp.asarray(x), jnp.asarray(w)
+    return lambda: jax.block_until_ready(f(xj, wj))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=20)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = (rng.standard_normal((O, C, K, K)) / np.sqrt(C * K * K)).astype(np.float32)
+
+    peak = matmul_gflops(args.repeat)
+    print(f"conv3x3: x f32[{N},{C},{H},{W}], w f32[{O},{C},{K},{K}], padding 1; "
+          f"value and grad of sum(conv(x, w)**2): {FLOP / 1e9:.2f} GFLOP")
+    print(f"numpy float32 matmul (1024^3): {peak:.1f} GFLOP/s -> bound {FLOP / peak / 1e6:.1f} ms")
+    rows = [("funconv eager", funconv_eager(x, w)), ("funconv jit", funconv_jit(x, w)),
+            ("pytorch", torch_step(x, w)), ("jax jit", jax_step(x, w))]
+    for name, f in rows:
+        if f is None:
+            print(f"{name:15s} (not available)")
+            continue
+        ms = median_ms(f, args.repeat)
+        gf = FLOP / (ms * 1e-3) / 1e9
+        print(f"{name:15s} {ms:8.1f} ms  {gf:6.1f} GFLOP/s  {100 * gf / peak:5.1f}% of matmul")
+
+
+if __name__ == "__main__":
+    main()
