@@ -210,8 +210,8 @@ class Array:
     def std(self, axis=None, ddof=0, keepdims=False):
         return _ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
-    def prod(self, axis=None, keepdims=False):
-        return _ops.prod(self, axis=axis, keepdims=keepdims)
+    def prod(self, axis=None, dtype=None, keepdims=False):
+        return _ops.prod(self, axis=axis, dtype=dtype, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
         return _ops.max(self, axis=axis, keepdims=keepdims)
@@ -227,6 +227,30 @@ class Array:
 
     def dot(self, other):
         return _ops.dot(self, other)
+
+    def any(self, axis=None, keepdims=False):
+        return _ops.any(self, axis=axis, keepdims=keepdims)
+
+    def all(self, axis=None, keepdims=False):
+        return _ops.all(self, axis=axis, keepdims=keepdims)
+
+    def cumsum(self, axis=None, dtype=None):
+        return _ops.cumsum(self, axis=axis, dtype=dtype)
+
+    def clip(self, min=None, max=None):  # noqa: A002 (NumPy's names)
+        return _ops.clip(self, min, max)
+
+    def round(self):
+        return _ops.round(self)
+
+    def take(self, indices, axis=None):
+        return _ops.take(self, indices, axis=axis)
+
+    def swapaxes(self, axis1, axis2):
+        return _ops.swapaxes(self, axis1, axis2)
+
+    def repeat(self, repeats, axis=None):
+        return _ops.repeat(self, repeats, axis=axis)
 
     def __getitem__(self, idx):
         return _ops.getitem(self, idx)
@@ -258,10 +282,12 @@ class Array:
     def __ge__(self, o): return _ops.greater_equal(self, o)
     def __eq__(self, o): return _ops.equal(self, o)  # noqa: E704
     def __ne__(self, o): return _ops.not_equal(self, o)
-    def __and__(self, o): return _ops.logical_and(self, o)
-    def __rand__(self, o): return _ops.logical_and(o, self)
-    def __or__(self, o): return _ops.logical_or(self, o)
-    def __ror__(self, o): return _ops.logical_or(o, self)
+    def __and__(self, o): return _ops.bitwise_and(self, o)
+    def __rand__(self, o): return _ops.bitwise_and(o, self)
+    def __or__(self, o): return _ops.bitwise_or(self, o)
+    def __ror__(self, o): return _ops.bitwise_or(o, self)
+    def __xor__(self, o): return _ops.bitwise_xor(self, o)
+    def __rxor__(self, o): return _ops.bitwise_xor(o, self)
 
 
 class _IndexUpdateHelper:

@@ -89,10 +89,11 @@ def _abs_complex_rule(x: ArrayType) -> ArrayType:
 
 
 def _abs_complex_vjp(ct, out, x):
-    # d|z| in the direction v is Re(conj(z) v) / |z|, so the cotangent is ct * z / |z|
-    # (0 at z == 0, where |z| has no derivative)
+    # d|z| in the direction v is Re(conj(z) v) / |z|. Cotangents of complex values follow
+    # JAX's convention (the VJP pairs by Re(sum(ct * v)), no conjugation, as mul's ct * y),
+    # so the cotangent is ct * conj(z) / |z| (0 at z == 0, where |z| has no derivative)
     safe = where(out == 0, 1, out)
-    return (complex_(ct, 0 * ct) * x / complex_(safe, 0 * safe),)
+    return (complex_(ct / safe, 0 * ct) * conj(x),)
 
 
 # |z| of a complex array is real, so it is not an `elementwise` (which keeps the dtype)
@@ -192,8 +193,10 @@ def _atan2_vjp(ct, out, y, x):
 atan2_p = elementwise("atan2", np.arctan2, _atan2_vjp, c_expr="atan2({0},{1})", kinds="f")
 max_p = elementwise("max", np.maximum, _max_vjp, c_expr="fmax({0},{1})", kinds="biuf")
 min_p = elementwise("min", np.minimum, _min_vjp, c_expr="fmin({0},{1})", kinds="biuf")
-and_p = elementwise("and", np.logical_and, c_expr="({0}&&{1})", kinds="b", differentiable=False)
-or_p = elementwise("or", np.logical_or, c_expr="({0}||{1})", kinds="b", differentiable=False)
+# bitwise on integers; on bools bitwise and logical coincide (logical_and casts to bool first)
+and_p = elementwise("and", np.bitwise_and, c_expr="({0}&{1})", kinds="biu", differentiable=False)
+or_p = elementwise("or", np.bitwise_or, c_expr="({0}|{1})", kinds="biu", differentiable=False)
+xor_p = elementwise("xor", np.bitwise_xor, c_expr="({0}^{1})", kinds="biu", differentiable=False)
 lt_p = comparison("lt", np.less, "({0}<{1})")
 le_p = comparison("le", np.less_equal, "({0}<={1})")
 gt_p = comparison("gt", np.greater, "({0}>{1})")
@@ -400,7 +403,8 @@ mod = remainder
 
 
 def power(x, y):
-    """`x ** y`. An integer Python exponent is exact (repeated multiplication)."""
+    """`x ** y`. Integer arrays stay integer (a negative exponent gives 0 unless |x| == 1);
+    a small non-negative Python int exponent is exact (repeated multiplication)."""
     if isinstance(y, int) and not isinstance(y, bool) and isinstance(x, Array) and 0 <= y <= 4:
         if y == 0:
             return zeros_like_ct(x) + 1
@@ -409,8 +413,8 @@ def power(x, y):
             out = out * x
         return out
     x, y = promote("power", x, y)
-    if not is_inexact(x.dtype):
-        x, y = to_dtype(x, DEFAULT_FLOAT), to_dtype(y, DEFAULT_FLOAT)
+    if x.dtype.kind == "b":
+        x, y = to_dtype(x, int32), to_dtype(y, int32)
     return pow_p(x, y)
 
 
@@ -425,6 +429,25 @@ def _logical(prim, opname):
 
 logical_and = _logical(and_p, "logical_and")
 logical_or = _logical(or_p, "logical_or")
+logical_xor = _logical(xor_p, "logical_xor")
+
+
+def _bitwise(prim, opname):
+    def f(x, y):
+        x, y = promote(opname, x, y)
+        if x.dtype.kind not in "biu":
+            raise DTypeError(f"{opname}: needs integer or bool operands, got {x.aval.short()}, "
+                             f"{y.aval.short()}")
+        return prim(x, y)
+
+    f.__name__ = f.__qualname__ = opname
+    f.__doc__ = f"Elementwise `np.{opname}` of integers or bools (`&`, `|`, `^` on arrays)."
+    return f
+
+
+bitwise_and = _bitwise(and_p, "bitwise_and")
+bitwise_or = _bitwise(or_p, "bitwise_or")
+bitwise_xor = _bitwise(xor_p, "bitwise_xor")
 
 
 def logical_not(x):
@@ -503,5 +526,6 @@ __all__ = ["exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid
            "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "remainder", "mod",
            "power", "maximum", "minimum", "clip", "reciprocal", "exp2", "log2", "log10", "logaddexp",
            "arctan2", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
-           "logical_and", "logical_or", "logical_not", "invert", "where", "real", "imag", "conj",
+           "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or",
+           "bitwise_xor", "invert", "where", "real", "imag", "conj",
            "conjugate", "complex_", "astype", "isnan", "isinf", "isfinite"]
