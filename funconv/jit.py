@@ -1,7 +1,405 @@
-"""jit: trace -> passes -> backend.compile, cached per argument signature (issue 4)."""
+"""jit: trace -> passes -> backend.compile, cached per argument signature.
+
+`jit(f)` returns a `Jitted` function. On a call outside any trace it looks up
+a compiled `Executable` by the *signature* of the call: the pytree structure of
+the dynamic arguments, each leaf's (shape, dtype), the static arguments'
+values (and, implicitly, the backend of this Jitted). On a miss it traces `f`
+with abstract inputs (values unknown, so Python control flow on them raises
+ConcretizationError), runs the graph passes (funconv.passes.optimize) and
+hands the graph to the backend. A call made while another trace is active
+(inside grad, make_graph, vmap or another jit) runs no compiled code: the
+traced graph is evaluated through the current interpreter, so it inlines and
+the outer transformation sees (and differentiates, and optimises) through it.
+
+The call path is lean: for positional Array arguments the key is a tuple of
+(shape, dtype) pairs, found with one dict lookup, then the generated function
+runs; no tracing and no dict building per call.
+
+Recompiles are explained with `fc.config.update("explain_recompiles", True)`:
+every cache miss after the first logs (logger "funconv.jit") which argument
+changed and how. Imports tracing, tree, passes, config, errors; the backend is
+imported lazily, by name.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+
+import numpy as np
+
+from funconv import config
+from funconv import tree as tree_util
+from funconv.array import Array
+from funconv.errors import ArgumentError, TracerLeakError
+from funconv.ops._core import asarray, describe
+from funconv.tracing import EAGER, _current, eval_graph, trace_to_graph
+
+logger = logging.getLogger("funconv.jit")
+
+_from_value = Array._from_value
+
+
+def _as_tuple(nums, what: str) -> tuple:
+    if nums is None:
+        return ()
+    if isinstance(nums, (int, str)):
+        return (nums,)
+    try:
+        return tuple(nums)
+    except TypeError:
+        raise ArgumentError(f"jit: {what} must be an int/str or a sequence of them, "
+                            f"got {nums!r}") from None
+
+
+class Lowered:
+    """What `jitted.lower(*args)` returns: the optimised graph and the generated code.
+
+    Attributes:
+        graph: the graph after the passes (what the backend compiled).
+        source: the generated source code.
+        executable: the backend's compiled object.
+    """
+
+    def __init__(self, graph, source, executable):
+        self.graph = graph
+        self.source = source
+        self.executable = executable
+
+    def __repr__(self) -> str:
+        return f"Lowered(\n{self.graph}\n)"
+
+
+class _Entry:
+    """One compiled specialisation: the executable, and how to rebuild the outputs."""
+
+    __slots__ = ("call", "executable", "graph", "out_tree")
+
+    def __init__(self, executable, graph, out_tree):
+        self.executable = executable
+        self.graph = graph
+        self.out_tree = out_tree
+        fn = executable.fn
+        n_out = len(graph.outputs)
+        leaf = out_tree.num_leaves == 1 and out_tree.kind is None
+        # The common shapes of the output get their own closure: no generic unflatten per call
+        if leaf:
+            def call(vals):
+                return _from_value(fn(*vals)[0])
+        elif out_tree.kind is tuple and all(c.kind is None for c in out_tree.children):
+            def call(vals):
+                return tuple([_from_value(v) for v in fn(*vals)])
+        else:
+            unflatten = out_tree.unflatten
+
+            def call(vals):
+                return unflatten([_from_value(v) for v in fn(*vals)])
+        assert n_out == out_tree.num_leaves
+        self.call = call
+
+
+class Jitted:
+    """A function compiled per argument signature (see `jit`)."""
+
+    def __init__(self, f, static_argnums=(), static_argnames=(), donate_argnums=(), backend="numpy"):
+        if not callable(f):
+            raise ArgumentError(f"jit: expected a function, got {describe(f)}")
+        functools.update_wrapper(self, f)
+        self._f = f
+        self._backend = backend
+        static_argnums = _as_tuple(static_argnums, "static_argnums")
+        static_argnames = _as_tuple(static_argnames, "static_argnames")
+        self._donate = frozenset(_as_tuple(donate_argnums, "donate_argnums"))
+        # map names <-> positions through the signature, as JAX does, when it has one
+        try:
+            params = list(inspect.signature(f).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        positional = [p.name for p in params
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        nums = set(static_argnums)
+        names = set(static_argnames)
+        for i, nm in enumerate(positional):
+            if nm in names:
+                nums.add(i)
+            if i in nums:
+                names.add(nm)
+        self._static_nums = frozenset(nums)
+        self._static_names = frozenset(names)
+        self._cache: dict = {}
+        # positional-Array-only calls: key = ((shape, dtype), ...) -> entry.call
+        self._fast: dict = {}
+        self._fast_ok = not self._static_nums and not self._static_names
+        self._inline_graphs: dict = {}
+        self._last_sig = None
+        self.compiles = 0  # number of compilations (for tests and curiosity)
+
+    # -- the call path -------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        if not kwargs and _current.get() is EAGER:
+            try:
+                vals = [a._value for a in args]
+                call = self._fast.get(tuple([(v.shape, v.dtype) for v in vals]))
+            except AttributeError:  # not all Arrays (or an abstract one: the slow path says so)
+                call = None
+            if call is not None:
+                return call(vals)
+        return self._call_slow(args, kwargs)
+
+    def _split(self, args, kwargs):
+        """(dynamic positional, dynamic keyword, static key, leaf labels)."""
+        nargs = len(args)
+        nums = {i % nargs if nargs else i for i in self._static_nums if -nargs <= i < nargs}
+        dyn_args, statics = [], []
+        for i, a in enumerate(args):
+            if i in nums:
+                statics.append((i, a))
+            else:
+                dyn_args.append(a)
+        dyn_kwargs = {}
+        for k, v in kwargs.items():
+            if k in self._static_names:
+                statics.append((k, v))
+            else:
+                dyn_kwargs[k] = v
+        statics.sort(key=lambda kv: (isinstance(kv[0], str), kv[0]))
+        for where, v in statics:
+            try:
+                hash(v)
+            except TypeError:
+                label = f"argument {where}" if isinstance(where, int) else f"keyword argument {where!r}"
+                raise ArgumentError(
+                    f"jit({self.__name__}): static {label} is {describe(v)}, which is unhashable; "
+                    "static arguments are part of the compilation cache key. Pass a tuple "
+                    "instead of a list (or a frozen object), or make it a dynamic array "
+                    "argument") from None
+        return dyn_args, dyn_kwargs, tuple(statics), nums
+
+    def _signature(self, args, kwargs):
+        dyn_args, dyn_kwargs, statics, nums = self._split(args, kwargs)
+        leaves, treedef = tree_util.flatten((dyn_args, dyn_kwargs))
+        arrays = []
+        for i, leaf in enumerate(leaves):
+            if isinstance(leaf, Array):
+                arrays.append(leaf)
+                continue
+            try:
+                arrays.append(asarray(leaf))
+            except ArgumentError:
+                raise ArgumentError(
+                    f"jit({self.__name__}): a dynamic argument holds {describe(leaf)}, which is "
+                    "not an array; mark that argument static (static_argnums / static_argnames) "
+                    "so its value becomes part of the cache key") from None
+        avals = tuple((a.shape, a.dtype) for a in arrays)
+        sig = (treedef, avals, statics)
+        return sig, arrays, dyn_args, dyn_kwargs, statics, nums
+
+    def _call_slow(self, args, kwargs):
+        sig, arrays, dyn_args, dyn_kwargs, statics, nums = self._signature(args, kwargs)
+        if _current.get() is not EAGER:
+            return self._inline(sig, arrays, args, kwargs, nums)
+        for a in arrays:
+            if a._trace is not None:
+                raise TracerLeakError(
+                    f"jit({self.__name__}): got a traced value {a.aval.short()} from a finished "
+                    "transformation; it leaked out of the function that was traced")
+        entry = self._cache.get(sig)
+        if entry is None:
+            entry = self._compile(sig, arrays, args, kwargs, nums)
+        return entry.call([a._value for a in arrays])
+
+    # -- tracing and compiling -----------------------------------------------------------------------
+    def _flat_fun(self, sig, args, kwargs, nums):
+        """`f` as a function of the flat list of dynamic leaves."""
+        treedef = sig[0]
+        f = self._f
+        static_kw = {k: v for k, v in kwargs.items() if k in self._static_names}
+
+        def flat(*leaves):
+            dyn_args, dyn_kwargs = tree_util.unflatten(treedef, leaves)
+            it = iter(dyn_args)
+            full = [a if i in nums else next(it) for i, a in enumerate(args)]
+            return f(*full, **dyn_kwargs, **static_kw)
+
+        flat.__name__ = getattr(f, "__name__", "f")
+        return flat
+
+    def _trace(self, sig, arrays, args, kwargs, nums):
+        flat = self._flat_fun(sig, args, kwargs, nums)
+        return trace_to_graph(flat, arrays)
+
+    def _inline(self, sig, arrays, args, kwargs, nums):
+        """Under an outer trace: evaluate the traced graph through it (no compiled code)."""
+        graph = self._inline_graphs.get(sig)
+        captured = []
+        if graph is None:
+            graph, captured = self._trace(sig, arrays, args, kwargs, nums)
+            if not captured:  # a graph that captured an outer trace's values is not reusable
+                self._inline_graphs[sig] = graph
+        outs = eval_graph(graph, list(arrays) + list(captured))
+        return tree_util.unflatten(graph.out_tree, outs)
+
+    def _donated_leaves(self, sig, args, nums) -> tuple[int, ...]:
+        if not self._donate:
+            return ()
+        nargs = len(args)
+        donate = {i % nargs for i in self._donate if -nargs <= i < nargs}
+        out, k = [], 0
+        for i, a in enumerate(args):
+            if i in nums:
+                continue
+            n = len(tree_util.leaves(a))
+            if i in donate:
+                out.extend(range(k, k + n))
+            k += n
+        return tuple(out)
+
+    def _compile(self, sig, arrays, args, kwargs, nums) -> _Entry:
+        from funconv import passes
+        from funconv.backends import get_backend
+
+        if self._cache and config.explain_recompiles:
+            self._explain(sig, args, kwargs, nums)
+        backend = get_backend(self._backend)
+        graph, captured = self._trace(sig, arrays, args, kwargs, nums)
+        assert not captured  # outside any trace there is nothing to capture
+        graph = passes.optimize(graph)
+        exe = backend.compile(graph, donate=self._donated_leaves(sig, args, nums),
+                              name=getattr(self._f, "__name__", "jitted"))
+        entry = _Entry(exe, graph, graph.out_tree)
+        self._cache[sig] = entry
+        self.compiles += 1
+        self._last_sig = (sig, self._labels(args, kwargs, nums))
+        treedef, avals, statics = sig
+        if self._fast_ok and treedef == tree_util.structure((list(args), {})) \
+                and all(isinstance(a, Array) for a in args):
+            self._fast[avals] = entry.call
+        return entry
+
+    def lower(self, *args, **kwargs) -> Lowered:
+        """Trace, optimise and generate code for these arguments (compiled and cached)."""
+        sig, arrays, _, _, _, nums = self._signature(args, kwargs)
+        entry = self._cache.get(sig)
+        if entry is None:
+            entry = self._compile(sig, arrays, args, kwargs, nums)
+        return Lowered(entry.graph, entry.executable.source, entry.executable)
+
+    # -- explaining recompiles ------------------------------------------------------------------------
+    def _labels(self, args, kwargs, nums) -> list[str]:
+        """A readable name for every dynamic leaf: `x` / `params['w']` / `argument 2[0]`."""
+        try:
+            names = list(inspect.signature(self._f).parameters)
+        except (TypeError, ValueError):
+            names = []
+        labels = []
+        for i, a in enumerate(args):
+            if i in nums:
+                continue
+            base = names[i] if i < len(names) else f"argument {i}"
+            labels += _leaf_paths(base, a)
+        for k in sorted(kwargs):
+            if k not in self._static_names:
+                labels += _leaf_paths(k, kwargs[k])
+        return labels
+
+    def _explain(self, sig, args, kwargs, nums) -> None:
+        (old_sig, old_labels) = self._last_sig
+        msg = explain_difference(old_sig, old_labels, sig, self._labels(args, kwargs, nums))
+        logger.warning("jit(%s): recompiling (compilation %d): %s", self.__name__,
+                       self.compiles + 1, msg)
+
+    def __repr__(self) -> str:
+        return f"<jitted {self.__name__}: {len(self._cache)} compiled signature(s)>"
+
+    def __get__(self, obj, objtype=None):
+        # methods: `@fc.jit` on a method binds like a function
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+
+def _leaf_paths(base: str, tree) -> list[str]:
+    leaves, td = tree_util.flatten(tree)
+    if td.kind is None:
+        return [base]
+    paths: list[str] = []
+
+    def walk(x, path):
+        kind = type(x)
+        if isinstance(x, dict):
+            for k in sorted(x):
+                walk(x[k], f"{path}[{k!r}]")
+        elif isinstance(x, (list, tuple)) and (kind in (list, tuple) or hasattr(x, "_fields")):
+            for j, c in enumerate(x):
+                walk(c, f"{path}[{j}]")
+        elif x is None:
+            return
+        else:
+            paths.append(path)
+
+    walk(tree, base)
+    if len(paths) != len(leaves):  # registered or attrs containers: fall back to indices
+        paths = [f"{base} leaf {j}" for j in range(len(leaves))]
+    return paths
+
+
+def explain_difference(old_sig, old_labels, new_sig, new_labels) -> str:
+    """Why `new_sig` missed the cache, compared with the previous signature."""
+    (otree, oavals, ostat), (ntree, navals, nstat) = old_sig, new_sig
+    reasons = []
+    if otree != ntree:
+        reasons.append(f"the argument structure changed from {_tree_str(otree)} to {_tree_str(ntree)}")
+    else:
+        for lab, (os_, od), (ns, nd) in zip(new_labels, oavals, navals):
+            if od != nd:
+                reasons.append(f"{lab}: dtype changed {np.dtype(od).name} -> {np.dtype(nd).name}")
+            if os_ != ns:
+                reasons.append(f"{lab}: shape changed {os_} -> {ns}")
+    if ostat != nstat:
+        old = dict(ostat)
+        new = dict(nstat)
+        for k in sorted(set(old) | set(new), key=str):
+            if old.get(k, "<absent>") != new.get(k, "<absent>"):
+                where = f"argument {k}" if isinstance(k, int) else f"keyword argument {k!r}"
+                reasons.append(f"static {where} changed from {old.get(k, '<absent>')!r} to "
+                               f"{new.get(k, '<absent>')!r}")
+    if not reasons:
+        reasons.append("a signature seen before was evicted, or differs only in a way not shown")
+    return "; ".join(reasons)
+
+
+def _tree_str(td) -> str:
+    # (dyn_args, dyn_kwargs) -> show the positional part and the keyword part
+    s = str(td)
+    return s
+
 
 def jit(f=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), backend="numpy"):
-    raise NotImplementedError("fc.jit is being written (issue 4)")
+    """Compile `f` for each new argument signature; cached.
+
+    Usable as `jit(f, ...)`, `@jit` or `@jit(static_argnums=...)`.
+
+    Args:
+        f: a pure function of arrays (pytrees of arrays) returning arrays (pytrees).
+        static_argnums: positions of arguments that are Python values, not arrays: their
+            values are part of the cache key (they must be hashable) and `f` sees them as is,
+            so Python control flow may depend on them.
+        static_argnames: the same, by keyword name.
+        donate_argnums: positions of arguments whose buffers the compiled code may
+            overwrite (e.g. parameters updated in place by an SGD step). Do not use a donated
+            array after the call: its buffer may hold a result.
+        backend: "numpy" (generated Python over NumPy), or another registered backend.
+
+    Returns:
+        A `Jitted` function with `.lower(*args)` -> `Lowered` (`.graph`, `.source`).
+
+    Under jit, Python control flow on traced values (`if x > 0`, `float(x)`, `x.item()`)
+    raises ConcretizationError: make the argument static, or use `fc.where`.
+    """
+    def wrap(fun):
+        return Jitted(fun, static_argnums, static_argnames, donate_argnums, backend)
+
+    if f is None:
+        return wrap
+    return wrap(f)

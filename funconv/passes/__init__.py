@@ -1,1 +1,41 @@
-"""Graph -> graph rewrites (issue 4, and the conv rewrites later)."""
+"""Graph -> graph rewrites run by `fc.jit` between tracing and code generation.
+
+- `fold_constants` (fold.py): Literal/Const-only subgraphs evaluated at compile time
+- `simplify` (algebra.py): exact algebraic identities, zero propagation, shape-op chains
+- `cse`, `dce` (core.py): every rewrite interns nodes and keeps only what the outputs
+  reach, so these hold after any pass; they are also available on their own
+
+`optimize` runs the pipeline to a fixpoint. Each pass keeps the graph typed;
+with `fc.config.update("debug_passes", True)` types are re-checked after every
+pass. Imports ir, types, config, and ops (for the primitives the rules name).
+"""
+
+from __future__ import annotations
+
+from funconv.ir import Graph
+from funconv.passes.algebra import simplify
+from funconv.passes.core import Builder, check_types, count_applies, cse, dce, rewrite
+from funconv.passes.fold import fold_constants
+
+PIPELINE = (fold_constants, simplify)
+
+# Each round can only remove nodes or merge them; a few rounds reach the fixpoint on
+# the chains seen in practice (a rule's output is simplified again in the next round).
+MAX_ROUNDS = 6
+
+
+def optimize(graph: Graph) -> Graph:
+    """The default pipeline (fold, simplify; with CSE and DCE in every step) to a fixpoint."""
+    for _ in range(MAX_ROUNDS):
+        stats: dict = {}
+        n_before = len(graph.nodes())
+        for p in PIPELINE:
+            graph = p(graph, stats)
+        # no rule fired and interning merged nothing: the next round would change nothing
+        if not stats.get("fired") and len(graph.nodes()) == n_before:
+            break
+    return graph
+
+
+__all__ = ["optimize", "fold_constants", "simplify", "cse", "dce", "rewrite", "check_types",
+           "count_applies", "Builder", "PIPELINE"]
