@@ -1,4 +1,5 @@
-"""Constant folding: an Apply whose operands are all Literals or Consts is
+"""Constant folding: an Apply whose operands are all Literals or Consts (or
+broadcasts of them) is
 evaluated at compile time, with the primitive's own impl (the same function
 the backends call, so folding cannot change a result).
 
@@ -6,7 +7,8 @@ Folding must not make the program bigger: `broadcast_to` is never folded (a
 broadcast literal stays a scalar the backend can feed to NumPy broadcasting
 for free), and no folded constant may exceed `MAX_NEW_ELEMENTS` unless an
 operand was already that large (exp of a constant is fine; `zeros(10**8)` as
-a baked array is not).
+a baked array is not). A folded result whose elements are all equal becomes a
+broadcast literal rather than a stored array.
 """
 
 from __future__ import annotations
@@ -24,15 +26,33 @@ MAX_NEW_ELEMENTS = 1024
 def _value(node) -> np.ndarray:
     if isinstance(node, Literal):
         return np.asarray(node.value, node.dtype)
+    if isinstance(node, Apply):  # a broadcast constant: a view, no copy
+        return np.broadcast_to(_value(node.args[0]), node.shape)
     return node.value
+
+
+def _constant(node) -> bool:
+    """A Literal, a Const, or a broadcast of one."""
+    from funconv.ops.shape import broadcast_to_p
+
+    while isinstance(node, Apply) and node.prim is broadcast_to_p:
+        node = node.args[0]
+    return isinstance(node, (Literal, Const))
+
+
+def _stored_size(node) -> int:
+    """Elements actually stored for a constant operand (a broadcast stores its source)."""
+    while isinstance(node, Apply):
+        node = node.args[0]
+    return node.type.size
 
 
 def _fold_rule(b: Builder, node: Apply, args):
     from funconv.ops.shape import broadcast_to_p
 
-    if not all(isinstance(a, (Literal, Const)) for a in args) or node.prim is broadcast_to_p:
+    if node.prim is broadcast_to_p or not all(_constant(a) for a in args):
         return None
-    largest = max((a.type.size for a in args), default=0)
+    largest = max((_stored_size(a) for a in args), default=0)
     if node.type.size > max(MAX_NEW_ELEMENTS, largest):
         return None
     with np.errstate(all="ignore"):
@@ -42,6 +62,12 @@ def _fold_rule(b: Builder, node: Apply, args):
             return None
     if value.shape != node.type.shape or value.dtype != node.type.dtype:
         return None  # never fold to a differently typed value; the backend will compute it
+    if value.size > 1:
+        first = np.full(value.shape, value.flat[0], value.dtype)
+        if first.tobytes() == np.ascontiguousarray(value).tobytes():  # bitwise uniform
+            from funconv.passes.algebra import splat
+
+            return splat(b, value.flat[0], node.type)  # a scalar, broadcast: no stored array
     return b.const(value)
 
 
