@@ -1,0 +1,149 @@
+"""Property tests of fc.conv, fc.conv_transpose and the conv_general primitive against
+float64 definitions (domains_conv.py), over hypothesis-drawn configurations: 1-d/2-d/3-d,
+strides, every padding form, dilation, groups (depthwise included), batch 1, non-square."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+import funconv as fc
+from domains_conv import direct_conv, direct_conv_transpose, draw_conv_params
+from funconv.ops.conv import conv_general_p
+
+
+def _sides(data, nd, lo, hi, label):
+    return tuple(data.draw(st.lists(st.integers(lo, hi), min_size=nd, max_size=nd), label=label))
+
+
+def _draw_layer(data, max_nd=3):
+    """A random conv layer: shapes, groups (depthwise sometimes) and int/per-dim options."""
+    nd = data.draw(st.integers(1, max_nd), label="nd")
+    small = nd == 3  # keep 3-d cases small
+    groups = data.draw(st.integers(1, 3), label="groups")
+    depthwise = data.draw(st.booleans(), label="depthwise")
+    cg = 1 if depthwise else data.draw(st.integers(1, 3), label="cg")
+    og = data.draw(st.integers(1, 2 if small else 3), label="og")
+    n = data.draw(st.integers(1, 2), label="batch")
+    ins = _sides(data, nd, 1, 5 if small else 9, "in")
+    ks = _sides(data, nd, 1, 3, "k")
+    per_dim = data.draw(st.booleans(), label="per_dim")
+    stride = _sides(data, nd, 1, 3, "stride") if per_dim else data.draw(st.integers(1, 3), label="stride")
+    dilation = _sides(data, nd, 1, 2, "dil") if per_dim else data.draw(st.integers(1, 2), label="dil")
+    return nd, groups, cg, og, n, ins, ks, stride, dilation
+
+
+def _tup(v, nd):
+    return (v,) * nd if isinstance(v, int) else tuple(v)
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_conv_matches_direct_definition(data):
+    nd, groups, cg, og, n, ins, ks, stride, dilation = _draw_layer(data)
+    form = data.draw(st.sampled_from(["int", "per_dim", "pairs", "SAME", "VALID"]), label="padding")
+    strides, dils = _tup(stride, nd), _tup(dilation, nd)
+    windows = [(k - 1) * d + 1 for k, d in zip(ks, dils)]
+    if form == "int":
+        p = data.draw(st.integers(0, 2), label="p")
+        padding, pairs = p, ((p, p),) * nd
+    elif form == "per_dim":
+        padding = _sides(data, nd, 0, 2, "p")
+        pairs = tuple((p, p) for p in padding)
+    elif form == "pairs":
+        pairs = tuple(data.draw(st.lists(st.tuples(st.integers(-1, 2), st.integers(-1, 2)),
+                                         min_size=nd, max_size=nd), label="p"))
+        padding = pairs
+    elif form == "VALID":
+        padding, pairs = "VALID", ((0, 0),) * nd
+    else:
+        padding = "SAME"
+        pairs = []
+        for size, win, s in zip(ins, windows, strides):
+            total = max((-(-size // s) - 1) * s + win - size, 0)
+            pairs.append((total // 2, total - total // 2))  # JAX/TF: the extra pad goes high
+        pairs = tuple(pairs)
+    if any(ins[i] + pairs[i][0] + pairs[i][1] < windows[i] for i in range(nd)):
+        with np.testing.assert_raises(fc.errors.ShapeError):
+            fc.conv(np.zeros((n, groups * cg) + ins), np.zeros((groups * og, cg) + ks),
+                    stride=stride, padding=padding, dilation=dilation, groups=groups)
+        return
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.standard_normal((n, groups * cg) + ins)
+    w = r.standard_normal((groups * og, cg) + ks)
+    ref = direct_conv(x, w, strides, pairs, (1,) * nd, dils, groups)
+    out = fc.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    assert out.shape == ref.shape and out.dtype == np.float64
+    if form == "SAME":
+        assert out.shape[2:] == tuple(-(-i // s) for i, s in zip(ins, strides))
+    np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-10, atol=1e-10)
+    # float32 stays float32, within float32 summation error
+    out32 = fc.conv(x.astype(np.float32), w.astype(np.float32), stride=stride, padding=padding,
+                    dilation=dilation, groups=groups)
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(out32), ref, rtol=1e-4, atol=1e-4)
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_conv_transpose_matches_scatter_definition(data):
+    nd, groups, cg, og, n, ins, ks, stride, dilation = _draw_layer(data, max_nd=2)
+    strides, dils = _tup(stride, nd), _tup(dilation, nd)
+    pads = tuple(data.draw(st.lists(st.integers(0, 2), min_size=nd, max_size=nd), label="p"))
+    opad = tuple(data.draw(st.integers(0, max(s, d) - 1), label="op") for s, d in zip(strides, dils))
+    full = [(ins[i] - 1) * strides[i] + (ks[i] - 1) * dils[i] + 1 + opad[i] for i in range(nd)]
+    if any(f - 2 * p < 1 for f, p in zip(full, pads)):
+        return
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    y = r.standard_normal((n, groups * og) + ins)
+    w = r.standard_normal((groups * og, cg) + ks)
+    ref = direct_conv_transpose(y, w, strides, tuple((p, p) for p in pads), opad, dils, groups)
+    out = fc.conv_transpose(y, w, stride=stride, padding=pads, output_padding=opad,
+                            dilation=dilation, groups=groups)
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-10, atol=1e-10)
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_adjoint_identity(data):
+    """<conv(x, w), y> == <x, conv_transpose(y, w)> with the same stride/padding/dilation/groups."""
+    nd, groups, cg, og, n, ins, ks, stride, dilation = _draw_layer(data, max_nd=2)
+    strides, dils = _tup(stride, nd), _tup(dilation, nd)
+    pads = tuple(data.draw(st.lists(st.integers(0, 2), min_size=nd, max_size=nd), label="p"))
+    windows = [(k - 1) * d + 1 for k, d in zip(ks, dils)]
+    if any(ins[i] + 2 * pads[i] < windows[i] for i in range(nd)):
+        return
+    # the output_padding that recovers x's size from conv's floor-rounded output size
+    opad = tuple((ins[i] + 2 * pads[i] - windows[i]) % strides[i] for i in range(nd))
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.standard_normal((n, groups * cg) + ins)
+    w = r.standard_normal((groups * og, cg) + ks)
+    cx = fc.conv(x, w, stride=stride, padding=pads, dilation=dilation, groups=groups)
+    y = r.standard_normal(cx.shape)
+    ty = fc.conv_transpose(y, w, stride=stride, padding=pads, output_padding=opad,
+                           dilation=dilation, groups=groups)
+    assert ty.shape == x.shape
+    lhs, rhs = np.vdot(np.asarray(cx), y), np.vdot(x, np.asarray(ty))
+    assert abs(lhs - rhs) <= 1e-10 * (1 + abs(lhs))
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_conv_general_primitive_and_vjp(data):
+    """The primitive with input dilation and negative padding: values and the VJP
+    (inner-product identity against central differences, float64)."""
+    nd = data.draw(st.integers(1, 3), label="nd")
+    groups = data.draw(st.integers(1, 2), label="groups")
+    ins = _sides(data, nd, 1, 4, "in")
+    ks = _sides(data, nd, 1, 3, "k")
+    params = draw_conv_params(data, nd, ins, ks)
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.standard_normal((2, groups * 2) + ins)
+    w = r.standard_normal((groups * 2, 2) + ks)
+    f = lambda x, w: conv_general_p(fc.asarray(x), fc.asarray(w), feature_group_count=groups,  # noqa: E731
+                                    **params)
+    ref = direct_conv(x, w, params["window_strides"], params["padding"], params["lhs_dilation"],
+                      params["rhs_dilation"], groups)
+    np.testing.assert_allclose(np.asarray(f(x, w)), ref, rtol=1e-10, atol=1e-10)
+    fc.testing.check_grads(f, (x, w), order=1, modes=("rev",))
