@@ -1,0 +1,351 @@
+"""fc.jit: caching, static arguments, recompile explanations, composition with grad,
+concretization errors, donation and buffer safety, lowering and inspectable code."""
+
+import linecache
+import logging
+import traceback
+
+import numpy as np
+import pytest
+
+import funconv as fc
+from funconv.errors import ArgumentError, ConcretizationError
+
+rng = np.random.default_rng(0)
+
+
+def arr(*shape, dtype=np.float32):
+    return fc.array(rng.standard_normal(shape).astype(dtype))
+
+
+def close(a, b, tol=1e-5):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
+
+
+# --- basics and the cache --------------------------------------------------------------------------
+
+def test_decorator_forms_and_results():
+    def f(x, y):
+        return fc.tanh(x @ y).sum(axis=0) * 2.0
+
+    x, y = arr(3, 4), arr(4, 5)
+    expected = f(x, y)
+    close(fc.jit(f)(x, y), expected)
+
+    @fc.jit
+    def g(x, y):
+        return f(x, y)
+
+    @fc.jit()
+    def h(x, y):
+        return f(x, y)
+
+    close(g(x, y), expected)
+    close(h(x, y), expected)
+    assert g.__name__ == "g"
+
+
+def test_cache_hits_and_misses():
+    f = fc.jit(lambda x: x * 2.0 + 1.0)
+    x = arr(3)
+    f(x)
+    f(arr(3))
+    f(x)
+    assert f.compiles == 1
+    f(arr(4))  # new shape
+    assert f.compiles == 2
+    f(arr(3).astype(fc.float64))  # new dtype
+    assert f.compiles == 3
+    f(arr(3))
+    f(arr(4))
+    assert f.compiles == 3
+
+
+def test_pytrees_in_and_out_and_keyword_arguments():
+    @fc.jit
+    def f(params, x, *, scale):
+        h = x @ params["w"] + params["b"]
+        return {"out": h * scale, "aux": (h.sum(), [x])}
+
+    p = {"w": arr(3, 2), "b": arr(2)}
+    x = arr(4, 3)
+    r = f(p, x, scale=fc.array(2.0))
+    close(r["out"], (np.asarray(x) @ np.asarray(p["w"]) + np.asarray(p["b"])) * 2)
+    assert isinstance(r["aux"], tuple) and isinstance(r["aux"][1], list)
+    close(r["aux"][1][0], x)
+    f(p, x, scale=fc.array(3.0))
+    assert f.compiles == 1
+    f({"w": arr(3, 2), "b": arr(2), "c": arr(1)}, x, scale=fc.array(3.0))  # new structure
+    assert f.compiles == 2
+
+
+def test_python_scalars_and_numpy_arrays_as_arguments():
+    f = fc.jit(lambda x, a: x * a)
+    xn = rng.standard_normal(3).astype(np.float32)
+    r = f(xn, 2.0)
+    close(r, xn * 2)
+    assert xn.flags.writeable  # the user's NumPy array is untouched
+    r2 = f(xn, 3.0)  # same signature: () f32
+    close(r2, xn * 3)
+    assert f.compiles == 1
+
+
+def test_static_argnums_and_argnames():
+    @fc.jit(static_argnums=1, static_argnames="mode")
+    def f(x, n, mode="sum"):
+        for _ in range(n):
+            x = x * 2.0
+        return x.sum() if mode == "sum" else x.max()
+
+    x = arr(5)
+    close(f(x, 3), np.asarray(x).sum() * 8)
+    close(f(x, 3, mode="max"), np.asarray(x).max() * 8)
+    close(f(x, n=2), np.asarray(x).sum() * 4)  # static by position, passed by name
+    f(x, 3)
+    assert f.compiles == 3
+
+
+def test_unhashable_static_argument_is_a_clear_error():
+    f = fc.jit(lambda x, shape: x.reshape(shape), static_argnums=1)
+    with pytest.raises(ArgumentError, match="unhashable.*tuple"):
+        f(arr(6), [2, 3])
+    close(f(arr(6), (2, 3)).shape, (2, 3))
+
+
+def test_non_array_dynamic_argument_suggests_static():
+    f = fc.jit(lambda x, name: x)
+    with pytest.raises(ArgumentError, match="static_argnums"):
+        f(arr(2), "relu")
+
+
+# --- recompilation explained ------------------------------------------------------------------------
+
+def test_explain_recompiles(caplog):
+    fc.config.update("explain_recompiles", True)
+    try:
+        @fc.jit(static_argnums=2)
+        def f(x, params, k):
+            return x * k + params["w"].sum()
+
+        p = {"w": arr(2)}
+        with caplog.at_level(logging.WARNING, logger="funconv.jit"):
+            f(arr(3), p, 1)
+            assert not caplog.records  # the first compilation is not a recompile
+            f(arr(4), p, 1)
+            f(arr(4).astype(fc.float64), p, 1)
+            f(arr(4).astype(fc.float64), p, 2)
+            f(arr(4).astype(fc.float64), {"w": arr(2), "v": arr(1)}, 2)
+            f(arr(4).astype(fc.float64), {"w": arr(5), "v": arr(1)}, 2)
+        msgs = [r.getMessage() for r in caplog.records]
+        assert len(msgs) == 5
+        assert "x: shape changed (3,) -> (4,)" in msgs[0]
+        assert "x: dtype changed float32 -> float64" in msgs[1]
+        assert "static argument 2 changed from 1 to 2" in msgs[2]
+        assert "structure changed" in msgs[3]
+        assert "params['w']: shape changed (2,) -> (5,)" in msgs[4]
+    finally:
+        fc.config.update("explain_recompiles", False)
+
+
+# --- concretization -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body, op", [
+    (lambda x: x if x.sum() > 0 else -x, "bool"),
+    (lambda x: x * float(x.sum()), "float"),
+    (lambda x: x * x.sum().item(), "item"),
+])
+def test_python_control_flow_on_traced_values_raises(body, op):
+    f = fc.jit(body)
+    with pytest.raises(ConcretizationError) as e:
+        f(arr(3))
+    msg = str(e.value)
+    assert op in msg and "static_argnums" in msg and "fc.where" in msg
+
+
+def test_control_flow_works_under_grad_but_not_under_jit():
+    def f(x):
+        return (x * x).sum() if x.sum() > 0 else -x.sum()
+
+    x = fc.array(np.ones(3, np.float32))
+    close(fc.grad(f)(x), 2 * np.ones(3))  # grad carries values: fine
+    with pytest.raises(ConcretizationError):
+        fc.jit(fc.grad(f))(x)
+
+
+# --- composition ----------------------------------------------------------------------------------------
+
+def loss(W, x):
+    return fc.tanh(W @ x).sum()
+
+
+W0, x0 = arr(10, 10), arr(10)
+
+
+def test_jit_of_grad():
+    close(fc.jit(fc.grad(loss))(W0, x0), fc.grad(loss)(W0, x0))
+
+
+def test_grad_of_jit():
+    jl = fc.jit(loss)
+    close(fc.grad(jl)(W0, x0), fc.grad(loss)(W0, x0))
+    close(fc.grad(jl, argnums=1)(W0, x0), fc.grad(loss, argnums=1)(W0, x0))
+    assert jl.compiles == 0  # under grad the graph is inlined, nothing compiled
+
+
+def test_jit_inside_jit_is_inlined():
+    inner = fc.jit(lambda a: fc.exp(a) * 2.0)
+
+    @fc.jit
+    def outer(a):
+        return inner(a).sum() + inner(a * 1.0).sum()
+
+    a = arr(4)
+    close(outer(a), 4 * np.exp(np.asarray(a)).sum())
+    assert inner.compiles == 0
+    src = outer.lower(a).source
+    assert "exp" in src and "inner" not in src
+    # CSE across the inlined calls: inner(a) and inner(a * 1.0) are the same after simplify
+    assert src.count("_exp(") == 1
+
+
+def test_value_and_grad_over_function_calling_jitted_helpers():
+    layer = fc.jit(lambda W, h: fc.tanh(W @ h))
+    scale = fc.array(3.0)
+
+    def f(W, x):
+        # the helper also closes over a value of the enclosing trace
+        return (layer(W, layer(W, x)) * scale).sum()
+
+    v, g = fc.value_and_grad(f)(W0, x0)
+
+    def ref(W, x):
+        return (fc.tanh(W @ fc.tanh(W @ x)) * scale).sum()
+
+    v2, g2 = fc.value_and_grad(ref)(W0, x0)
+    close(v, v2)
+    close(g, g2)
+    v3, g3 = fc.jit(fc.value_and_grad(f))(W0, x0)
+    close(v3, v2)
+    close(g3, g2)
+
+
+def test_helper_closing_over_outer_tracer():
+    def f(x):
+        helper = fc.jit(lambda y: y * x)  # captures the outer trace's x
+        return helper(x).sum()
+
+    close(fc.grad(f)(arr(3) * 0 + 2.0), [4.0, 4.0, 4.0])
+    close(fc.jit(fc.grad(f))(arr(3) * 0 + 2.0), [4.0, 4.0, 4.0])
+
+
+def test_grad_of_grad_through_jit():
+    f = fc.jit(lambda x: (x ** 3).sum())
+    x = fc.array(np.array([1.0, 2.0], np.float32))
+    close(fc.grad(lambda x: fc.grad(f)(x).sum())(x), 6 * np.asarray(x))
+
+
+def test_make_graph_of_jitted_function_inlines():
+    f = fc.jit(lambda x: fc.sin(x) + 1.0)
+    g = fc.make_graph(lambda x: f(x) * 2.0)(arr(3))
+    names = [n.prim.name for n in g.applies()]
+    assert "sin" in names and "mul" in names
+
+
+# --- buffers: donation and safety ---------------------------------------------------------------------
+
+def test_non_donated_inputs_never_modified_and_outputs_read_only():
+    @fc.jit
+    def f(x):
+        y = fc.exp(x) + 1.0  # temporaries are reused in place...
+        return y * y, x
+
+    x = arr(50)
+    before = np.asarray(x).copy()
+    y, same = f(x)
+    np.testing.assert_array_equal(np.asarray(x), before)  # ... never the input
+    assert not np.asarray(y).flags.writeable
+    assert same is not None and np.shares_memory(np.asarray(same), np.asarray(x))
+    y2, _ = f(x)
+    close(y, y2)  # a later call did not write into the earlier result
+    assert not np.shares_memory(np.asarray(y), np.asarray(y2))
+
+
+def test_outputs_of_constants_are_not_reused():
+    f = fc.jit(lambda x: (x + 1.0, fc.zeros(3) + 0.0, fc.ones(3) * 2.0))
+    a = f(arr(3))
+    b = f(arr(3))
+    for o in a[1:] + b[1:]:
+        assert not np.asarray(o).flags.writeable
+    close(b[2], [2.0, 2.0, 2.0])
+
+
+def test_donation_reuses_the_buffer_and_keeps_results_right():
+    @fc.jit(donate_argnums=0)
+    def sgd(p, g):
+        return p - 0.5 * g
+
+    p = fc.array(np.arange(1000, dtype=np.float32))
+    g = fc.array(np.ones(1000, np.float32))
+    buf = np.asarray(p)
+    new = sgd(p, g)
+    close(new, np.arange(1000) - 0.5)
+    assert np.shares_memory(np.asarray(new), buf)  # written in place
+    assert not np.asarray(new).flags.writeable
+    np.testing.assert_array_equal(np.asarray(g), 1.0)  # the other argument is untouched
+    assert "_take_donated" in sgd.lower(new, g).source
+
+
+def test_donated_argument_aliasing_another_is_copied_not_corrupted():
+    @fc.jit(donate_argnums=0)
+    def f(a, b):
+        return (a + 1.0) * b
+
+    x = fc.array(np.ones(100, np.float32) * 2)
+    r = f(x, x)  # the same buffer twice: writing into `a` would corrupt `b`
+    close(r, np.full(100, 6.0))
+
+
+def test_lower_gives_optimised_graph_and_readable_source():
+    f = fc.jit(fc.grad(loss))
+    low = f.lower(W0, x0)
+    assert "dot_general" in str(low.graph)
+    assert "def " in low.source and "return" in low.source
+    # one SSA line per node, each with its type
+    assert "# tanh f32[10]" in low.source
+    assert "neg" not in str(low.graph)  # simplified
+
+
+def test_generated_code_is_in_tracebacks():
+    from funconv.ops.elementwise import exp_p
+
+    @fc.jit
+    def f(x):
+        return fc.exp(x)
+
+    x = arr(3)
+    exe = f.lower(x).executable
+    lines = linecache.getlines(exe.filename)
+    assert any("_exp(" in line for line in lines)
+    # a failing generated line shows up with its text in the traceback
+    try:
+        exe.fn(None)
+    except TypeError:
+        tb = traceback.format_exc()
+        assert exe.filename in tb and "_exp(" in tb
+    else:  # pragma: no cover
+        pytest.fail("expected a TypeError")
+    assert exp_p.name == "exp"
+
+
+def test_jit_of_function_returning_input_and_constant():
+    f = fc.jit(lambda x: (x, 3.0, fc.array([1, 2])))
+    x = arr(2)
+    a, b, c = f(x)
+    close(a, x)
+    close(b, 3.0)
+    assert c.dtype == np.int32
+
+
+def test_unknown_backend():
+    with pytest.raises(ArgumentError, match="unknown backend"):
+        fc.jit(lambda x: x, backend="nope")(arr(2))
