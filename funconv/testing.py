@@ -354,6 +354,7 @@ class strategies:  # noqa: N801 - a namespace: fc.testing.strategies.arrays(...)
             A strategy of `fc.Array`.
         """
         st, hnp = _hypothesis()
+        strategies.elements(np.float64, elements, min_abs=min_abs)  # a bad domain fails here, now
         shape_st = shape if hasattr(shape, "example") else st.just(
             (shape,) if isinstance(shape, int) else tuple(shape))
         dtype_st = dtype if hasattr(dtype, "example") else st.just(np.dtype(dtype))
