@@ -1,0 +1,224 @@
+"""Unit tests of fc.conv / fc.conv_transpose: hand-checked values, derivatives to second
+order, the graph of a training step, error messages, and PyTorch parity when torch is
+importable (never the only check: tests/property/test_conv.py compares with float64
+definitions)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import funconv as fc
+from funconv.errors import ArgumentError, DTypeError, ShapeError
+from funconv.ops.conv import conv_general_p
+
+rng = np.random.default_rng(0)
+
+
+def test_1d_by_hand():
+    x = np.array([[[1.0, 2.0, 3.0, 4.0]]])
+    w = np.array([[[1.0, 0.0, -1.0]]])
+    # cross-correlation, not convolution: out[i] = x[i] - x[i+2]
+    np.testing.assert_allclose(np.asarray(fc.conv(x, w)), [[[-2.0, -2.0]]])
+    np.testing.assert_allclose(np.asarray(fc.conv(x, w, padding=1)), [[[-2.0, -2.0, -2.0, 3.0]]])
+    np.testing.assert_allclose(np.asarray(fc.conv(x, w, padding=1, stride=2)), [[[-2.0, -2.0]]])
+    np.testing.assert_allclose(np.asarray(fc.conv(x, w[:, :, :2], dilation=2)), [[[1.0, 2.0]]])
+
+
+def test_conv_transpose_by_hand():
+    y = np.array([[[1.0, 2.0]]])
+    w = np.array([[[1.0, 10.0, 100.0]]])
+    # scatter: out[i*stride + k] += y[i] * w[k]
+    np.testing.assert_allclose(np.asarray(fc.conv_transpose(y, w, stride=2)),
+                               [[[1.0, 10.0, 102.0, 20.0, 200.0]]])
+    np.testing.assert_allclose(np.asarray(fc.conv_transpose(y, w, stride=2, padding=1)),
+                               [[[10.0, 102.0, 20.0]]])
+    np.testing.assert_allclose(np.asarray(fc.conv_transpose(y, w, stride=2, output_padding=1)),
+                               [[[1.0, 10.0, 102.0, 20.0, 200.0, 0.0]]])
+
+
+def test_same_padding_puts_the_odd_pad_high():
+    x = rng.standard_normal((1, 1, 5))
+    w = rng.standard_normal((1, 1, 4))
+    np.testing.assert_allclose(np.asarray(fc.conv(x, w, padding="SAME")),
+                               np.asarray(fc.conv(x, w, padding=[(1, 2)])))
+    assert fc.conv(np.zeros((1, 1, 7, 8)), np.zeros((1, 1, 3, 3)), stride=(2, 3),
+                   padding="same").shape == (1, 1, 4, 3)
+    assert fc.conv_transpose(np.zeros((1, 1, 4, 3)), np.zeros((1, 1, 3, 3)), stride=2,
+                             padding="SAME").shape == (1, 1, 8, 6)
+
+
+def test_dtypes():
+    x32 = rng.standard_normal((1, 2, 5)).astype(np.float32)
+    assert fc.conv(x32, np.ones((1, 2, 3), np.float32)).dtype == np.float32
+    assert fc.conv(x32, np.ones((1, 2, 3))).dtype == np.float64
+    assert fc.conv(np.ones((1, 2, 5), np.int32), np.ones((1, 2, 3), np.int32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(stride=2, padding=1),
+    dict(stride=(1, 2), padding=[(0, 1), (2, 0)], dilation=(2, 1)),
+    dict(groups=2, padding="SAME"),
+    dict(groups=4, stride=2, padding="VALID"),  # depthwise
+])
+def test_conv_grads_second_order(kw):
+    g = kw.get("groups", 1)
+    x = rng.standard_normal((2, 4, 5, 6))
+    w = rng.standard_normal((4, 4 // g, 3, 2))
+    fc.testing.check_grads(lambda x, w: fc.conv(x, w, **kw), (x, w), order=2, modes=("rev",))
+
+
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(stride=2, padding=1, output_padding=1),
+    dict(stride=(2, 1), dilation=(1, 2), groups=2),
+])
+def test_conv_transpose_grads_second_order(kw):
+    g = kw.get("groups", 1)
+    y = rng.standard_normal((2, 4, 3, 4))
+    w = rng.standard_normal((4, 6 // g, 3, 2))
+    fc.testing.check_grads(lambda y, w: fc.conv_transpose(y, w, **kw), (y, w), order=2,
+                           modes=("rev",))
+
+
+def test_3d_grads():
+    x = rng.standard_normal((1, 2, 4, 3, 5))
+    w = rng.standard_normal((2, 1, 2, 2, 3))
+    fc.testing.check_grads(lambda x, w: fc.conv(x, w, stride=(1, 2, 1), padding=1, groups=2),
+                           (x, w), order=2, modes=("rev",))
+
+
+def test_training_step_graph_is_three_conv_nodes():
+    """Forward, input gradient and weight gradient are all conv_general nodes (what the
+    later rewrite pass re-implements); the backward pass adds no other heavy op."""
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    loss = lambda x, w: (fc.conv(x, w, padding=1, stride=2) ** 2).sum()  # noqa: E731
+    g = fc.make_graph(fc.value_and_grad(loss, argnums=(0, 1)))(x, w)
+    convs = [n for n in g.nodes() if getattr(n, "prim", None) is conv_general_p]
+    assert len(convs) == 3
+    assert sorted(n.params["lhs_dilation"] for n in convs) == [(1, 1), (1, 1), (2, 2)]
+
+
+def test_eager_gradient_values():
+    # d/dw sum(conv(x, w)) = sum over windows of x; d/dx = sum of the kernel taps that see x
+    x = rng.standard_normal((2, 1, 5))
+    w = rng.standard_normal((1, 1, 3))
+    gx, gw = fc.grad(lambda x, w: fc.conv(x, w).sum(), argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(np.asarray(gw)[0, 0], [x[:, 0, k:k + 3].sum() for k in range(3)])
+    taps = np.array([w[0, 0, :1].sum(), w[0, 0, :2].sum(), w[0, 0].sum(), w[0, 0, 1:].sum(),
+                     w[0, 0, 2:].sum()])
+    np.testing.assert_allclose(np.asarray(gx), np.broadcast_to(taps, (2, 1, 5)))
+
+
+def test_algorithm_argument():
+    x, w = np.ones((1, 1, 4)), np.ones((1, 1, 2))
+    for a in ("auto", "direct", "im2col"):
+        np.testing.assert_allclose(np.asarray(fc.conv(x, w, algorithm=a)), [[[2.0, 2.0, 2.0]]])
+    with pytest.raises(NotImplementedError, match="rewrite issue"):
+        fc.conv(x, w, algorithm="fft")
+    with pytest.raises(ArgumentError, match="unknown algorithm"):
+        fc.conv(x, w, algorithm="winograd9")
+
+
+def _msg(exc_info):
+    return str(exc_info.value)
+
+
+def test_errors_name_both_operands_and_parameters():
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    with pytest.raises(ShapeError) as e:
+        fc.conv(x, np.zeros((4, 2, 3, 3), np.float32))
+    assert "f32[2,3,8,8]" in _msg(e) and "f32[4,2,3,3]" in _msg(e) and "groups" in _msg(e)
+    with pytest.raises(ShapeError, match="does not divide") as e:
+        fc.conv(np.zeros((2, 4, 8, 8)), np.zeros((6, 1, 3, 3)), groups=4)
+    assert "f64[6,1,3,3]" in _msg(e)
+    with pytest.raises(ShapeError, match="kernel spans 9") as e:
+        fc.conv(x, np.zeros((4, 3, 5, 5), np.float32), dilation=2, padding=(0, 1))
+    assert "dilation=2" in _msg(e) and "f32[2,3,8,8]" in _msg(e)
+    with pytest.raises(ShapeError, match="padding") as e:
+        fc.conv(x, np.zeros((4, 3, 3, 3), np.float32), padding="FULL")
+    assert "f32[4,3,3,3]" in _msg(e)
+    with pytest.raises(ShapeError):
+        fc.conv(x, np.zeros((4, 3, 3, 3), np.float32), padding=(1, 2, 3))
+    with pytest.raises(ShapeError, match="same rank"):
+        fc.conv(x[0], np.zeros((4, 3, 3, 3), np.float32))
+    with pytest.raises(ArgumentError, match="stride"):
+        fc.conv(x, np.zeros((4, 3, 3, 3), np.float32), stride=0)
+    with pytest.raises(ArgumentError, match="groups"):
+        fc.conv(x, np.zeros((4, 3, 3, 3), np.float32), groups=0)
+    with pytest.raises(ShapeError, match="output would have size") as e:
+        fc.conv_transpose(np.zeros((1, 4, 1, 1)), np.zeros((4, 2, 1, 1)), padding=1)
+    assert "f64[1,4,1,1]" in _msg(e)
+    with pytest.raises(ShapeError, match="channels"):
+        fc.conv_transpose(np.zeros((1, 3, 4, 4)), np.zeros((4, 2, 3, 3)))
+    with pytest.raises(ArgumentError, match="output_padding"):
+        fc.conv_transpose(np.zeros((1, 4, 4, 4)), np.zeros((4, 2, 3, 3)), stride=2,
+                          output_padding=2)
+
+
+def test_primitive_rule_errors():
+    t = fc.ArrayType
+    p = dict(window_strides=(1,), padding=((0, 0),), lhs_dilation=(1,), rhs_dilation=(1,),
+             feature_group_count=1)
+    f32 = np.dtype("float32")
+    with pytest.raises(DTypeError):
+        conv_general_p.shape_rule(t((1, 1, 4), f32), t((1, 1, 2), np.dtype("float64")), **p)
+    with pytest.raises(DTypeError):
+        conv_general_p.shape_rule(t((1, 1, 4), np.dtype("int32")), t((1, 1, 2), np.dtype("int32")), **p)
+    with pytest.raises(ShapeError, match="only 4"):
+        conv_general_p.shape_rule(t((1, 1, 4), f32), t((1, 1, 5), f32), **p)
+    with pytest.raises(ShapeError, match="feature_group_count"):
+        conv_general_p.shape_rule(t((1, 2, 4), f32), t((3, 1, 2), f32), **{**p, "feature_group_count": 2})
+
+
+def test_under_jit_if_available():
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    f = fc.value_and_grad(lambda x, w: (fc.conv(x, w, padding=1) ** 2).sum(), argnums=(0, 1))
+    try:
+        jf = fc.jit(f)
+        v, (gx, gw) = jf(x, w)
+    except NotImplementedError:
+        pytest.skip("fc.jit is not written yet")
+    v0, (gx0, gw0) = f(x, w)
+    np.testing.assert_allclose(float(v), float(v0), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(gx), np.asarray(gx0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(gw), np.asarray(gw0), rtol=1e-4, atol=1e-4)
+
+
+# --- PyTorch parity (skipped when torch is absent, as in CI) -------------------------------
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_matches_pytorch(nd):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    conv_t = [F.conv1d, F.conv2d, F.conv3d][nd - 1]
+    convT_t = [F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d][nd - 1]
+    r = np.random.default_rng(nd)
+    for groups, stride, pad, dil, opad in [(1, 1, 0, 1, 0), (2, 2, 1, 1, 1), (3, 2, 2, 2, 1),
+                                          (6, 3, 1, 1, 2)]:
+        x = r.standard_normal((2, 6) + (7,) * nd)
+        w = r.standard_normal((6, 6 // groups) + (3,) * nd)
+        kw = dict(stride=stride, padding=pad, dilation=dil, groups=groups)
+        ref = conv_t(torch.tensor(x), torch.tensor(w), **kw).numpy()
+        np.testing.assert_allclose(np.asarray(fc.conv(x, w, **kw)), ref, rtol=1e-10, atol=1e-10)
+        y = r.standard_normal(ref.shape)
+        ref = convT_t(torch.tensor(y), torch.tensor(w), output_padding=opad, **kw).numpy()
+        np.testing.assert_allclose(np.asarray(fc.conv_transpose(y, w, output_padding=opad, **kw)),
+                                   ref, rtol=1e-10, atol=1e-10)
+
+
+def test_gradients_match_pytorch():
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 4, 9, 8))
+    w = rng.standard_normal((6, 2, 3, 3))
+    kw = dict(stride=2, padding=1, dilation=(1, 2), groups=2)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    (torch.nn.functional.conv2d(xt, wt, **kw) ** 2).sum().backward()
+    gx, gw = fc.grad(lambda x, w: (fc.conv(x, w, **kw) ** 2).sum(), argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(np.asarray(gx), xt.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(gw), wt.grad.numpy(), rtol=1e-10, atol=1e-10)
