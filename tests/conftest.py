@@ -1,4 +1,8 @@
 import os
+import sys
+
+# shared test helpers (the primitive domain table) are imported by plain name
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "property"))
 
 from hypothesis import HealthCheck, settings
 
