@@ -5,7 +5,7 @@ gradient, Adam update) is a single jitted function of (params, opt_state,
 images, labels). 1797 grey 8x8 digits, split 80/20 into train and test;
 conv(1->16, 3x3)-relu-maxpool2, conv(16->32, 3x3)-relu-maxpool2, dense 128->10.
 
-Run:   python examples/train_digits.py [--epochs 12] [--batch-size 32] [--lr 3e-3]
+Run:   python examples/train_digits.py [--epochs 15] [--batch-size 32] [--lr 1e-2]
                                        [--seed 0] [--backend numpy|opencl]
 Needs: pip install -e ".[examples]"   (scikit-learn; nothing is downloaded)
 """
@@ -122,9 +122,9 @@ class Progress:
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="Train a small CNN on scikit-learn's 8x8 digits.")
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-3, help="peak Adam learning rate")
+    ap.add_argument("--lr", type=float, default=1e-2, help="peak Adam learning rate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backend", default="numpy", choices=["numpy", "opencl"])
     ap.add_argument("--checkpoint", default="digits_cnn.npz", help="where to save the parameters")
