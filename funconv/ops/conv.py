@@ -31,6 +31,7 @@ multiplications. Imports ops._core, ops.shape, primitive, types and errors.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -137,6 +138,8 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
     """
     nd = w.ndim - 2
     G = feature_group_count
+    if any(d > 1 for d in lhs_dilation) and all(s == 1 for s in window_strides):
+        return _conv_polyphase(x, w, padding, lhs_dilation, rhs_dilation, G)
     N, C = x.shape[:2]
     O, Cg = w.shape[:2]
     Og = O // G
@@ -186,6 +189,46 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
         else:
             acc += prod
     return acc.reshape(G, Og, N, P).transpose(2, 0, 1, 3).reshape((N, O) + osp)
+
+
+def _conv_polyphase(x, w, padding, lhs_dilation, rhs_dilation, G):
+    """A stride-1 convolution of an input dilated by d (the transposed convolution,
+    and the input gradient of a strided one) without multiplying by the inserted zeros.
+
+    Along a dim, the outputs p = r + d*t of one phase r only meet the kernel taps k
+    with (r - lo + k*rhs_dilation) % d == 0: those taps form a sub-kernel w[k0::step]
+    that slides over the undilated input with dilation rhs_dilation*step/d. So each
+    phase is an ordinary convolution of x, written into out[..., r::d]; together the
+    phases do the useful multiplications only (1/d per dim of the zero-filled ones).
+    """
+    nd = w.ndim - 2
+    isp, ksp = x.shape[2:], w.shape[2:]
+    osp = tuple(_dilate(isp[i], lhs_dilation[i]) + padding[i][0] + padding[i][1]
+                - _dilate(ksp[i], rhs_dilation[i]) + 1 for i in range(nd))
+    out = np.zeros((x.shape[0], w.shape[0]) + osp, np.result_type(x.dtype, w.dtype))
+    phases = []  # per dim: (output slice, kernel slice, padding pair, dilation) of each phase
+    for i in range(nd):
+        d, rd, lo = lhs_dilation[i], rhs_dilation[i], padding[i][0]
+        step = d // math.gcd(rd, d)
+        dim = []
+        for r in range(min(d, osp[i])):
+            k0 = next((k for k in range(min(step, ksp[i])) if (r - lo + k * rd) % d == 0), None)
+            if k0 is None:
+                continue  # no tap of this phase meets an input sample: its outputs stay zero
+            m = len(range(k0, ksp[i], step))
+            off = (r - lo + k0 * rd) // d
+            sub_rd = rd * step // d
+            T = len(range(r, osp[i], d))
+            dim.append((slice(r, None, d), slice(k0, None, step),
+                        (-off, T + (m - 1) * sub_rd - isp[i] + off), sub_rd))
+        phases.append(dim)
+    for combo in itertools.product(*phases):
+        o_sl, k_sl, pads, dils = zip(*combo)
+        sub = w[(slice(None), slice(None)) + k_sl]
+        out[(slice(None), slice(None)) + o_sl] = _conv_impl(
+            x, sub, window_strides=(1,) * nd, padding=pads, lhs_dilation=(1,) * nd,
+            rhs_dilation=dils, feature_group_count=G)
+    return out
 
 
 # --- the primitive: VJP (both cotangents are conv_general again) --------------------------
