@@ -38,8 +38,6 @@ from funconv.tracing import EAGER, _current, eval_graph, trace_to_graph
 
 logger = logging.getLogger("funconv.jit")
 
-_from_value = Array._from_value
-
 
 def _as_tuple(nums, what: str) -> tuple:
     if nums is None:
@@ -71,8 +69,30 @@ class Lowered:
         return f"Lowered(\n{self.graph}\n)"
 
 
+def _wrap(v) -> Array:
+    """An Array owning the generated code's result `v`, made read-only.
+
+    Array._from_value's job, inlined for the hot path: `setflags` is cheaper than
+    assigning `flags.writeable`, and generated code returns ndarrays or NumPy scalars.
+    """
+    if type(v) is not np.ndarray:
+        v = np.asarray(v)
+    v.setflags(write=False)
+    a = _new_array(Array)
+    a._value = v
+    a._node = None
+    a._trace = None
+    return a
+
+
+_new_array = object.__new__
+
+
 class _Entry:
-    """One compiled specialisation: the executable, and how to rebuild the outputs."""
+    """One compiled specialisation: the executable, and how to rebuild the outputs.
+
+    `call(arrays)` takes the Arrays of the dynamic leaves and returns the outputs.
+    """
 
     __slots__ = ("call", "executable", "graph", "out_tree")
 
@@ -81,21 +101,20 @@ class _Entry:
         self.graph = graph
         self.out_tree = out_tree
         fn = executable.fn
-        n_out = len(graph.outputs)
-        leaf = out_tree.num_leaves == 1 and out_tree.kind is None
-        # The common shapes of the output get their own closure: no generic unflatten per call
-        if leaf:
-            def call(vals):
-                return _from_value(fn(*vals)[0])
+        if len(graph.outputs) != out_tree.num_leaves:
+            raise AssertionError("jit: the graph's outputs do not match its output structure")
+        # The common output structures get their own closure: no generic unflatten per call
+        if out_tree.kind is None:
+            def call(arrays):
+                return _wrap(fn(*[a._value for a in arrays])[0])
         elif out_tree.kind is tuple and all(c.kind is None for c in out_tree.children):
-            def call(vals):
-                return tuple([_from_value(v) for v in fn(*vals)])
+            def call(arrays):
+                return tuple([_wrap(v) for v in fn(*[a._value for a in arrays])])
         else:
             unflatten = out_tree.unflatten
 
-            def call(vals):
-                return unflatten([_from_value(v) for v in fn(*vals)])
-        assert n_out == out_tree.num_leaves
+            def call(arrays):
+                return unflatten([_wrap(v) for v in fn(*[a._value for a in arrays])])
         self.call = call
 
 
@@ -139,12 +158,11 @@ class Jitted:
     def __call__(self, *args, **kwargs):
         if not kwargs and _current.get() is EAGER:
             try:
-                vals = [a._value for a in args]
-                call = self._fast.get(tuple([(v.shape, v.dtype) for v in vals]))
+                call = self._fast.get(tuple([(a._value.shape, a._value.dtype) for a in args]))
             except AttributeError:  # not all Arrays (or an abstract one: the slow path says so)
                 call = None
             if call is not None:
-                return call(vals)
+                return call(args)
         return self._call_slow(args, kwargs)
 
     def _split(self, args, kwargs):
@@ -207,7 +225,7 @@ class Jitted:
         entry = self._cache.get(sig)
         if entry is None:
             entry = self._compile(sig, arrays, args, kwargs, nums)
-        return entry.call([a._value for a in arrays])
+        return entry.call(arrays)
 
     # -- tracing and compiling -----------------------------------------------------------------------
     def _flat_fun(self, sig, args, kwargs, nums):

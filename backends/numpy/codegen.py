@@ -10,7 +10,8 @@ call where that is measurably cheaper:
   `np.errstate(all="ignore")` are inlined too, and the whole body then runs
   under one errstate instead of one per op (~1.3 us each on NumPy 2);
 - `dot_general` becomes one `np.matmul` with the transposes and reshapes
-  worked out at compile time (the generic impl derives them per call);
+  worked out at compile time (the generic impl derives them per call), or a
+  broadcasting multiply when nothing is contracted (an outer product);
 - sums/max/min become `np.add.reduce` & co; shape ops become methods.
 
 Broadcasts: a `broadcast_to` feeding an elementwise op is not materialised,
@@ -288,6 +289,11 @@ class _Gen:
         if not xb and tuple(xc) == (xn - 1,) and tuple(yc) == (0,) and yn in (1, 2) \
                 and xn >= 1:
             return f"{mm}({a}, {b})"  # NumPy's own matmul semantics give exactly this layout
+        if not xc and not xb:
+            # no contraction: an outer product, which NumPy broadcasting does without a GEMM
+            mul = self.bind(np.multiply, "_multiply")
+            xs = f"{a}.reshape({tuple(x.shape) + (1,) * yn!r})" if yn else a
+            return f"{mul}({xs}, {b})"
         xf = [i for i in range(xn) if i not in xc and i not in xb]
         yf = [i for i in range(yn) if i not in yc and i not in yb]
 
