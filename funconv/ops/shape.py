@@ -226,9 +226,11 @@ def reshape(x, shape) -> Array:
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     try:
+        if isinstance(shape, str):
+            raise TypeError
         shape = tuple(int(s) for s in shape)
-    except TypeError:
-        raise ArgumentError(f"reshape: shape must be a tuple of ints, got {shape!r}") from None
+    except (TypeError, ValueError):
+        raise ArgumentError(f"reshape: shape must be a tuple of ints, got {describe(shape)}") from None
     if shape.count(-1) > 1:
         raise ShapeError(f"reshape: at most one -1 allowed, got {shape}")
     if -1 in shape:
