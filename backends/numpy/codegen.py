@@ -15,8 +15,8 @@ call where that is measurably cheaper:
 - sums/max/min become `np.add.reduce` & co; shape ops become methods.
 
 Broadcasts: a `broadcast_to` feeding an elementwise op is not materialised,
-its operand is passed and NumPy broadcasting does the rest (as long as one
-operand of the op has the full shape); a broadcast of a literal or constant
+its operand is passed and NumPy broadcasting does the rest (as long as the
+operands still broadcast to the full shape); a broadcast of a literal or constant
 that must exist is made once, at compile time, as a read-only view.
 
 Buffers: a temporary is deleted (`del`) after its last use. An elementwise op
@@ -171,10 +171,12 @@ class _Gen:
             args = list(n.args)
             if n.prim in elementwise_like and n.shape != ():
                 is_bcast = [isinstance(a, Apply) and a.prim is broadcast_p for a in args]
-                keep_first = all(is_bcast)  # the result must still come out full-shape
-                for i, a in enumerate(args):
-                    if is_bcast[i] and not (keep_first and i == 0):
-                        args[i] = a.args[0]
+                srcs = [a.args[0] if b else a for a, b in zip(args, is_bcast)]
+                if np.broadcast_shapes(*[s.shape for s in srcs]) == n.shape:
+                    args = srcs
+                else:  # the result must come out full-shape: keep one broadcast, a free one if any
+                    keep = next((i for i, a in enumerate(args) if id(a) in static_bcast), 0)
+                    args = [a if i == keep else s for i, (a, s) in enumerate(zip(args, srcs))]
             operands[id(n)] = args
 
         # which nodes are emitted: those some emitted node, or the output, reads

@@ -167,7 +167,8 @@ def _simplify_rule(b: Builder, node: Apply, args):
     if _RULES is None:
         _RULES = _rules()
     # zeros flowing through linear ops (exact: a linear map sends 0 to 0, with no inf*0)
-    if node.prim.linear and args and all(_is(a, 0) for a in args) and node.dtype.kind != "b":
+    if node.prim.linear and args and all(_is(a, 0) for a in args) and node.dtype.kind != "b" \
+            and not (len(args) == 1 and isinstance(args[0], Literal)):  # already a splat
         return splat(b, 0, node.type)
     r = _RULES.get(node.prim)
     return r(b, node, *args) if r is not None else None
