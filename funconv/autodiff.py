@@ -125,7 +125,12 @@ def _diff_leaves(primals, names, fname: str) -> list[Array]:
 
 
 class _VJP:
-    """Holds a traced forward pass; builds the backward graph on first use."""
+    """Holds a traced forward pass; builds the backward graph on first use.
+
+    The graph (primals, captured, cotangents) -> input cotangents is built once
+    with abstract cotangents and evaluated per call; eagerly, the evaluation
+    reuses the forward values computed while tracing.
+    """
 
     def __init__(self, trace, primals, in_tree, out_nodes, out_tree):
         self.trace = trace
@@ -133,24 +138,23 @@ class _VJP:
         self.in_tree = in_tree
         self.out_nodes = out_nodes
         self.out_tree = out_tree
+        self.n_inputs = len(trace.inputs)  # the primals' inputs (cotangent inputs come later)
         self.graph: Graph | None = None
 
     def args(self):
         return list(self.primals) + [outer for outer, _ in self.trace.captured]
 
     def backward_graph(self) -> Graph:
+        """The backward pass as a graph: (primals, captured, cotangents) -> input cotangents."""
         if self.graph is None:
             t = self.trace
-            explicit = list(t.inputs)
+            explicit = t.inputs[:self.n_inputs]
             with t.activate():
                 ct_in = [t.new_input(n.type, name=f"ct{i}") for i, n in enumerate(self.out_nodes)]
                 cts = backward_pass(t, list(self.out_nodes), ct_in, explicit)
-                zeros = []
-                for n, c in zip(explicit, cts):
-                    zeros.append(t.to_node(c) if c is not None else
-                                 t.to_node(_zeros(n.type)))
+                outs = [t.to_node(c if c is not None else _zeros(n.type)) for n, c in zip(explicit, cts)]
             inputs = tuple(explicit) + tuple(n for _, n in t.captured) + tuple(c._node for c in ct_in)
-            self.graph = Graph(inputs, tuple(zeros))
+            self.graph = Graph(inputs, tuple(outs))
         return self.graph
 
     def __call__(self, ct):
@@ -167,12 +171,8 @@ class _VJP:
             if c.dtype != n.type.dtype:
                 c = c.astype(n.type.dtype)
             cts.append(c)
-        g = self.backward_graph()
-        # the captured list may have grown while the rules ran (they capture nothing new, but
-        # be exact: pass what the graph's inputs need)
-        res = eval_graph(g, self.args() + cts, self.trace.values)
-        flat = tree_util.unflatten(self.in_tree, res)
-        return tuple(flat)
+        res = eval_graph(self.backward_graph(), self.args() + cts, self.trace.values)
+        return tuple(tree_util.unflatten(self.in_tree, res))
 
 
 def _zeros(t: ArrayType) -> Array:

@@ -173,7 +173,8 @@ def eval_graph(graph: Graph, args, known: dict | None = None) -> list[Array]:
     """Evaluate `graph` on Arrays `args` through the current interpreter.
 
     `args` cover `graph.inputs` in order. `known` maps nodes to values computed
-    while tracing with these same arguments; eager evaluation reuses them.
+    while tracing with these same arguments; eager evaluation reuses them and
+    computes only the nodes the outputs still need.
     """
     interp = _current.get()
     if interp is not EAGER:
@@ -181,13 +182,18 @@ def eval_graph(graph: Graph, args, known: dict | None = None) -> list[Array]:
     env: dict[int, Array] = {}
     for inp, a in zip(graph.inputs, args):
         env[id(inp)] = a
-    for node in graph.nodes():
+    for node in (graph.nodes() if known is None else _needed(graph.outputs, env, known)):
         if id(node) in env:
             continue
         if known is not None and node in known:
             env[id(node)] = Array._from_value(known[node])
         elif isinstance(node, Apply):
-            env[id(node)] = interp.apply(node.prim, [env[id(a)] for a in node.args], node.params)
+            ins = [env[id(a)] for a in node.args]
+            if interp is EAGER and all(a._value is not None for a in ins):
+                # the graph was type-checked when it was built: call the impl directly
+                env[id(node)] = Array._from_value(node.prim.impl(*[a._value for a in ins], **node.params))
+            else:
+                env[id(node)] = interp.apply(node.prim, ins, node.params)
         elif isinstance(node, Literal):
             env[id(node)] = interp.literal(node.value, node.dtype)
         elif isinstance(node, Const):
@@ -195,6 +201,27 @@ def eval_graph(graph: Graph, args, known: dict | None = None) -> list[Array]:
         else:
             raise TypeError(f"graph input {node} was not given a value")
     return [env[id(o)] for o in graph.outputs]
+
+
+def _needed(outputs, env: dict, known: dict) -> list[Node]:
+    """The nodes `outputs` depend on, in evaluation order, not looking past nodes
+    whose values are already at hand (in `env` or `known`)."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    for root in outputs:
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+            elif id(node) not in seen:
+                seen.add(id(node))
+                if id(node) in env or node in known or not isinstance(node, Apply):
+                    order.append(node)
+                else:
+                    stack.append((node, True))
+                    stack.extend((a, False) for a in reversed(node.args) if id(a) not in seen)
+    return order
 
 
 def trace_to_graph(f, args, kwargs=None, static_argnums=(), concrete=False, name_inputs=True):
