@@ -13,7 +13,11 @@ the outer transformation sees (and differentiates, and optimises) through it.
 
 The call path is lean: for positional Array arguments the key is a tuple of
 (shape, dtype) pairs, found with one dict lookup, then the generated function
-runs; no tracing and no dict building per call.
+runs; no tracing and no dict building per call. Pytrees of dicts, lists and
+tuples of Arrays take a second fast path (a structure spec plus the leaves'
+(shape, dtype)); anything else (static arguments, NumPy arrays, scalars,
+registered containers) goes through the general path, which builds the full
+signature with funconv.tree.
 
 Recompiles are explained with `fc.config.update("explain_recompiles", True)`:
 every cache miss after the first logs (logger "funconv.jit") which argument
@@ -149,6 +153,8 @@ class Jitted:
         self._cache: dict = {}
         # positional-Array-only calls: key = ((shape, dtype), ...) -> entry.call
         self._fast: dict = {}
+        # pytree calls: key = (container spec, ((shape, dtype), ...)) -> entry.call
+        self._fast_trees: dict = {}
         self._fast_ok = not self._static_nums and not self._static_names
         self._inline_graphs: dict = {}
         self._last_sig = None
@@ -156,13 +162,25 @@ class Jitted:
 
     # -- the call path -------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        if not kwargs and _current.get() is EAGER:
-            try:
-                call = self._fast.get(tuple([(a._value.shape, a._value.dtype) for a in args]))
-            except AttributeError:  # not all Arrays (or an abstract one: the slow path says so)
-                call = None
-            if call is not None:
-                return call(args)
+        if _current.get() is EAGER:
+            if not kwargs:
+                try:
+                    call = self._fast.get(tuple([(a._value.shape, a._value.dtype) for a in args]))
+                except AttributeError:  # not all Arrays (or an abstract one: the slow path says)
+                    call = None
+                if call is not None:
+                    return call(args)
+            if self._fast_ok:
+                # pytrees of dicts, lists and tuples of Arrays (parameters, optimizer states)
+                leaves: list = []
+                try:
+                    key = (_spec((args, kwargs), leaves),
+                           tuple([(a._value.shape, a._value.dtype) for a in leaves]))
+                except (_NotFast, AttributeError):
+                    key = None
+                call = self._fast_trees.get(key) if key is not None else None
+                if call is not None:
+                    return call(leaves)
         return self._call_slow(args, kwargs)
 
     def _split(self, args, kwargs):
@@ -290,9 +308,15 @@ class Jitted:
         self.compiles += 1
         self._last_sig = (sig, self._labels(args, kwargs, nums))
         treedef, avals, statics = sig
-        if self._fast_ok and treedef == tree_util.structure((list(args), {})) \
-                and all(isinstance(a, Array) for a in args):
-            self._fast[avals] = entry.call
+        if self._fast_ok:
+            if not kwargs and all(type(a) is Array for a in args):
+                self._fast[avals] = entry.call
+            leaves: list = []
+            try:
+                spec = _spec((args, kwargs), leaves)
+                self._fast_trees[(spec, avals)] = entry.call
+            except _NotFast:
+                pass
         return entry
 
     def lower(self, *args, **kwargs) -> Lowered:
@@ -335,6 +359,31 @@ class Jitted:
         if obj is None:
             return self
         return functools.partial(self, obj)
+
+
+class _NotFast(Exception):
+    """A call whose arguments the fast path does not handle (the slow path does)."""
+
+
+def _spec(x, leaves: list):
+    """A hashable description of the structure of `x`, appending its Array leaves.
+
+    Handles exactly dict, list, tuple, None and Array (the containers of parameters and
+    optimizer states) and orders leaves as funconv.tree.flatten does (dict keys
+    sorted); anything else raises _NotFast.
+    """
+    t = type(x)
+    if t is Array:
+        leaves.append(x)
+        return 0
+    if t is dict:
+        keys = sorted(x)
+        return (dict, tuple(keys), tuple([_spec(x[k], leaves) for k in keys]))
+    if t is tuple or t is list:
+        return (t, tuple([_spec(c, leaves) for c in x]))
+    if x is None:
+        return None
+    raise _NotFast
 
 
 def _leaf_paths(base: str, tree) -> list[str]:

@@ -349,3 +349,39 @@ def test_jit_of_function_returning_input_and_constant():
 def test_unknown_backend():
     with pytest.raises(ArgumentError, match="unknown backend"):
         fc.jit(lambda x: x, backend="nope")(arr(2))
+
+
+def test_pytree_fast_path_distinguishes_structures():
+    f = fc.jit(lambda p: fc.tree.map(lambda a: a * 2.0, p))
+    a, b = arr(2), arr(2)
+    r1 = f({"a": a, "b": b})
+    r1 = f({"a": a, "b": b})  # served by the fast path
+    r2 = f({"a": a, "c": b})
+    r3 = f([a, b])
+    r4 = f((a, b))
+    r5 = f((a, None, [b]))
+    assert sorted(r1) == ["a", "b"] and sorted(r2) == ["a", "c"]
+    assert isinstance(r3, list) and isinstance(r4, tuple) and r5[1] is None
+    close(r5[2][0], np.asarray(b) * 2)
+    assert f.compiles == 5
+    f({"a": a, "c": b})
+    f((a, None, [b]))
+    assert f.compiles == 5
+
+
+def test_sgd_step_of_a_small_cnn_matches_eager():
+    def loss(p, x, y):
+        h = fc.nn.relu(fc.conv(x, p["c"]) + p["b"][:, None, None])
+        h = fc.max_pool(h, 2).reshape(x.shape[0], -1)
+        return fc.nn.cross_entropy(h @ p["w"], y)
+
+    def step(p, x, y):
+        return fc.tree.map(lambda a, g: a - 0.1 * g, p, fc.grad(loss)(p, x, y))
+
+    p = {"c": arr(3, 1, 3, 3), "b": arr(3), "w": arr(3 * 3 * 3, 4)}
+    x = arr(2, 1, 8, 8)
+    y = fc.array(np.array([1, 3], np.int32))
+    got = fc.jit(step)(p, x, y)
+    want = step(p, x, y)
+    for k in p:
+        close(got[k], want[k], tol=1e-4)
