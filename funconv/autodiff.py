@@ -1,4 +1,4 @@
-"""Reverse-mode differentiation as a graph transformation.
+"""Differentiation as a graph transformation: vjp, grad, jvp, Jacobians, custom rules.
 
 `vjp` traces `f` into a graph, then walks it backwards calling each
 primitive's VJP rule *inside the same trace*: the rules are written in
@@ -7,6 +7,15 @@ forward nodes), differentiable again and compilable. The result is evaluated
 through the current interpreter, so it inlines under an outer trace (that is
 how `grad(grad(f))` and `jit(grad(f))` work). Forward values computed while
 tracing are reused by eager evaluation, so eager `grad` runs the forward once.
+
+Forward mode needs no rules of its own: `f_vjp(u)` is linear in `u`, so the
+VJP of `u -> f_vjp(u)` is J itself (`_linearize`): `jvp`, `jacfwd` and
+`hessian` (forward over reverse) are built on it. `jacrev` applies one VJP
+per output element.
+
+`custom_vjp` runs the user's `fwd` under a trace and marks each output with a
+`custom_vjp_call` node: the identity on its first operand, whose VJP rule
+calls the user's `bwd` (see the section below).
 
 Imports tracing, ir, tree, ops.
 """

@@ -22,7 +22,7 @@ from contextvars import ContextVar
 import numpy as np
 
 from funconv.array import Array, _readonly
-from funconv.errors import TracerLeakError
+from funconv.errors import TracerLeakError, user_line
 from funconv.ir import Apply, Const, Graph, Input, Literal, Node, params_key
 from funconv.types import ArrayType
 
@@ -148,8 +148,6 @@ class Trace:
         return Array._traced(node, self)
 
     def apply(self, prim, args, params):
-        from funconv.errors import user_line
-
         nodes = [self.to_node(a) for a in args]
         key = (prim, tuple(map(id, nodes)), params_key(params))
         node = self.intern.get(key)
