@@ -195,3 +195,15 @@ def test_jacobians_under_jit_when_available():
         pytest.skip("fc.jit is not implemented yet")
     np.testing.assert_allclose(np.asarray(got), jac_np(X), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(fc.jit(fc.jacrev(f))(fc.asarray(X))), jac_np(X), rtol=1e-12)
+
+
+def test_jvp_of_a_closure_over_an_outer_tracer():
+    # d/da of the directional derivative of x -> a * sin(x): cos(x) . v; the inner
+    # linearisation captures a, a variable of the outer grad trace
+    x, v = rng.standard_normal((2, 3))
+
+    def directional(a):
+        return fc.jvp(lambda x: a * fc.sin(x), (fc.asarray(x),), (fc.asarray(v),))[1].sum()
+
+    assert float(fc.grad(directional)(fc.asarray(np.array(2.0)))) == pytest.approx(np.cos(x) @ v)
+    assert float(directional(fc.asarray(np.array(2.0)))) == pytest.approx(2 * np.cos(x) @ v)
