@@ -236,10 +236,12 @@ class _Gen:
         prologue = []
         if donated_used:
             take = self.bind(_take_donated, "_take_donated")
+            consts = [self.expr[id(n)] for n in nodes if isinstance(n, Const)]
             for i in sorted(set(donated_used)):
-                others = ", ".join(p for j, p in enumerate(params) if j != i)
-                prologue.append(f"x{i} = {take}(x{i}, ({others}{',' if len(params) == 2 else ''}))"
-                                "  # donated: write into it if it is safe")
+                # the other arguments, and constants (a closure may hold the donated array)
+                others = [p for j, p in enumerate(params) if j != i] + consts
+                tup = f"({', '.join(others)}{',' if len(others) == 1 else ''})"
+                prologue.append(f"x{i} = {take}(x{i}, {tup})  # donated: write into it if safe")
         indent = "    "
         lines = [f"def {self.name}({', '.join(params)}):"]
         lines += [indent + p for p in prologue]

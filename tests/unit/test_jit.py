@@ -385,3 +385,10 @@ def test_sgd_step_of_a_small_cnn_matches_eager():
     want = step(p, x, y)
     for k in p:
         close(got[k], want[k], tol=1e-4)
+
+
+def test_donated_array_also_captured_as_a_constant_is_not_corrupted():
+    w = fc.array(np.ones(100, np.float32))
+    f = fc.jit(lambda p: (p * 2.0) + w, donate_argnums=0)
+    close(f(w), np.full(100, 3.0))
+    close(f(fc.array(np.ones(100, np.float32))), np.full(100, 3.0))  # the baked `w` is intact
