@@ -1,0 +1,293 @@
+"""Run every benchmark in one process and print one table of medians.
+
+Workloads (all float32, CPU):
+
+* dispatch: the jitted gradient of sum(tanh(W @ x)), W 10x10 (per-call
+  overhead; reuses bench/dispatch.py).
+* conv3x3:  value and both gradients of sum(conv(x, w)**2), x 16x64x32x32,
+  w 64x64x3x3, padding 1 (reuses bench/conv.py).
+* lenet:    one jitted SGD step of conv(1->16, 5x5)-relu-maxpool2-
+  conv(16->32, 5x5)-relu-maxpool2-dense(512->10)-cross-entropy on a batch
+  f32[64,1,28,28] (forward, backward and the parameter update).
+
+Each workload runs in funconv (jit, NumPy backend) and, when importable, in
+PyTorch (eager, default threads), JAX (jit) and SciPy (conv3x3 only: FFT
+convolutions with scipy.signal.fftconvolve). The ratio columns are funconv's
+time divided by the peer's: below 1 means funconv is faster. Medians of
+`--repeat` timed runs after warm-up (compilation excluded). Nothing is asserted.
+
+Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmarks
+
+import funconv as fc  # noqa: E402
+
+PEERS = ("pytorch", "jax", "scipy")
+
+
+def median_ms(f, repeat: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        f()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(ts)
+
+
+def _try(make):
+    """A peer's step function, or None when its library is not importable."""
+    try:
+        return make()
+    except ImportError:
+        return None
+
+
+# --- dispatch ------------------------------------------------------------------------------
+
+
+def dispatch(repeat: int) -> dict:
+    import dispatch as d  # bench/dispatch.py
+
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((10, 10)).astype(np.float32)
+    x = rng.standard_normal(10).astype(np.float32)
+    calls = 2000
+    reps = max(3, repeat // 5)
+    us, _, _ = d.bench_funconv(W, x, calls, reps)
+    out = {"funconv": us / 1e3}
+    for name, fn, n in (("jax", d.bench_jax, calls), ("pytorch", d.bench_torch, calls // 4)):
+        r = fn(W, x, n, reps)
+        out[name] = None if r is None else r / 1e3
+    if "torch" in sys.modules:  # dispatch.py pins PyTorch to one thread; restore the default
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    return out
+
+
+# --- conv3x3 ---------------------------------------------------------------------------------
+
+
+def _scipy_conv3x3(x, w):
+    """Value and both gradients of sum(conv(x, w, padding=1)**2) with FFT convolutions."""
+    from scipy.signal import fftconvolve
+
+    H, W = x.shape[2:]
+    kh, kw = w.shape[2:]
+
+    def step():
+        # mode="full" everywhere: "same"/"valid" would size the result by the first operand's
+        # shape on the broadcast (non-convolved) axes too. Correlation = convolution with the
+        # flipped kernel; padding 1 of a 3x3 kernel keeps the centre of the full result.
+        full = fftconvolve(x[:, None], w[None, :, :, ::-1, ::-1], axes=(-2, -1))
+        y = full[..., kh // 2:kh // 2 + H, kw // 2:kw // 2 + W].sum(2)  # (N, O, H, W)
+        ct = 2 * y
+        full = fftconvolve(ct[:, :, None], w[None], axes=(-2, -1))
+        x_ct = full[..., kh // 2:kh // 2 + H, kw // 2:kw // 2 + W].sum(1)  # (N, C, H, W)
+        xp = np.pad(x, ((0, 0), (0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2)))
+        full = fftconvolve(xp[:, None], ct[:, :, None, ::-1, ::-1], axes=(-2, -1))
+        w_ct = full[..., H - 1:H - 1 + kh, W - 1:W - 1 + kw].sum(0)  # (O, C, kh, kw)
+        return (y * y).sum(), x_ct, w_ct
+
+    return step
+
+
+def conv3x3(repeat: int) -> dict:
+    import conv as c  # bench/conv.py
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((c.N, c.C, c.H, c.W)).astype(np.float32)
+    w = (rng.standard_normal((c.O, c.C, c.K, c.K)) / np.sqrt(c.C * c.K * c.K)).astype(np.float32)
+    reps = max(3, repeat // 3)  # each run is ~0.1-1 s
+    steps = {"funconv": c.funconv_jit(x, w), "pytorch": c.torch_step(x, w), "jax": c.jax_step(x, w),
+             "scipy": _try(lambda: (__import__("scipy.signal"), _scipy_conv3x3(x, w))[1])}
+    return {k: None if f is None else median_ms(f, reps, warmup=1) for k, f in steps.items()}
+
+
+# --- lenet -------------------------------------------------------------------------------------
+
+BATCH, LR = 64, 0.05
+
+
+def _lenet_data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, BATCH).astype(np.int32)
+
+    def init(shape, fan_in):
+        return (rng.standard_normal(shape) * np.sqrt(2 / fan_in)).astype(np.float32)
+
+    params = {"c1w": init((16, 1, 5, 5), 25), "c1b": np.zeros(16, np.float32),
+              "c2w": init((32, 16, 5, 5), 400), "c2b": np.zeros(32, np.float32),
+              "dw": init((512, 10), 512), "db": np.zeros(10, np.float32)}
+    return params, x, y
+
+
+def lenet_funconv(params, x, y):
+    def loss(p, x, y):
+        h = fc.nn.relu(fc.conv(x, p["c1w"]) + p["c1b"].reshape(-1, 1, 1))
+        h = fc.max_pool(h, 2)
+        h = fc.nn.relu(fc.conv(h, p["c2w"]) + p["c2b"].reshape(-1, 1, 1))
+        h = fc.max_pool(h, 2)
+        return fc.nn.cross_entropy(h.reshape(x.shape[0], -1) @ p["dw"] + p["db"], y)
+
+    def step(p, x, y):
+        value, g = fc.value_and_grad(loss)(p, x, y)
+        return fc.tree.map(lambda a, b: a - LR * b, p, g), value
+
+    step = fc.jit(step)
+    p = {k: fc.asarray(v) for k, v in params.items()}
+    xa, ya = fc.asarray(x), fc.asarray(y)
+    state = {"p": p}
+
+    def run():
+        state["p"], v = step(state["p"], xa, ya)
+        return v
+
+    return run
+
+
+def lenet_torch(params, x, y):
+    import torch
+    import torch.nn.functional as F
+
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    xt, yt = torch.tensor(x), torch.tensor(y).long()
+
+    def run():
+        h = F.max_pool2d(F.relu(F.conv2d(xt, p["c1w"], p["c1b"])), 2)
+        h = F.max_pool2d(F.relu(F.conv2d(h, p["c2w"], p["c2b"])), 2)
+        v = F.cross_entropy(h.reshape(BATCH, -1) @ p["dw"] + p["db"], yt)
+        grads = torch.autograd.grad(v, list(p.values()))
+        with torch.no_grad():
+            for t, g in zip(p.values(), grads):
+                t -= LR * g
+        return v.item()
+
+    return run
+
+
+def lenet_jax(params, x, y):
+    import jax
+    import jax.numpy as jnp
+
+    def conv(h, w, b):
+        out = jax.lax.conv_general_dilated(h, w, (1, 1), "VALID")
+        return out + b[:, None, None]
+
+    def pool(h):
+        return jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+    def loss(p, x, y):
+        h = pool(jax.nn.relu(conv(x, p["c1w"], p["c1b"])))
+        h = pool(jax.nn.relu(conv(h, p["c2w"], p["c2b"])))
+        logits = h.reshape(x.shape[0], -1) @ p["dw"] + p["db"]
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+
+    @jax.jit
+    def step(p, x, y):
+        v, g = jax.value_and_grad(loss)(p, x, y)
+        return jax.tree_util.tree_map(lambda a, b: a - LR * b, p, g), v
+
+    state = {"p": {k: jnp.asarray(v) for k, v in params.items()}}
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+
+    def run():
+        state["p"], v = step(state["p"], xj, yj)
+        return v.block_until_ready()
+
+    return run
+
+
+def lenet(repeat: int) -> dict:
+    params, x, y = _lenet_data()
+    makers = {"funconv": lenet_funconv, "pytorch": lenet_torch, "jax": lenet_jax}
+    out, first_loss = {"scipy": None}, {}
+    for name, make in makers.items():
+        run = _try(lambda: make(params, x, y))
+        if run is None:
+            out[name] = None
+            continue
+        first_loss[name] = float(run())  # all start from the same parameters: same loss
+        out[name] = median_ms(run, repeat)
+    ref = first_loss["funconv"]
+    for name, v in first_loss.items():
+        if abs(v - ref) > 1e-4 * abs(ref):
+            print(f"WARNING lenet: first-step loss {v} in {name} differs from funconv's {ref}",
+                  file=sys.stderr)
+    return out
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+WORKLOADS = {
+    "dispatch": (dispatch, "jitted grad of sum(tanh(W@x)), W f32[10,10]"),
+    "conv3x3": (conv3x3, "value+grads of sum(conv(x,w)^2), x f32[16,64,32,32], w 64x64x3x3"),
+    "lenet": (lenet, "jitted SGD step, LeNet-5-like, batch f32[64,1,28,28]"),
+}
+
+
+def _fmt(ms):
+    if ms is None:
+        return "-"
+    return f"{ms * 1e3:.1f} us" if ms < 1 else f"{ms:.2f} ms"
+
+
+def _versions() -> str:
+    parts = [f"python {platform.python_version()}", f"numpy {np.__version__}", f"funconv {fc.__version__}"]
+    for mod in ("torch", "jax", "scipy"):
+        if mod in sys.modules:
+            parts.append(f"{mod} {sys.modules[mod].__version__}")
+    return ", ".join(parts)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Run every funconv benchmark and print one table.")
+    ap.add_argument("--repeat", type=int, default=30, help="timed runs per workload (median)")
+    ap.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        ap.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
+
+    results = {}
+    for name in names:
+        fn, what = WORKLOADS[name]
+        print(f"running {name}: {what} ...", file=sys.stderr, flush=True)
+        results[name] = fn(args.repeat)
+
+    head = f"{'workload':<10} {'funconv':>10} " + " ".join(f"{p:>10}" for p in PEERS) + "   " + \
+        " ".join(f"{'fc/' + p:>10}" for p in PEERS)
+    print(f"\nmedian time per call ({os.cpu_count()} CPUs; {_versions()})")
+    print(head)
+    print("-" * len(head))
+    for name in names:
+        r = results[name]
+        ratios = []
+        for p in PEERS:
+            ok = r.get(p) is not None and r.get("funconv") is not None
+            ratios.append(f"{r['funconv'] / r[p]:>9.2f}x" if ok else f"{'-':>10}")
+        print(f"{name:<10} {_fmt(r.get('funconv')):>10} "
+              + " ".join(f"{_fmt(r.get(p)):>10}" for p in PEERS) + "   " + " ".join(ratios))
+    print("fc/peer: funconv's time over the peer's (below 1: funconv is faster); "
+          "'-': not installed or no such implementation")
+    return results
+
+
+if __name__ == "__main__":
+    main()
