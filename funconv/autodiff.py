@@ -223,14 +223,17 @@ def _vjp(f, primals, has_aux: bool, fname: str, names=None):
         out_leaves, out_tree = tree_util.flatten(res)
         out_arrays = [_out_leaf(o, fname, has_aux) for o in out_leaves]
         aux_leaves, aux_tree = tree_util.flatten(aux) if has_aux else ([], None)
-        aux_arrays = [asarray(a) for a in aux_leaves]
+        # traced aux leaves leave through the graph; anything else (labels, numbers) as is
+        aux_arrays = [a for a in aux_leaves if isinstance(a, Array)]
     fwd = trace.graph(out_arrays + aux_arrays)
     out_nodes = fwd.outputs[:len(out_arrays)]
     vals = eval_graph(fwd, arrays + [outer for outer, _ in trace.captured], trace.values)
     out = tree_util.unflatten(out_tree, vals[:len(out_arrays)])
     f_vjp = _VJP(trace, arrays, in_tree, out_nodes, out_tree)
     if has_aux:
-        return out, f_vjp, tree_util.unflatten(aux_tree, vals[len(out_arrays):])
+        it = iter(vals[len(out_arrays):])
+        aux = [next(it) if isinstance(a, Array) else a for a in aux_leaves]
+        return out, f_vjp, tree_util.unflatten(aux_tree, aux)
     return out, f_vjp
 
 

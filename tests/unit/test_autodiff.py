@@ -109,10 +109,12 @@ def test_gradient_keeps_nested_pytree_structure():
 
 def test_has_aux_returns_aux_untouched():
     def f(x):
-        return (x ** 2).sum(), {"mean": x.mean(), "tag": [x * 2]}
+        return (x ** 2).sum(), {"mean": x.mean(), "tag": [x * 2], "label": "sq", "n": 2}
 
     (v, aux), g = fc.value_and_grad(f, has_aux=True)(fc.array([1.0, 3.0]))
     assert float(v) == 10.0 and float(aux["mean"]) == 2.0
+    assert aux["label"] == "sq" and aux["n"] == 2  # non-array aux passes through as is
+    assert aux["mean"]._trace is None  # a concrete array, not a tracer
     np.testing.assert_allclose(np_(aux["tag"][0]), [2.0, 6.0])
     np.testing.assert_allclose(np_(g), [2.0, 6.0])
     g2, aux2 = fc.grad(f, has_aux=True)(fc.array([1.0, 3.0]))
