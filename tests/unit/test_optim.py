@@ -208,3 +208,29 @@ def test_clip_by_global_norm():
     assert float(fc.optim.global_norm(clipped)) == pytest.approx(1.0, rel=1e-6)
     same = fc.optim.clip_by_global_norm(tree, 10.0)
     np.testing.assert_allclose(np.asarray(same["a"]), [3.0, 0.0])
+
+
+@pytest.mark.parametrize("make", [lambda: fc.optim.sgd(0.1, momentum=0.9, nesterov=True),
+                                  lambda: fc.optim.adamw(fc.optim.warmup(0.01, 2), weight_decay=0.1)])
+def test_jitted_training_step_matches_eager(make):
+    opt = make()
+
+    def loss(p, x):
+        return ((x @ p["w"] + p["b"]) ** 2).mean()
+
+    def step(p, s, x):
+        v, g = fc.value_and_grad(loss)(p, x)
+        u, s = opt.update(g, s, p)
+        return fc.optim.apply_updates(p, u), s, v
+
+    x = fc.asarray(np.random.default_rng(1).standard_normal((5, 2)))
+    jstep = fc.jit(step)
+    p_e = p_j = _fc(P0)
+    s_e = s_j = opt.init(p_e)
+    for _ in range(4):
+        p_e, s_e, v_e = step(p_e, s_e, x)
+        p_j, s_j, v_j = jstep(p_j, s_j, x)
+        np.testing.assert_allclose(float(v_j), float(v_e), rtol=1e-12)
+    for a, b in zip(fc.tree.leaves((p_e, s_e)), fc.tree.leaves((p_j, s_j))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12)
+    assert int(s_j.count) == 4

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import funconv as fc
-from funconv.errors import ArgumentError, DTypeError
+from funconv.errors import ArgumentError, DTypeError, ShapeError
 from funconv.random import threefry2x32
 
 
@@ -255,3 +255,49 @@ def test_reparameterised_samples_differentiate():
         fc.array(0.5), fc.array(2.0))
     assert float(g_mu) == pytest.approx(5.0)
     assert float(g_sigma) == pytest.approx(z.sum(), rel=1e-5)
+
+
+def test_split_unpacks_into_keys():
+    k1, k2 = fc.random.split(fc.random.key(0))
+    assert k1.shape == (2,) and k1.dtype == np.int32
+    np.testing.assert_array_equal(_np(fc.random.normal(k1, (3,))),
+                                  _np(fc.random.normal(_children(fc.random.key(0))[0], (3,))))
+    assert not np.array_equal(_np(fc.random.normal(k1, (3,))), _np(fc.random.normal(k2, (3,))))
+
+
+def test_permutation_and_choice_of_arrays():
+    k = fc.random.key(0)
+    x = fc.arange(12).reshape(6, 2)
+    p = _np(fc.random.permutation(k, x))
+    assert sorted(p[:, 0].tolist()) == list(range(0, 12, 2))
+    np.testing.assert_array_equal(p[:, 1], p[:, 0] + 1)  # rows move whole
+    np.testing.assert_array_equal(p[:, 0] // 2, _np(fc.random.permutation(k, 6)))
+    c = _np(fc.random.choice(k, fc.arange(10) * 10, (4,), replace=False))
+    assert len(set(c.tolist())) == 4 and all(v % 10 == 0 for v in c)
+    with pytest.raises(ShapeError):
+        fc.random.choice(k, 3, (4,), replace=False)
+
+
+@pytest.mark.parametrize("sampler", [
+    lambda k: fc.random.normal(k, (3, 4)),
+    lambda k: fc.random.uniform(k, (5,), fc.float64, -1.0, 2.0),
+    lambda k: fc.random.split(k, 3),
+    lambda k: fc.random.fold_in(k, 7),
+    lambda k: fc.random.bernoulli(k, 0.3, (6,)),
+    lambda k: fc.random.randint(k, (6,), 0, 9),
+    lambda k: fc.random.permutation(k, 7),
+    lambda k: fc.random.bits(k, (5,)),
+])
+def test_jit_gives_the_eager_bits(sampler):
+    """Under jit the key is a traced argument: one compile serves every key."""
+    f = fc.jit(sampler)
+    for seed in (0, 1, 2 ** 40 + 3):
+        k = fc.random.key(seed)
+        np.testing.assert_array_equal(_np(f(k)), _np(sampler(k)))
+
+
+def test_fold_in_with_traced_data_under_jit():
+    f = fc.jit(lambda k, i: fc.random.fold_in(k, i))
+    k = fc.random.key(1)
+    for i in (0, 5, 2 ** 31 + 1):
+        np.testing.assert_array_equal(_np(f(k, fc.asarray(np.int64(i)))), _np(fc.random.fold_in(k, i)))
