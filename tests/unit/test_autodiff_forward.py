@@ -195,6 +195,12 @@ def test_jacobians_under_jit_when_available():
         pytest.skip("fc.jit is not implemented yet")
     np.testing.assert_allclose(np.asarray(got), jac_np(X), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(fc.jit(fc.jacrev(f))(fc.asarray(X))), jac_np(X), rtol=1e-12)
+    v = rng.standard_normal(4)
+    out, t = fc.jit(lambda x, v: fc.jvp(f, (x,), (v,)))(fc.asarray(X), fc.asarray(v))
+    np.testing.assert_allclose(np.asarray(t), jac_np(X) @ v, rtol=1e-12)
+    # and the other way round: the jvp of a jitted function inlines its graph
+    _, t2 = fc.jvp(fc.jit(f), (fc.asarray(X),), (fc.asarray(v),))
+    np.testing.assert_allclose(np.asarray(t2), jac_np(X) @ v, rtol=1e-12)
 
 
 def test_jvp_of_a_closure_over_an_outer_tracer():
