@@ -1,4 +1,8 @@
-"""Array constructors: zeros, ones, full, *_like, arange, linspace, eye."""
+"""Array constructors: zeros, ones, full, *_like, empty, arange, linspace, eye, tri, meshgrid.
+
+Constants are concrete arrays (captured as constants under a trace); `full`
+of a scalar is a broadcast literal, so passes can fold it.
+"""
 
 from __future__ import annotations
 
@@ -33,14 +37,29 @@ def full(shape, fill_value, dtype=None) -> Array:
     return broadcast_to(current().literal(fill_value, dt), shape)
 
 
+def _dtype_or_float(dtype):
+    # dtype=None means the default float (as jnp.zeros), not NumPy's float64
+    return DEFAULT_FLOAT if dtype is None else canonical_dtype(dtype)
+
+
 def zeros(shape, dtype=DEFAULT_FLOAT) -> Array:
     """Zeros of `shape` (float32 by default)."""
-    return full(shape, 0, canonical_dtype(dtype))
+    return full(shape, 0, _dtype_or_float(dtype))
 
 
 def ones(shape, dtype=DEFAULT_FLOAT) -> Array:
     """Ones of `shape` (float32 by default)."""
-    return full(shape, 1, canonical_dtype(dtype))
+    return full(shape, 1, _dtype_or_float(dtype))
+
+
+def empty(shape, dtype=DEFAULT_FLOAT) -> Array:
+    """Zeros: an immutable array has no use for uninitialised memory."""
+    return zeros(shape, dtype)
+
+
+def empty_like(x, dtype=None, shape=None) -> Array:
+    """`zeros_like` (see `empty`)."""
+    return zeros_like(x, dtype, shape)
 
 
 def _like(x, dtype, shape):
@@ -82,11 +101,34 @@ def linspace(start, stop, num=50, endpoint=True, dtype=None) -> Array:
 
 def eye(N, M=None, k=0, dtype=DEFAULT_FLOAT) -> Array:
     """`np.eye` (float32 by default)."""
-    return Array._from_value(np.eye(N, M, k, dtype=canonical_dtype(dtype)))
+    return Array._from_value(np.eye(N, M, k, dtype=_dtype_or_float(dtype)))
 
 
 identity = eye
 
 
-__all__ = ["zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "arange", "linspace",
-           "eye", "identity"]
+def tri(N, M=None, k=0, dtype=DEFAULT_FLOAT) -> Array:
+    """`np.tri`: ones at and below the k-th diagonal (float32 by default)."""
+    return Array._from_value(np.tri(N, M, k, dtype=_dtype_or_float(dtype)))
+
+
+def meshgrid(*xs, indexing="xy") -> list[Array]:
+    """`np.meshgrid` of 1-d arrays ("xy": Cartesian, "ij": matrix indexing)."""
+    from funconv.ops.shape import reshape
+
+    if indexing not in ("xy", "ij"):
+        raise ArgumentError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    arrs = [reshape(asarray(operand(x, "meshgrid")), (-1,)) for x in xs]
+    shape = [a.shape[0] for a in arrs]
+    if indexing == "xy" and len(arrs) >= 2:
+        shape[0], shape[1] = shape[1], shape[0]
+    out = []
+    for i, a in enumerate(arrs):
+        axis = {0: 1, 1: 0}.get(i, i) if indexing == "xy" and len(arrs) >= 2 else i
+        view = reshape(a, tuple(-1 if d == axis else 1 for d in range(len(arrs))))
+        out.append(broadcast_to(view, tuple(shape)))
+    return out
+
+
+__all__ = ["zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "empty", "empty_like",
+           "arange", "linspace", "eye", "identity", "tri", "meshgrid"]

@@ -418,8 +418,12 @@ def _occurrence_rank(p: np.ndarray) -> np.ndarray:
 # --- take, take_along_axis ------------------------------------------------------------------------
 
 
-def take(x, indices, axis=None) -> Array:
-    """`np.take`: elements of `x` at `indices` along `axis` (None: the flattened array)."""
+def take(x, indices, axis=None, mode=None) -> Array:
+    """`np.take`: elements of `x` at `indices` along `axis` (None: the flattened array).
+
+    `mode`: None or "raise" (out-of-range concrete indices raise IndexingError),
+    "wrap" (indices modulo the axis size) or "clip" (clamped to the axis).
+    """
     from funconv.ops._core import normalize_axis
     from funconv.ops.shape import reshape
 
@@ -427,7 +431,20 @@ def take(x, indices, axis=None) -> Array:
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
     ax = normalize_axis(axis, x.ndim, "take")
-    return getitem(x, (slice(None),) * ax + (_take_index(indices, "take"),))
+    idx = _take_index(indices, "take")
+    if mode in ("wrap", "clip"):
+        from funconv.ops.elementwise import clip, remainder
+
+        n = x.shape[ax]
+        if n == 0:
+            raise IndexingError(f"take: cannot take from the empty axis {ax} of {x.aval.short()}")
+        idx = idx if isinstance(idx, Array) else asarray(np.asarray(idx))
+        if idx.dtype.kind not in "iu":
+            raise IndexingError(f"take: indices must be integers, got {idx.aval.short()}")
+        idx = remainder(idx, n) if mode == "wrap" else clip(idx, 0, n - 1)
+    elif mode not in (None, "raise"):
+        raise ValueError(f"take: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
+    return getitem(x, (slice(None),) * ax + (idx,))
 
 
 def _take_index(indices, opname):

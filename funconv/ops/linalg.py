@@ -1,5 +1,6 @@
 """Linear algebra: the `dot_general` primitive (contracting and batch dimensions,
-as in XLA/JAX) and the wrappers built on it: `matmul`, `dot`, ...
+as in XLA/JAX) and the wrappers built on it: `matmul`, `dot`, `vdot`, `inner`,
+`outer`, `tensordot`, `einsum`; plus `diagonal`, `trace`, `diag`, `tril`, `triu`.
 
 dot_general's output lays out the batch dims, then the lhs free dims, then the
 rhs free dims. Its impl is one (batched) `np.matmul` after transposes and
@@ -354,4 +355,81 @@ def einsum(subscripts: str, *operands, optimize=None) -> Array:
     return transpose(acc, perm)
 
 
-__all__ = ["dot_general", "matmul", "dot", "vdot", "inner", "outer", "tensordot", "einsum"]
+# --- diagonals and triangles ----------------------------------------------------------------------
+
+
+def _diag_positions(n: int, m: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    if offset >= 0:
+        i = np.arange(builtins.max(0, builtins.min(n, m - offset)))
+        return i, i + offset
+    i = np.arange(builtins.max(0, builtins.min(n + offset, m)))
+    return i - offset, i
+
+
+def diagonal(x, offset=0, axis1=0, axis2=1) -> Array:
+    """`np.diagonal`: the diagonal of the (axis1, axis2) planes, as a new last axis."""
+    from funconv.errors import AxisError
+    from funconv.ops._core import normalize_axis
+    from funconv.ops.indexing import getitem
+    from funconv.ops.shape import moveaxis
+
+    x = operand(x, "diagonal")
+    x = x if isinstance(x, Array) else asarray(x)
+    if x.ndim < 2:
+        raise ShapeError(f"diagonal: needs at least 2 dimensions, got {x.aval.short()}")
+    a = normalize_axis(axis1, x.ndim, "diagonal")
+    b = normalize_axis(axis2, x.ndim, "diagonal")
+    if a == b:
+        raise AxisError(f"diagonal: axis1 and axis2 are the same axis ({axis1}, {axis2})")
+    y = moveaxis(x, (a, b), (-2, -1))
+    rows, cols = _diag_positions(y.shape[-2], y.shape[-1], int(offset))
+    return getitem(y, (Ellipsis, rows, cols))
+
+
+def trace(x, offset=0, axis1=0, axis2=1) -> Array:
+    """`np.trace`: the sum along a diagonal."""
+    from funconv.ops.reduce import sum as _sum
+
+    return _sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+
+def diag(v, k=0) -> Array:
+    """`np.diag`: a 2-d array with `v` on its k-th diagonal (1-d `v`), or the k-th diagonal
+    of a 2-d `v`."""
+    from funconv.ops.creation import zeros
+
+    v = operand(v, "diag")
+    v = v if isinstance(v, Array) else asarray(v)
+    if v.ndim == 2:
+        return diagonal(v, k)
+    if v.ndim != 1:
+        raise ShapeError(f"diag: expected a 1-d or 2-d array, got {v.aval.short()}")
+    n = v.shape[0] + builtins.abs(int(k))
+    rows, cols = _diag_positions(n, n, int(k))
+    return zeros((n, n), v.dtype).at[rows, cols].set(v)
+
+
+def _triangle(x, k, lower: bool, opname: str) -> Array:
+    from funconv.ops.elementwise import where
+
+    x = operand(x, opname)
+    x = x if isinstance(x, Array) else asarray(x)
+    if x.ndim < 2:
+        raise ShapeError(f"{opname}: needs at least 2 dimensions, got {x.aval.short()}")
+    n, m = x.shape[-2:]
+    mask = np.tri(n, m, int(k), dtype=bool) if lower else ~np.tri(n, m, int(k) - 1, dtype=bool)
+    return where(mask, x, 0)
+
+
+def tril(x, k=0) -> Array:
+    """`np.tril`: zero the elements above the k-th diagonal (of the last two axes)."""
+    return _triangle(x, k, True, "tril")
+
+
+def triu(x, k=0) -> Array:
+    """`np.triu`: zero the elements below the k-th diagonal (of the last two axes)."""
+    return _triangle(x, k, False, "triu")
+
+
+__all__ = ["dot_general", "matmul", "dot", "vdot", "inner", "outer", "tensordot", "einsum",
+           "diagonal", "trace", "diag", "tril", "triu"]

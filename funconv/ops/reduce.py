@@ -22,8 +22,8 @@ def _reduce_rule(name, kinds=None):
     def rule(x: ArrayType, *, axes) -> ArrayType:
         if kinds is not None and x.dtype.kind not in kinds:
             raise DTypeError(f"{name}: does not accept {x.short()}")
-        if builtins.any(not 0 <= a < x.ndim for a in axes):
-            raise ValueError(f"{name}: axes {axes} out of range for {x.short()}")
+        if builtins.any(not 0 <= a < x.ndim for a in axes) or len(set(axes)) != len(axes):
+            raise ShapeError(f"{name}: axes {axes} out of range (or repeated) for {x.short()}")
         return ArrayType(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype)
 
     return rule
@@ -112,6 +112,8 @@ def _arg_rule(name):
     def rule(x: ArrayType, *, axis) -> ArrayType:
         if x.dtype.kind not in "biuf":
             raise DTypeError(f"{name}: does not accept {x.short()}")
+        if not 0 <= axis < x.ndim:
+            raise ShapeError(f"{name}: axis {axis} out of range for {x.short()}")
         return ArrayType(tuple(d for i, d in enumerate(x.shape) if i != axis), np.dtype("int32"))
 
     return rule

@@ -279,3 +279,12 @@ def test_concrete_values_required_for_masks_under_jit_is_not_a_concretization_le
     # a bool mask from a traced comparison is refused with IndexingError (not a bare failure)
     with pytest.raises((IndexingError, ConcretizationError)):
         fc.jit(lambda x: x[x > 0])(np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("mode", ["wrap", "clip"])
+def test_take_modes(mode):
+    x = np.arange(10.0).reshape(2, 5)
+    idx = np.array([7, -8, 2])
+    np.testing.assert_array_equal(np.asarray(fc.take(x, idx, axis=1, mode=mode)), np.take(x, idx, axis=1, mode=mode))
+    f = fc.jit(lambda a, i: fc.take(a, i, axis=1, mode=mode))
+    np.testing.assert_array_equal(np.asarray(f(x, idx.astype(np.int32))), np.take(x, idx, axis=1, mode=mode))

@@ -131,3 +131,22 @@ def test_errors_name_op_and_types():
         fc.einsum("ij->ik", r(2, 3))
     with pytest.raises(ArgumentError):
         fc.matmul("abc", r(3))
+
+
+@pytest.mark.parametrize("offset", [0, 1, -1, 3, -4])
+@pytest.mark.parametrize("axes", [(0, 1), (1, 2), (2, 0), (-1, -2)])
+def test_diagonal_trace(offset, axes):
+    x = r(3, 4, 5)
+    close(fc.diagonal(x, offset, *axes), np.diagonal(x, offset, *axes))
+    close(fc.trace(x, offset, *axes), np.trace(x, offset, *axes))
+
+
+@pytest.mark.parametrize("k", [0, 2, -1])
+def test_diag_tril_triu(k):
+    v, m = r(3), r(2, 4, 5)
+    close(fc.diag(v, k), np.diag(v, k))
+    close(fc.diag(m[0], k), np.diag(m[0], k))
+    close(fc.tril(m, k), np.tril(m, k))
+    close(fc.triu(m, k), np.triu(m, k))
+    check_grads(lambda a: fc.diag(a, k) * 2 + fc.trace(fc.outer(a, a)), (v.astype(np.float64),), order=2)
+    check_grads(lambda a: fc.tril(a, k) * fc.triu(a, k), (m.astype(np.float64),), order=2)
