@@ -522,7 +522,8 @@ def isfinite(x):
 
 
 __all__ = ["exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid", "logistic", "sqrt",
-           "rsqrt", "floor", "ceil", "round", "round_", "trunc", "negative", "abs", "absolute", "sign", "square",
+           "rsqrt", "floor", "ceil", "round", "round_", "trunc", "negative", "abs", "absolute", "sign",
+           "square",
            "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "remainder", "mod",
            "power", "maximum", "minimum", "clip", "reciprocal", "exp2", "log2", "log10", "logaddexp",
            "arctan2", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",

@@ -15,7 +15,7 @@ import numpy as np
 
 from funconv.array import Array
 from funconv.errors import DTypeError, ShapeError
-from funconv.ops._core import asarray, broadcast_shapes, broadcast_to, operand, promote
+from funconv.ops._core import asarray, broadcast_shapes, broadcast_to, operand
 from funconv.primitive import Primitive
 from funconv.types import ArrayType
 

@@ -34,7 +34,7 @@ from funconv.testing import check_grads, check_vjp
 from domains import (DOMAINS, Case, Domain, away, axes_subset, distinct, draw_shape, floats, ints,
                      load_family_domains, off_integers, rng)
 
-# --- the domain table of the core families ------------------------------------------------------
+# --- the domain table of the core families --------------------------------------------------------
 
 
 def _shape(data, **kw):
@@ -194,7 +194,7 @@ DOMAINS["abs_complex"] = Domain(lambda data, dtype: Case((_complex_of(rng(data),
 DOMAINS["complex"] = _binary(lambda x, y: (x + 1j * y).astype(np.result_type(x.dtype, np.complex64)),
                              complex_io=True)
 
-# --- shape --------------------------------------------------------------------------------------------
+# --- shape ----------------------------------------------------------------------------------------
 
 
 def _broadcast_to(data, dtype):
@@ -293,7 +293,7 @@ DOMAINS["pad"] = Domain(_pad, numpy=_pad_np)
 DOMAINS["concatenate"] = Domain(_concatenate, numpy=lambda *xs, axis: np.concatenate(xs, axis))
 DOMAINS["flip"] = Domain(_flip, numpy=lambda x, *, axes: np.flip(x, axes))
 
-# --- reductions -----------------------------------------------------------------------------------------
+# --- reductions -----------------------------------------------------------------------------------
 
 
 def _reduce(gen):
@@ -330,7 +330,7 @@ DOMAINS["argmax"] = Domain(_axis(distinct),
 DOMAINS["argmin"] = Domain(_axis(distinct),
                            numpy=lambda x, *, axis: np.argmin(x, axis=axis).astype(np.int32))
 
-# --- dot_general ------------------------------------------------------------------------------------------
+# --- dot_general ----------------------------------------------------------------------------------
 
 
 def _dot_general(data, dtype):
@@ -365,7 +365,7 @@ def _dot_general_np(x, y, *, dimension_numbers):
 
 DOMAINS["dot_general"] = Domain(_dot_general, numpy=_dot_general_np, rtol=1e-5, atol=1e-5)
 
-# --- indexing ------------------------------------------------------------------------------------------------
+# --- indexing -------------------------------------------------------------------------------------
 
 
 def _iota(data, dtype):
@@ -415,7 +415,7 @@ DOMAINS["stop_gradient"] = Domain(lambda data, dtype: Case((floats(rng(data), _s
 CORE_PRIMITIVES = {p.name for mod in (E, S, R, L, I) for p in vars(mod).values()
                    if isinstance(p, fc.primitive.Primitive)}
 
-# --- every family: import every module that may define primitives, then its domains ---------------------
+# --- every family: import every module that may define primitives, then its domains ---------------
 
 
 def _import_all_funconv_modules():
@@ -429,7 +429,7 @@ _import_all_funconv_modules()
 load_family_domains()
 NAMES = sorted(DOMAINS)
 
-# --- the checks -----------------------------------------------------------------------------------------------
+# --- the checks -----------------------------------------------------------------------------------
 
 
 def _limited(n):
@@ -581,7 +581,7 @@ def test_second_order(name, data):
     check_grads(f, args, order=2)
 
 
-# --- the registry ----------------------------------------------------------------------------------------------
+# --- the registry ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -72,6 +72,17 @@ def test_random_basic_and_advanced_indices(data):
     got = fc.asarray(x)[idx]
     assert got.shape == want.shape
     np.testing.assert_array_equal(np.asarray(got), want)
+    # the same index with its arrays traced (abstract under jit): same placement and values
+    slots = [i for i, it in enumerate(idx) if isinstance(it, np.ndarray)]
+    if slots:
+        def f(a, *arrays):
+            full = list(idx)
+            for i, arr in zip(slots, arrays):
+                full[i] = arr
+            return a[tuple(full)]
+
+        traced = fc.jit(f)(x, *[idx[i].astype(np.int32) for i in slots])
+        np.testing.assert_array_equal(np.asarray(traced), want)
 
 
 def test_traced_integer_arrays_under_jit():
