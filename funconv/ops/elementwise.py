@@ -3,6 +3,14 @@
 Each primitive is defined in one statement: name, NumPy impl, VJP rule (in
 funconv ops), OpenCL C template. Primitives take operands of equal shape and
 dtype; the wrappers (`add`, `exp`, ...) promote dtypes and broadcast first.
+Float functions (`exp`, `sin`, ...) compute integer inputs in float32 (as JAX);
+integer arithmetic (`//`, `%`, `**`, `abs`, `sign`) stays integer and exact,
+as in NumPy. Comparisons and logical/bitwise ops are not differentiable.
+
+Complex cotangents follow JAX's convention: a VJP pairs by Re(sum(ct * v))
+without conjugation (so mul's VJP is `ct * y`, and `abs_complex`'s is
+`ct * conj(z) / |z|`). Wrappers that are compositions (`clip`, `tan`, `exp2`,
+`logaddexp`, `isnan`, ...) need no rules of their own.
 """
 
 from __future__ import annotations

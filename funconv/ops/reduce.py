@@ -1,8 +1,14 @@
-"""Reduction primitives (sum, max, min, argmax, argmin) and NumPy-named wrappers
-(`sum`, `mean`, `var`, `max`, `logsumexp`, ...), each taking `axis`/`keepdims`.
+"""Reduction primitives (reduce_sum, reduce_max, reduce_min, reduce_prod, cumsum,
+argmax, argmin) and NumPy-named wrappers (`sum`, `mean`, `var`, `std`, `prod`,
+`max`, `min`, `logsumexp`, `cumsum`, `any`, `all`, ...), each taking
+`axis` (None, an int, a tuple; negative counts from the end) and `keepdims`.
 
 Primitives reduce over a sorted tuple of `axes` and drop them; wrappers handle
-`keepdims` with a reshape.
+`keepdims` with a reshape. VJPs: sum broadcasts the cotangent back; max/min
+send it to the FIRST extremum of each window (deterministic on ties); prod
+multiplies by the product of the other elements (exact with zeros); cumsum's is
+a reversed cumsum. Bools and ints sum and multiply in int32 (int64 stays), and
+mean/var/std of integers are float32, as JAX.
 """
 
 from __future__ import annotations
