@@ -148,3 +148,23 @@ def test_random_programs_with_donation(prog, seed):
         np.testing.assert_allclose(np.asarray(g), r, rtol=1e-6, atol=1e-6)
     for k, a in zip(keep, args[1:]):
         np.testing.assert_array_equal(np.asarray(a), k)
+
+
+@given(programs, st.integers(0, 2**31 - 1))
+def test_each_pass_alone_preserves_meaning_on_random_programs(prog, seed):
+    from funconv import passes
+
+    args = _inputs(seed, np.float64)
+
+    def loss(a, b, c):
+        o1, o2 = run_program(prog, [a, b, c])
+        return (o1 * o1).sum() + o2.sum()
+
+    g = fc.make_graph(fc.grad(loss, argnums=(0, 1, 2)))(*args)
+    ref = evaluate(g, args)
+    for p in (passes.fold_constants, passes.simplify, passes.cse, passes.dce, passes.optimize):
+        g2 = p(g)
+        passes.check_types(g2)
+        assert passes.count_applies(g2) <= passes.count_applies(g)
+        for r, v in zip(ref, evaluate(g2, args)):
+            np.testing.assert_allclose(v, r, rtol=1e-10, atol=1e-12)
