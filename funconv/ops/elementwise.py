@@ -86,6 +86,16 @@ sign_p = elementwise("sign", np.sign, lambda ct, out, x: (None,), c_expr="sign({
 floor_p = elementwise("floor", np.floor, lambda ct, out, x: (None,), c_expr="floor({0})", kinds="f")
 ceil_p = elementwise("ceil", np.ceil, lambda ct, out, x: (None,), c_expr="ceil({0})", kinds="f")
 square_p = elementwise("square", np.square, lambda ct, out, x: (ct * 2 * x,), c_expr="(({0})*({0}))")
+def _erf(x):
+    # NumPy has no erf and the core depends on numpy only: math.erf per element is exact
+    # (correctly rounded in float64) at ~0.1 us per element
+    return np.asarray(_ERF_UFUNC(x), dtype=x.dtype) if x.size else np.zeros(x.shape, x.dtype)
+
+
+_ERF_UFUNC = np.frompyfunc(__import__("math").erf, 1, 1)
+_TWO_OVER_SQRT_PI = float(2 / np.sqrt(np.pi))
+erf_p = elementwise("erf", _erf, lambda ct, out, x: (ct * _TWO_OVER_SQRT_PI * exp(-(x * x)),),
+                    c_expr="erf({0})", kinds="f")
 round_p = elementwise("round", np.round, lambda ct, out, x: (None,), c_expr="rint({0})", kinds="f")
 not_p = elementwise("not", np.logical_not, c_expr="(!{0})", kinds="b", differentiable=False)
 
@@ -290,6 +300,7 @@ floor = _unary_float(floor_p, "floor")
 ceil = _unary_float(ceil_p, "ceil")
 negative = _unary(neg_p, "negative")
 round = round_ = _unary_float(round_p, "round")  # noqa: A001
+erf = _unary_float(erf_p, "erf")
 sign = _unary(sign_p, "sign")
 square = _unary(square_p, "square")
 add = _binary(add_p, "add")
@@ -529,8 +540,8 @@ def isfinite(x):
     return abs(x) < np.inf if is_inexact(x.dtype) else x == x
 
 
-__all__ = ["exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid", "logistic", "sqrt",
-           "rsqrt", "floor", "ceil", "round", "round_", "trunc", "negative", "abs", "absolute", "sign",
+__all__ = ["exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid", "logistic", "erf",
+           "sqrt", "rsqrt", "floor", "ceil", "round", "round_", "trunc", "negative", "abs", "absolute", "sign",
            "square",
            "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "remainder", "mod",
            "power", "maximum", "minimum", "clip", "reciprocal", "exp2", "log2", "log10", "logaddexp",

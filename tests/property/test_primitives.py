@@ -18,6 +18,7 @@ pairs by Re(sum(a * b)), without conjugation.
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 
 import numpy as np
@@ -121,6 +122,7 @@ _UNARY = {
     "floor": _unary(np.floor, off_integers),
     "ceil": _unary(np.ceil, off_integers),
     "round": _unary(np.round, off_integers),
+    "erf": _unary(lambda x: np.vectorize(math.erf, otypes=[x.dtype])(x), floats, lo=-3.0, hi=3.0),
     "square": _unary(np.square, int_too=True),
 }
 _BINARY = {
