@@ -184,7 +184,7 @@ class Jitted:
         return self._call_slow(args, kwargs)
 
     def _split(self, args, kwargs):
-        """(dynamic positional, dynamic keyword, static key, leaf labels)."""
+        """(dynamic positional args, dynamic keyword args, sorted statics, static positions)."""
         nargs = len(args)
         nums = {i % nargs if nargs else i for i in self._static_nums if -nargs <= i < nargs}
         dyn_args, statics = [], []
@@ -416,7 +416,8 @@ def explain_difference(old_sig, old_labels, new_sig, new_labels) -> str:
     (otree, oavals, ostat), (ntree, navals, nstat) = old_sig, new_sig
     reasons = []
     if otree != ntree:
-        reasons.append(f"the argument structure changed from {_tree_str(otree)} to {_tree_str(ntree)}")
+        reasons.append(f"the argument structure changed from {otree} to {ntree} "
+                       "(positional arguments, keyword arguments)")
     else:
         for lab, (os_, od), (ns, nd) in zip(new_labels, oavals, navals):
             if od != nd:
@@ -434,12 +435,6 @@ def explain_difference(old_sig, old_labels, new_sig, new_labels) -> str:
     if not reasons:
         reasons.append("a signature seen before was evicted, or differs only in a way not shown")
     return "; ".join(reasons)
-
-
-def _tree_str(td) -> str:
-    # (dyn_args, dyn_kwargs) -> show the positional part and the keyword part
-    s = str(td)
-    return s
 
 
 def jit(f=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), backend="numpy"):

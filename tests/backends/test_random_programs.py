@@ -67,7 +67,10 @@ def run_program(prog, inputs):
         elif op == "transpose":
             pool.append(x.T if x.ndim >= 2 else x)
         elif op == "reshape":
-            pool.append(x.reshape(-1) if k % 2 or x.ndim < 2 else x.reshape(x.shape[0], -1).T.reshape(x.shape))
+            if k % 2 or x.ndim < 2:
+                pool.append(x.reshape(-1))
+            else:
+                pool.append(x.reshape(x.shape[0], -1).T.reshape(x.shape))
         elif op == "matmul":
             others = [p for p in pool if p.ndim >= 1 and p.shape[0] == (x.shape[-1] if x.ndim else -1)]
             if x.ndim >= 1 and others:
