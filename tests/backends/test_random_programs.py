@@ -84,13 +84,36 @@ def run_program(prog, inputs):
                 pool.append(fc.reshape(x, (-1, 1)) * fc.reshape(y, (1, -1)))
             else:
                 pool.append(x)
+        elif op == "cumsum":
+            pool.append(fc.cumsum(x, axis=k % x.ndim) * 0.3 if x.ndim else x)
+        elif op == "max_axis":
+            pool.append(x - x.max(axis=k % x.ndim, keepdims=True) if x.ndim else x)
+        elif op == "logsumexp":
+            pool.append(fc.logsumexp(x, axis=k % x.ndim, keepdims=True) - x if x.ndim else x)
+        elif op == "roll":  # slices and a concatenate
+            if x.ndim and x.shape[-1] > 1:
+                pool.append(fc.concatenate([x[..., 1:], x[..., :1]], axis=-1))
+            else:
+                pool.append(x)
+        elif op == "pad_slice":
+            if x.ndim:
+                pool.append(fc.pad(x, [(1, 1)] + [(0, 0)] * (x.ndim - 1))[1:-1] * 1.5)
+            else:
+                pool.append(x)
+        elif op == "at_set":
+            pool.append(x.at[0].set(0.5) if x.ndim else x)
+        elif op == "flip":
+            pool.append(fc.flip(x, axis=k % x.ndim) if x.ndim else x)
+        elif op == "var":
+            pool.append(x.var(axis=k % x.ndim, keepdims=True) + x if x.ndim else x)
         elif op == "where_const":
             pool.append(fc.where(x > 0, x, fc.ones(x.shape) * 0.25))
     return pool[-1], pool[-2]
 
 
 OPS = sorted(UNARY) + sorted(BINARY) + ["sum", "mean_all", "transpose", "reshape", "matmul",
-                                         "outer", "where_const"]
+                                         "outer", "where_const", "cumsum", "max_axis", "logsumexp", "roll",
+                                         "pad_slice", "at_set", "flip", "var"]
 
 programs = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 50), st.integers(0, 50),
                               st.integers(0, 50)), min_size=1, max_size=10)

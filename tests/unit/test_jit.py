@@ -389,3 +389,12 @@ def test_donated_array_also_captured_as_a_constant_is_not_corrupted():
     f = fc.jit(lambda p: (p * 2.0) + w, donate_argnums=0)
     close(f(w), np.full(100, 3.0))
     close(f(fc.array(np.ones(100, np.float32))), np.full(100, 3.0))  # the baked `w` is intact
+
+
+def test_generated_code_reuses_temporaries_and_frees_them():
+    f = fc.jit(lambda x, b: fc.tanh(x * 2.0 + b) - 1.0)
+    src = f.lower(arr(3, 4), arr(4)).source
+    assert "out=" in src  # a temporary's buffer is reused in place
+    assert "del " in src  # and released after its last use
+    assert "_broadcast_to" not in src  # the bias broadcast is left to NumPy
+    assert "out=x" not in src  # never an input's buffer (none donated)
