@@ -100,10 +100,14 @@ def _check_outputs(f, got, expected, atol, rtol, what: str) -> None:
     """The primal output of a transformation must equal f's own output."""
     for i, (g, e) in enumerate(zip(tree_util.leaves(got), tree_util.leaves(expected))):
         g, e = np.asarray(g), np.asarray(e)
-        if g.shape != e.shape or not np.allclose(g, e, atol=atol, rtol=rtol, equal_nan=True):
-            raise AssertionError(f"{what} check of {_fname(f)}: output leaf {i} of the "
-                                 f"transformation differs from the function's own output "
-                                 f"(max abs difference {np.max(np.abs(_np64(g) - _np64(e)), initial=0):.3g})")
+        if g.shape != e.shape:
+            diff = f"shape {g.shape} vs {e.shape}"
+        elif not np.allclose(g, e, atol=atol, rtol=rtol, equal_nan=True):
+            diff = f"max abs difference {np.max(np.abs(_np64(g) - _np64(e)), initial=0):.3g}"
+        else:
+            continue
+        raise AssertionError(f"{what} check of {_fname(f)}: output leaf {i} of the transformation "
+                             f"differs from the function's own output ({diff})")
 
 
 def _prepare(args):
