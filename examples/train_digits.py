@@ -127,7 +127,7 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=1e-2, help="peak Adam learning rate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backend", default="numpy", choices=["numpy", "opencl"])
-    ap.add_argument("--checkpoint", default="digits_cnn.npz", help="where to save the parameters")
+    ap.add_argument("--checkpoint", default="digits_cnn.npz", help="where to save the parameters ('' to skip)")
     ap.add_argument("--train-size", type=int, default=None,
                     help="use only this many training images (for quick smoke runs)")
     return ap.parse_args(argv)
@@ -185,4 +185,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except fc.errors.FuncConvError as e:  # a usage problem (say, --backend opencl without OpenCL)
+        sys.exit(f"error: {e}")
