@@ -66,7 +66,7 @@ def test_conv_grads_second_order(kw):
     g = kw.get("groups", 1)
     x = rng.standard_normal((2, 4, 5, 6))
     w = rng.standard_normal((4, 4 // g, 3, 2))
-    fc.testing.check_grads(lambda x, w: fc.conv(x, w, **kw), (x, w), order=2, modes=("rev",))
+    fc.testing.check_grads(lambda x, w: fc.conv(x, w, **kw), (x, w), order=2, modes=("rev", "fwd"))
 
 
 @pytest.mark.parametrize("kw", [
@@ -80,6 +80,17 @@ def test_conv_transpose_grads_second_order(kw):
     w = rng.standard_normal((4, 6 // g, 3, 2))
     fc.testing.check_grads(lambda y, w: fc.conv_transpose(y, w, **kw), (y, w), order=2,
                            modes=("rev",))
+
+
+def test_complex_operands():
+    x = rng.standard_normal((2, 4, 6)) + 1j * rng.standard_normal((2, 4, 6))
+    w = rng.standard_normal((4, 2, 3)) + 1j * rng.standard_normal((4, 2, 3))
+    out = np.asarray(fc.conv(x, w, groups=2, padding=1))
+    real = lambda a, b: np.asarray(fc.conv(a, b, groups=2, padding=1))  # noqa: E731
+    ref = real(x.real, w.real) - real(x.imag, w.imag) + 1j * (real(x.real, w.imag) + real(x.imag, w.real))
+    assert out.dtype == np.complex128
+    np.testing.assert_allclose(out, ref, atol=1e-12)
+    fc.testing.check_grads(lambda x, w: fc.conv(x, w, groups=2, stride=2), (x, w), order=2)
 
 
 def test_3d_grads():
