@@ -102,7 +102,6 @@ class _Gen:
         self.globals: dict = {"np": np}
         self.glob_names: dict[int, str] = {}  # id(object) -> global name
         self.expr: dict[int, str] = {}  # id(node) -> how to refer to its value
-        self.lines: list[str] = []
         self.quiet = False
 
     # -- globals ----------------------------------------------------------------------------------
@@ -164,7 +163,7 @@ class _Gen:
                 static_bcast.add(id(n))
 
         # operands as the code will read them: a broadcast feeding an elementwise op is replaced
-        # by its operand (NumPy broadcasts), keeping one full-shape operand
+        # by its operand (NumPy broadcasts), unless the result would then come out smaller
         elementwise_like = set(ufuncs) | {select_p}
         operands: dict[int, list[Node]] = {}
         for n in applies:
