@@ -233,3 +233,25 @@ def test_gradients_match_pytorch():
     gx, gw = fc.grad(lambda x, w: (fc.conv(x, w, **kw) ** 2).sum(), argnums=(0, 1))(x, w)
     np.testing.assert_allclose(np.asarray(gx), xt.grad.numpy(), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(np.asarray(gw), wt.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("chunk_elems", [1, 2, 3])
+def test_chunked_im2col_paths(monkeypatch, chunk_elems):
+    """Chunks of 1, 2 and 3 images (or input channels), with a partial last chunk,
+    agree with one big chunk, in both column layouts."""
+    import funconv.ops.conv as conv_mod
+
+    r = np.random.default_rng(1)
+    cases = [  # (x, w, kwargs, bytes of one image's / one channel's columns)
+        # output larger than the kernel: chunks over the batch (G * Cg * K * P * 8 bytes)
+        (r.standard_normal((5, 4, 6, 7)), r.standard_normal((6, 2, 3, 2)),
+         dict(groups=2, padding=1), 2 * 2 * 6 * 6 * 8 * 8),
+        # kernel larger than the output (a weight-gradient-shaped conv): chunks over channels
+        (r.standard_normal((3, 5, 9, 8)), r.standard_normal((2, 5, 8, 7)),
+         dict(padding=0), 1 * 3 * 4 * 56 * 8),
+    ]
+    for x, w, kw, one in cases:
+        monkeypatch.setattr(conv_mod, "_COLS_CHUNK_BYTES", 1 << 40)
+        ref = np.asarray(fc.conv(x, w, **kw))
+        monkeypatch.setattr(conv_mod, "_COLS_CHUNK_BYTES", chunk_elems * one)
+        np.testing.assert_allclose(np.asarray(fc.conv(x, w, **kw)), ref, rtol=1e-12, atol=1e-12)
