@@ -149,9 +149,7 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
                 for i in range(nd))
     K, P = math.prod(ksp), math.prod(osp)
     dtype = np.result_type(x.dtype, w.dtype)
-    if N == 0 or O == 0 or P == 0:
-        return np.zeros((N, O) + osp, dtype)
-    if Cg == 0 or K == 0:
+    if N * O * P * Cg * K == 0:  # an empty operand: nothing to multiply
         return np.zeros((N, O) + osp, dtype)
     sN, sC = xp.strides[:2]
     ssp = xp.strides[2:]
@@ -183,7 +181,8 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
         np.copyto(part, view[(slice(None),) * (2 + nd) + (slice(c0, c0 + m),)])
         if m < cb:  # the last, partial chunk: make it contiguous for the reshape
             part = np.ascontiguousarray(part)
-        prod = np.matmul(wm[:, :, c0 * K:(c0 + m) * K], part.reshape(G, N * P, m * K).transpose(0, 2, 1))
+        prod = np.matmul(wm[:, :, c0 * K:(c0 + m) * K],
+                         part.reshape(G, N * P, m * K).transpose(0, 2, 1))
         if acc is None:
             acc = prod
         else:
