@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from funconv.array import Array
-from funconv.errors import DTypeError
+from funconv.errors import ArgumentError, DTypeError
 from funconv.ops._core import asarray, operand, promote, to_dtype
 from funconv.primitive import Primitive, comparison, elementwise
 from funconv.types import (ArrayType, DEFAULT_FLOAT, bool_, canonical_dtype, complex_dtype, int32,
@@ -85,7 +85,7 @@ abs_p = elementwise("abs", np.abs, lambda ct, out, x: (ct * sign(x),), c_expr="f
 sign_p = elementwise("sign", np.sign, lambda ct, out, x: (None,), c_expr="sign({0})", kinds="iuf")
 floor_p = elementwise("floor", np.floor, lambda ct, out, x: (None,), c_expr="floor({0})", kinds="f")
 ceil_p = elementwise("ceil", np.ceil, lambda ct, out, x: (None,), c_expr="ceil({0})", kinds="f")
-square_p = elementwise("square", np.square, lambda ct, out, x: (ct * 2 * x,), c_expr="(({0})*({0}))")
+square_p = elementwise("square", _q(np.square), lambda ct, out, x: (ct * 2 * x,), c_expr="(({0})*({0}))")
 def _erf(x):
     # NumPy has no erf and the core depends on numpy only: math.erf per element is exact
     # (correctly rounded in float64) at ~0.1 us per element
@@ -165,10 +165,10 @@ complex_p = Primitive("complex", _complex_rule, lambda x, y: (x + 1j * y).astype
                       lambda ct, out, x, y: (real(ct), -imag(ct)), linear=True)
 
 # --- binary -----------------------------------------------------------------------
-add_p = elementwise("add", np.add, lambda ct, out, x, y: (ct, ct), c_expr="({0}+{1})", linear=True)
-sub_p = elementwise("sub", np.subtract, lambda ct, out, x, y: (ct, -ct), c_expr="({0}-{1})",
+add_p = elementwise("add", _q(np.add), lambda ct, out, x, y: (ct, ct), c_expr="({0}+{1})", linear=True)
+sub_p = elementwise("sub", _q(np.subtract), lambda ct, out, x, y: (ct, -ct), c_expr="({0}-{1})",
                     kinds="iufc", linear=True)
-mul_p = elementwise("mul", np.multiply, lambda ct, out, x, y: (ct * y, ct * x), c_expr="({0}*{1})")
+mul_p = elementwise("mul", _q(np.multiply), lambda ct, out, x, y: (ct * y, ct * x), c_expr="({0}*{1})")
 div_p = elementwise("div", _q(np.true_divide), lambda ct, out, x, y: (ct / y, -ct * out / y),
                     c_expr="({0}/{1})", kinds="fc")
 
@@ -482,10 +482,17 @@ def invert(x):
     return not_p(x)
 
 
-def where(condition, x, y):
-    """`np.where(condition, x, y)` with broadcasting (the three-argument form)."""
+def where(condition, x=None, y=None):
+    """`np.where(condition, x, y)` with broadcasting; `where(condition)` is `nonzero(condition)`
+    (concrete conditions only: its result's shape depends on the values)."""
     from funconv.ops._core import broadcast_shapes, broadcast_to
 
+    if x is None and y is None:
+        from funconv.ops.indexing import nonzero
+
+        return nonzero(condition)
+    if x is None or y is None:
+        raise ArgumentError("where: give both x and y, or neither (then it means nonzero(condition))")
     c = operand(condition, "where")
     c = to_dtype(c if isinstance(c, Array) else asarray(bool(c)), bool_)
     x, y = promote("where", x, y)
@@ -525,6 +532,17 @@ def astype(x, dtype):
     return _astype(asarray(operand(x, "astype")), canonical_dtype(dtype))
 
 
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """`np.isclose`: |a - b| <= atol + rtol * |b|, elementwise (infinities equal to themselves)."""
+    a, b = promote("isclose", a, b)
+    if not is_inexact(a.dtype):
+        return a == b
+    close = (abs(a - b) <= atol + rtol * abs(b)) | (a == b)
+    if equal_nan:
+        close = close | (isnan(a) & isnan(b))
+    return close
+
+
 def isnan(x):
     x = asarray(operand(x, "isnan"))
     return x != x
@@ -548,4 +566,4 @@ __all__ = ["exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid
            "arctan2", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
            "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or",
            "bitwise_xor", "invert", "where", "real", "imag", "conj",
-           "conjugate", "complex_", "astype", "isnan", "isinf", "isfinite"]
+           "conjugate", "complex_", "astype", "isnan", "isinf", "isfinite", "isclose"]

@@ -9,6 +9,8 @@ Primitives (shape rule, NumPy meaning and VJP of each sit together below):
 - `scatter_add(x, idx, updates)`: the transpose of gather: adds each row of
   `updates` at the position `idx` names (duplicates accumulate). Its VJP is
   the identity for x and a gather for updates.
+- `argsort(x, axis)`: stable argsort (int32), not differentiable; `sort` is a
+  `take_along_axis` by it, so its gradient follows the permutation.
 Indices reaching these primitives are non-negative (the wrappers normalise
 negative ones); out-of-range indices that could not be checked (traced
 under jit) are clamped, in gather and scatter_add alike, so the two stay each
@@ -478,4 +480,71 @@ def take_along_axis(arr, indices, axis) -> Array:
     return getitem(x, tuple(full))
 
 
-__all__ = ["iota", "broadcasted_iota", "take", "take_along_axis"]
+# --- nonzero, sorting -------------------------------------------------------------------------------
+
+
+def nonzero(x) -> tuple[Array, ...]:
+    """`np.nonzero`: one int32 index array per axis. Needs a concrete `x` (the result's
+    shape depends on its values), so not under jit: use `where(mask, x, 0)` there."""
+    x = _array(x, "nonzero")
+    v = x._require_value("nonzero (or where(condition) / x[mask]), whose result shape depends "
+                         "on the values,")
+    if v.ndim == 0:
+        raise IndexingError("nonzero: not defined for 0-d arrays; use atleast_1d(x) first")
+    return tuple(asarray(i.astype(np.int32)) for i in np.nonzero(v))
+
+
+def argwhere(x) -> Array:
+    """`np.argwhere`: the indices of the nonzero elements, shape (count, ndim)."""
+    x = _array(x, "argwhere")
+    v = x._require_value("argwhere, whose result shape depends on the values,")
+    return asarray(np.argwhere(v).astype(np.int32))
+
+
+def _argsort_rule(x: ArrayType, *, axis) -> ArrayType:
+    if x.dtype.kind not in "biuf":
+        raise DTypeError(f"argsort: does not accept {x.short()}")
+    if not 0 <= axis < x.ndim:
+        raise ShapeError(f"argsort: axis {axis} out of range for {x.short()}")
+    return ArrayType(x.shape, int32)
+
+
+# a stable sort (equal elements keep their order), so results are deterministic
+argsort_p = Primitive("argsort", _argsort_rule,
+                      lambda x, *, axis: np.argsort(x, axis=axis, kind="stable").astype(np.int32),
+                      differentiable=False)
+
+
+def argsort(x, axis=-1, descending=False) -> Array:
+    """`np.argsort` (stable: ties keep their order; int32 indices; axis None flattens).
+
+    `descending=True` sorts from largest to smallest, still keeping ties in order (as JAX).
+    """
+    from funconv.ops._core import normalize_axis
+    from funconv.ops.shape import flip, reshape
+
+    x = _array(x, "argsort")
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    if x.ndim == 0:
+        raise ShapeError("argsort: needs at least one dimension, got a 0-d array")
+    ax = normalize_axis(axis, x.ndim, "argsort")
+    if not descending:
+        return argsort_p(x, axis=ax)
+    # a stable ascending sort of the reversed array, read backwards, is a stable descending one
+    n = x.shape[ax]
+    return (n - 1) - flip(argsort_p(flip(x, ax), axis=ax), ax)
+
+
+def sort(x, axis=-1, descending=False) -> Array:
+    """`np.sort` (axis None flattens); differentiable: the gradient follows the permutation."""
+    from funconv.ops.shape import reshape
+
+    x = _array(x, "sort")
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    return take_along_axis(x, argsort(x, axis, descending), axis)
+
+
+__all__ = ["iota", "broadcasted_iota", "take", "take_along_axis", "nonzero", "argwhere", "argsort",
+           "sort"]

@@ -287,5 +287,22 @@ def count_nonzero(x, axis=None, keepdims=False) -> Array:
     return sum(x != 0, axis=axis, keepdims=keepdims)
 
 
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False) -> Array:
+    """`np.allclose` as a 0-d bool array (`bool(...)` it outside jit)."""
+    from funconv.ops.elementwise import isclose
+
+    return all(isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def array_equal(a, b) -> Array:
+    """`np.array_equal` as a 0-d bool array: equal shapes and equal elements."""
+    from funconv.ops.elementwise import equal
+
+    a, b = _array(a, "array_equal"), _array(b, "array_equal")
+    if a.shape != b.shape:
+        return asarray(False)
+    return all(equal(a, b))
+
+
 __all__ = ["sum", "mean", "var", "std", "prod", "max", "min", "amax", "amin", "argmax", "argmin",
-           "logsumexp", "cumsum", "any", "all", "count_nonzero"]
+           "logsumexp", "cumsum", "any", "all", "count_nonzero", "allclose", "array_equal"]

@@ -581,6 +581,29 @@ def atleast_2d(x) -> Array:
     return x if x.ndim >= 2 else reshape(x, (1,) * (2 - x.ndim) + x.shape)
 
 
+def diff(x, n=1, axis=-1) -> Array:
+    """`np.diff`: the n-th forward difference along `axis` (bools: not_equal, as NumPy)."""
+    from funconv.ops.elementwise import not_equal, subtract
+
+    x = _array(x, "diff")
+    if x.ndim == 0:
+        raise ShapeError("diff: needs at least one dimension, got a 0-d array")
+    ax = normalize_axis(axis, x.ndim, "diff")
+    if int(n) < 0:
+        raise ArgumentError(f"diff: order n must be non-negative, got {n}")
+    for _ in range(int(n)):
+        m = x.shape[ax]
+        lo = [0] * x.ndim
+        hi = list(x.shape)
+        st = [1] * x.ndim
+        lo_b, hi_a = list(lo), list(hi)
+        lo_b[ax] = builtins.min(1, m)
+        hi_a[ax] = builtins.max(m - 1, 0)
+        later, earlier = slice_axes(x, lo_b, hi, st), slice_axes(x, lo, hi_a, st)
+        x = not_equal(later, earlier) if x.dtype.kind == "b" else subtract(later, earlier)
+    return x
+
+
 __all__ = ["reshape", "transpose", "expand_dims", "squeeze", "ravel", "flip", "fliplr", "flipud",
            "pad", "concatenate", "stack", "vstack", "hstack", "split", "array_split", "moveaxis",
-           "swapaxes", "tile", "repeat", "roll", "broadcast_arrays", "atleast_1d", "atleast_2d"]
+           "swapaxes", "tile", "repeat", "roll", "broadcast_arrays", "atleast_1d", "atleast_2d", "diff"]

@@ -406,6 +406,8 @@ def _scatter_add_np(x, idx, upd):
 
 
 DOMAINS["iota"] = Domain(_iota, numpy=_iota_np)
+DOMAINS["argsort"] = Domain(_axis(_ties),  # ties on purpose: the sort is stable
+                            numpy=lambda x, *, axis: np.argsort(x, axis=axis, kind="stable").astype(np.int32))
 DOMAINS["gather"] = Domain(lambda data, dtype: _gather_case(data, dtype, False), numpy=_gather_np, diff=(0,))
 DOMAINS["scatter_add"] = Domain(lambda data, dtype: _gather_case(data, dtype, True), numpy=_scatter_add_np,
                                 diff=(0, 2), rtol=1e-5, atol=1e-5)

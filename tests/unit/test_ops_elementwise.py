@@ -171,3 +171,16 @@ def test_elementwise_does_not_mutate():
     a = fc.asarray(x)
     _ = a + 1, -a, fc.exp(a), fc.clip(a, 0, 1), fc.where(a > 0, a, 0), a ** 2, a // 2, a % 2, abs(a)
     np.testing.assert_array_equal(x, keep)
+
+
+def test_isclose_allclose_array_equal():
+    a = np.array([1.0, np.inf, np.nan, 1e-9, 100.0], np.float32)
+    b = np.array([1.0 + 1e-6, np.inf, np.nan, 0.0, 100.1], np.float32)
+    same(fc.isclose(a, b), np.isclose(a, b), exact=True)
+    same(fc.isclose(a, b, equal_nan=True), np.isclose(a, b, equal_nan=True), exact=True)
+    same(fc.isclose(a, b, atol=0.2), np.isclose(a, b, atol=0.2), exact=True)
+    assert bool(fc.allclose(a[:2], b[:2])) and not bool(fc.allclose(a, b))
+    assert bool(fc.allclose(a, b, atol=0.2, equal_nan=True))
+    assert bool(fc.array_equal(np.arange(3), np.arange(3)))
+    assert not bool(fc.array_equal(np.arange(3), np.arange(4)))
+    same(fc.isclose(np.array([1, 2]), np.array([1, 3])), [True, False], exact=True)

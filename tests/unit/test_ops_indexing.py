@@ -299,3 +299,42 @@ def test_take_modes(mode):
     np.testing.assert_array_equal(np.asarray(fc.take(x, idx, axis=1, mode=mode)), np.take(x, idx, axis=1, mode=mode))
     f = fc.jit(lambda a, i: fc.take(a, i, axis=1, mode=mode))
     np.testing.assert_array_equal(np.asarray(f(x, idx.astype(np.int32))), np.take(x, idx, axis=1, mode=mode))
+
+
+# --- nonzero, sorting ----------------------------------------------------------------------------
+
+
+def test_nonzero_where_argwhere():
+    m = X[0, :, :, 0] % 3 == 0
+    for g, w in zip(fc.nonzero(m), np.nonzero(m)):
+        np.testing.assert_array_equal(np.asarray(g), w)
+    for g, w in zip(fc.where(m), np.where(m)):
+        np.testing.assert_array_equal(np.asarray(g), w)
+    np.testing.assert_array_equal(np.asarray(fc.argwhere(m)), np.argwhere(m))
+    with pytest.raises(ConcretizationError, match="nonzero"):
+        fc.jit(lambda a: fc.nonzero(a > 0)[0])(np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="both x and y"):
+        fc.where(m, 1.0)
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1, None])
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_argsort_match_numpy_and_are_stable(axis, descending):
+    x = np.random.default_rng(8).integers(0, 3, (4, 5)).astype(np.float32)  # many ties
+    got = np.asarray(fc.argsort(x, axis=axis, descending=descending))
+    if descending:
+        # NumPy has no stable descending sort: reverse-stable = stable sort of -x
+        want = np.argsort(-x, axis=axis, kind="stable")
+    else:
+        want = np.argsort(x, axis=axis, kind="stable")
+    np.testing.assert_array_equal(got, want)
+    want_sorted = np.sort(x, axis=axis)
+    if descending:
+        want_sorted = np.flip(want_sorted, axis=-1 if axis is None else axis)
+    np.testing.assert_array_equal(np.asarray(fc.sort(x, axis=axis, descending=descending)), want_sorted)
+
+
+def test_sort_gradient_and_jit():
+    x = np.random.default_rng(9).standard_normal((3, 4))
+    check_grads(lambda a: fc.sort(a, axis=1) * np.arange(4.0), (x,), order=2)
+    np.testing.assert_array_equal(np.asarray(fc.jit(fc.sort)(x)), np.sort(x))

@@ -156,3 +156,11 @@ def test_shape_ops_do_not_mutate():
     _ = (fc.pad(a, 1), fc.concatenate([a, a]), fc.split(a, 2), fc.flip(a), fc.tile(a, 2), fc.repeat(a, 2),
          fc.roll(a, 1), fc.moveaxis(a, 0, 1))
     np.testing.assert_array_equal(base, X)
+
+
+@pytest.mark.parametrize("n, axis", [(1, -1), (2, 0), (3, 2), (0, 1), (4, 1)])
+def test_diff(n, axis):
+    same(fc.diff(X, n, axis), np.diff(X, n, axis))
+    b = X % 3 == 0
+    same(fc.diff(b, 1, axis), np.diff(b, 1, axis))
+    check_grads(lambda a: fc.diff(a, 2, -1), (X.astype(np.float64),))
