@@ -8,10 +8,11 @@ through the current interpreter, so it inlines under an outer trace (that is
 how `grad(grad(f))` and `jit(grad(f))` work). Forward values computed while
 tracing are reused by eager evaluation, so eager `grad` runs the forward once.
 
-Forward mode needs no rules of its own: `f_vjp(u)` is linear in `u`, so the
-VJP of `u -> f_vjp(u)` is J itself (`_linearize`): `jvp`, `jacfwd` and
-`hessian` (forward over reverse) are built on it. `jacrev` applies one VJP
-per output element.
+Forward mode needs no rules of its own: the backward graph u -> J^T u is
+linear in `u`, so its own backward pass, seeded with a tangent v, gives J v
+(the double-VJP trick, run in the same trace so forward values are reused;
+`_VJP.jvp_graph`). `jvp`, `jacfwd` and `hessian` (forward over reverse) are
+built on it; `jacrev` applies one VJP per output element.
 
 `custom_vjp` runs the user's `fwd` under a trace and marks each output with a
 `custom_vjp_call` node: the identity on its first operand, whose VJP rule
@@ -138,7 +139,8 @@ class _VJP:
 
     The graph (primals, captured, cotangents) -> input cotangents is built once
     with abstract cotangents and evaluated per call; eagerly, the evaluation
-    reuses the forward values computed while tracing.
+    reuses the forward values computed while tracing. `jvp_graph` transposes
+    it, in the same trace, for forward mode.
     """
 
     def __init__(self, trace, primals, in_tree, out_nodes, out_tree):
@@ -149,22 +151,46 @@ class _VJP:
         self.out_tree = out_tree
         self.n_inputs = len(trace.inputs)  # the primals' inputs (cotangent inputs come later)
         self.graph: Graph | None = None
+        self._jvp_graph: Graph | None = None
 
-    def args(self):
-        return list(self.primals) + [outer for outer, _ in self.trace.captured]
+    def _eval(self, graph: Graph, extra: list[Array]) -> list[Array]:
+        """Evaluate one of the derived graphs: (primals, captured, extra) -> outputs."""
+        n_captured = len(graph.inputs) - self.n_inputs - len(extra)
+        captured = [outer for outer, _ in self.trace.captured[:n_captured]]
+        return eval_graph(graph, list(self.primals) + captured + list(extra), self.trace.values)
+
+    def _derive(self, seeds: list[Node], seed_types, wrt: list[Node], name: str) -> Graph:
+        """In the trace: new inputs for the seeds' cotangents, then the backward pass from
+        `seeds` to `wrt`, as a graph (primals, captured, new inputs) -> cotangents of `wrt`."""
+        t = self.trace
+        with t.activate():
+            ct_in = [t.new_input(ty, name=f"{name}{i}") for i, ty in enumerate(seed_types)]
+            cts = backward_pass(t, seeds, ct_in, wrt)
+            outs = [t.to_node(c if c is not None else _zeros(n.type)) for n, c in zip(wrt, cts)]
+        inputs = (tuple(t.inputs[:self.n_inputs]) + tuple(n for _, n in t.captured)
+                  + tuple(c._node for c in ct_in))
+        return Graph(inputs, tuple(outs))
 
     def backward_graph(self) -> Graph:
-        """The backward pass as a graph: (primals, captured, cotangents) -> input cotangents."""
+        """The backward pass: (primals, captured, cotangents) -> input cotangents (J^T u)."""
         if self.graph is None:
-            t = self.trace
-            explicit = t.inputs[:self.n_inputs]
-            with t.activate():
-                ct_in = [t.new_input(n.type, name=f"ct{i}") for i, n in enumerate(self.out_nodes)]
-                cts = backward_pass(t, list(self.out_nodes), ct_in, explicit)
-                outs = [t.to_node(c if c is not None else _zeros(n.type)) for n, c in zip(explicit, cts)]
-            inputs = tuple(explicit) + tuple(n for _, n in t.captured) + tuple(c._node for c in ct_in)
-            self.graph = Graph(inputs, tuple(outs))
+            self.graph = self._derive(list(self.out_nodes), [n.type for n in self.out_nodes],
+                                      self.trace.inputs[:self.n_inputs], "ct")
         return self.graph
+
+    def jvp_graph(self) -> Graph:
+        """Forward mode: (primals, captured, tangents) -> output tangents (J v).
+
+        The backward graph is linear in its cotangent inputs, so its own backward
+        pass, seeded with the tangents, gives J v: the double-VJP trick, done in
+        this trace, so the forward values are reused rather than traced again.
+        """
+        if self._jvp_graph is None:
+            bw = self.backward_graph()
+            ct_nodes = list(bw.inputs[len(bw.inputs) - len(self.out_nodes):])
+            self._jvp_graph = self._derive(list(bw.outputs), [n.type for n in bw.outputs],
+                                           ct_nodes, "t")
+        return self._jvp_graph
 
     def __call__(self, ct):
         ct_leaves, ct_tree = tree_util.flatten(ct)
@@ -180,7 +206,7 @@ class _VJP:
             if c.dtype != n.type.dtype:
                 c = c.astype(n.type.dtype)
             cts.append(c)
-        res = eval_graph(self.backward_graph(), self.args() + cts, self.trace.values)
+        res = self._eval(self.backward_graph(), cts)
         return tuple(tree_util.unflatten(self.in_tree, res))
 
 
@@ -337,33 +363,19 @@ def _ones_scalar(dtype) -> Array:
 def _linearize(f, primals, has_aux: bool, fname: str, names=None):
     """`(out, f_jvp[, aux])` where `f_jvp(tangents)` is J @ tangents (a tuple like `primals`).
 
-    No forward-mode rules exist: `g(u) = f_vjp(u)` is linear in the cotangent
-    `u`, so the VJP of `g` (at any point; zero here) is the transpose of J^T,
-    that is J. Both passes are graphs, so this composes with every other
-    transformation, and `f_jvp` can be called many times (jacfwd) while the
-    graphs are built once.
+    No forward-mode rules exist: the backward graph u -> J^T u is linear, and
+    its transpose is J (`_VJP.jvp_graph`). Every pass is a graph, so this
+    composes with every other transformation, and `f_jvp` can be called many
+    times (jacfwd) while the graphs are built once.
     """
     res = _vjp(f, primals, has_aux, fname, names)
-    out, f_vjp = res[0], res[1]
-    out_leaves, out_tree = tree_util.flatten(out)
-    inexact = [is_inexact(o.dtype) for o in out_leaves]
-
-    def g(*u_float):
-        # integer outputs carry no derivative: their cotangent is a fixed zero
-        it = iter(u_float)
-        u = [next(it) if fl else _zeros(o.aval) for o, fl in zip(out_leaves, inexact)]
-        return f_vjp(tree_util.unflatten(out_tree, u))
-
-    u0 = [_zeros(o.aval) for o, fl in zip(out_leaves, inexact) if fl]
-    _, g_vjp = _vjp(g, u0, False, fname)
+    f_vjp = res[1]
 
     def f_jvp(tangents):
-        t_float = g_vjp(tuple(tangents))
-        it = iter(t_float)
-        t_out = [next(it) if fl else _zeros(o.aval) for o, fl in zip(out_leaves, inexact)]
-        return tree_util.unflatten(out_tree, t_out)
+        t_leaves = [asarray(t) for t in tree_util.leaves(tangents)]
+        return tree_util.unflatten(f_vjp.out_tree, f_vjp._eval(f_vjp.jvp_graph(), t_leaves))
 
-    return (out, f_jvp, res[2]) if has_aux else (out, f_jvp)
+    return (res[0], f_jvp, res[2]) if has_aux else (res[0], f_jvp)
 
 
 def _check_tangents(primals, tangents, fname: str) -> tuple:
