@@ -85,7 +85,7 @@ abs_p = elementwise("abs", np.abs, lambda ct, out, x: (ct * sign(x),), c_expr="f
 sign_p = elementwise("sign", np.sign, lambda ct, out, x: (None,), c_expr="sign({0})", kinds="iuf")
 floor_p = elementwise("floor", np.floor, lambda ct, out, x: (None,), c_expr="floor({0})", kinds="f")
 ceil_p = elementwise("ceil", np.ceil, lambda ct, out, x: (None,), c_expr="ceil({0})", kinds="f")
-square_p = elementwise("square", _q(np.square), lambda ct, out, x: (ct * 2 * x,), c_expr="(({0})*({0}))")
+square_p = elementwise("square", np.square, lambda ct, out, x: (ct * 2 * x,), c_expr="(({0})*({0}))")
 def _erf(x):
     # NumPy has no erf and the core depends on numpy only: math.erf per element is exact
     # (correctly rounded in float64) at ~0.1 us per element
@@ -165,10 +165,10 @@ complex_p = Primitive("complex", _complex_rule, lambda x, y: (x + 1j * y).astype
                       lambda ct, out, x, y: (real(ct), -imag(ct)), linear=True)
 
 # --- binary -----------------------------------------------------------------------
-add_p = elementwise("add", _q(np.add), lambda ct, out, x, y: (ct, ct), c_expr="({0}+{1})", linear=True)
-sub_p = elementwise("sub", _q(np.subtract), lambda ct, out, x, y: (ct, -ct), c_expr="({0}-{1})",
+add_p = elementwise("add", np.add, lambda ct, out, x, y: (ct, ct), c_expr="({0}+{1})", linear=True)
+sub_p = elementwise("sub", np.subtract, lambda ct, out, x, y: (ct, -ct), c_expr="({0}-{1})",
                     kinds="iufc", linear=True)
-mul_p = elementwise("mul", _q(np.multiply), lambda ct, out, x, y: (ct * y, ct * x), c_expr="({0}*{1})")
+mul_p = elementwise("mul", np.multiply, lambda ct, out, x, y: (ct * y, ct * x), c_expr="({0}*{1})")
 div_p = elementwise("div", _q(np.true_divide), lambda ct, out, x, y: (ct / y, -ct * out / y),
                     c_expr="({0}/{1})", kinds="fc")
 
@@ -537,7 +537,11 @@ def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     a, b = promote("isclose", a, b)
     if not is_inexact(a.dtype):
         return a == b
-    close = (abs(a - b) <= atol + rtol * abs(b)) | (a == b)
+    # compare finite values by distance (zeros stand in for the others, so inf - inf is never
+    # computed), infinities by equality
+    finite = isfinite(a) & isfinite(b)
+    fa, fb = where(finite, a, 0), where(finite, b, 0)
+    close = (finite & (abs(fa - fb) <= atol + rtol * abs(fb))) | (a == b)
     if equal_nan:
         close = close | (isnan(a) & isnan(b))
     return close
