@@ -213,3 +213,14 @@ def test_jvp_of_a_closure_over_an_outer_tracer():
 
     assert float(fc.grad(directional)(fc.asarray(np.array(2.0)))) == pytest.approx(np.cos(x) @ v)
     assert float(directional(fc.asarray(np.array(2.0)))) == pytest.approx(2 * np.cos(x) @ v)
+
+
+def test_jvp_edge_cases_identity_constant_and_repeated_outputs():
+    x = fc.asarray(np.array([1.0, 2.0]))
+    v = fc.asarray(np.array([3.0, -1.0]))
+    np.testing.assert_array_equal(np.asarray(fc.jvp(lambda x: x, (x,), (v,))[1]), [3.0, -1.0])
+    t = fc.jvp(lambda x: (x, 2.0 * x), (x,), (v,))[1]
+    np.testing.assert_array_equal(np.asarray(t[1]), [6.0, -2.0])
+    np.testing.assert_array_equal(np.asarray(fc.jvp(lambda x: fc.ones(2), (x,), (v,))[1]), [0, 0])
+    np.testing.assert_array_equal(np.asarray(fc.jvp(lambda a, b: a, (x, x), (v, v * 5))[1]), [3.0, -1.0])
+    np.testing.assert_array_equal(np.asarray(fc.hessian(lambda x: x.sum())(x)), np.zeros((2, 2)))
