@@ -188,10 +188,11 @@ def check_jvp(f, args, *, atol=None, rtol=None, eps=None, seed=0, err_msg: str =
         bound = atol + rtol * np.maximum(np.abs(t), np.abs(n))
         if not np.all(err <= bound):
             k = np.unravel_index(int(np.argmax(err - bound)), err.shape) if err.ndim else ()
+            scalar = complex if t.dtype.kind == "c" else float
             raise AssertionError(
                 f"{what} check of {_fname(f)} failed at output leaf {i} ({o.aval.short()}), "
-                f"element {tuple(int(j) for j in k)}: J v by jvp = {complex(t[k]) if t.dtype.kind == 'c' else float(t[k])!r}, "
-                f"by central differences = {complex(n[k]) if n.dtype.kind == 'c' else float(n[k])!r} "
+                f"element {tuple(int(j) for j in k)}: J v by jvp = {scalar(t[k])!r}, "
+                f"by central differences = {scalar(n[k])!r} "
                 f"(max |difference| {np.max(err):.3g}; eps={eps}, atol={atol}, rtol={rtol}, "
                 f"seed={seed}). {_hint(eps)}")
 
