@@ -10,7 +10,7 @@ and autograd: for random input directions v and output directions u,
   themselves checked by finite differences, recursively).
 
 `strategies` holds hypothesis strategies (shapes, dtypes, arrays within a
-domain) so a function is property-tested in one line::
+domain, convolution problems) so a function is property-tested in one line::
 
     @given(fc.testing.strategies.arrays((3, 4), elements="positive"))
     def test_my_fn(x):
@@ -370,6 +370,53 @@ class strategies:  # noqa: N801 - a namespace: fc.testing.strategies.arrays(...)
             return hnp.arrays(dt, shp, elements=el)
 
         return st.tuples(shape_st, dtype_st).flatmap(draw).map(asarray)
+
+    @staticmethod
+    def conv_configs(spatial_dims: int = 2, max_batch: int = 2, max_channels: int = 4,
+                     max_kernel: int = 3, max_extra: int = 4, dtype=np.float64, elements=None):
+        """Valid convolution problems `(x, w, kwargs)` for `fc.conv(x, w, **kwargs)`.
+
+        Draws the batch, channels (with groups 1 or 2 where they divide), kernel
+        sizes, strides and dilations (1 or 2 per dim), an input at least as large
+        as the dilated kernel (plus up to `max_extra`), and a padding in every
+        form conv accepts ("SAME", "VALID", an int, ints per dim, (lo, hi) pairs).
+
+        Example::
+
+            @given(fc.testing.strategies.conv_configs())
+            def test_conv_grads(cfg):
+                x, w, kw = cfg
+                fc.testing.check_grads(lambda x, w: fc.conv(x, w, **kw), (x, w), modes="rev")
+        """
+        st, _ = _hypothesis()
+        strategies.elements(np.float64, elements)  # a bad domain fails here, now
+
+        @st.composite
+        def configs(draw):
+            nd = spatial_dims
+            groups = draw(st.sampled_from([1, 2] if max_channels >= 2 else [1]))
+            cin = groups * draw(st.integers(1, max(1, max_channels // groups)))
+            cout = groups * draw(st.integers(1, max(1, max_channels // groups)))
+            ks = [draw(st.integers(1, max_kernel)) for _ in range(nd)]
+            dil = [draw(st.integers(1, 2)) for _ in range(nd)]
+            stride = [draw(st.integers(1, 2)) for _ in range(nd)]
+            sizes = [(k - 1) * d + 1 + draw(st.integers(0, max_extra)) for k, d in zip(ks, dil)]
+            kind = draw(st.sampled_from(["SAME", "VALID", "int", "per_dim", "pairs"]))
+            if kind in ("SAME", "VALID"):
+                padding = kind
+            elif kind == "int":
+                padding = draw(st.integers(0, max(0, min(ks) - 1)))
+            elif kind == "per_dim":
+                padding = tuple(draw(st.integers(0, k - 1)) for k in ks)
+            else:
+                padding = tuple((draw(st.integers(0, k - 1)), draw(st.integers(0, k - 1))) for k in ks)
+            n = draw(st.integers(1, max_batch))
+            x = draw(strategies.arrays((n, cin, *sizes), dtype, elements))
+            w = draw(strategies.arrays((cout, cin // groups, *ks), dtype, elements))
+            return x, w, {"stride": tuple(stride), "padding": padding, "dilation": tuple(dil),
+                          "groups": groups}
+
+        return configs()
 
 
 __all__ = ["check_vjp", "check_jvp", "check_grads", "strategies", "Array"]

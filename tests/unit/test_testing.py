@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 import funconv as fc
 from funconv.errors import ArgumentError
@@ -122,6 +122,32 @@ def test_interval_with_min_abs(x):
 def test_dtype_strategy(x):
     assert x.dtype.kind in "fci" and x.dtype in (np.float32, np.float64, np.complex64,
                                                  np.complex128, np.int32, np.int64)
+
+
+@given(fst.conv_configs(spatial_dims=2))
+def test_conv_configs_are_valid_problems(cfg):
+    x, w, kw = cfg
+    y = fc.conv(x, w, **kw)
+    n, cin, *sizes = x.shape
+    cout, cg, *ks = w.shape
+    assert cin == kw["groups"] * cg and cout % kw["groups"] == 0
+    assert y.shape[:2] == (n, cout)
+    for i, (size, k) in enumerate(zip(sizes, ks)):
+        s, d, p = kw["stride"][i], kw["dilation"][i], kw["padding"]
+        if p == "SAME":
+            expect = -(-size // s)
+        else:
+            lo, hi = ((0, 0) if p == "VALID" else (p, p) if isinstance(p, int)
+                      else (p[i], p[i]) if isinstance(p[i], int) else p[i])
+            expect = (size + lo + hi - d * (k - 1) - 1) // s + 1
+        assert y.shape[2 + i] == expect >= 1
+
+
+@settings(max_examples=8)
+@given(fst.conv_configs(spatial_dims=1, max_channels=2, max_extra=2))
+def test_conv_configs_one_line_gradient_check(cfg):
+    x, w, kw = cfg
+    check_grads(lambda x, w: fc.conv(x, w, **kw), (x, w), modes="rev")
 
 
 def test_unknown_domain_is_an_error():
