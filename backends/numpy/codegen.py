@@ -52,7 +52,12 @@ def _tables():
     from funconv.ops.linalg import dot_general_p
     from funconv.ops.reduce import reduce_max_p, reduce_min_p, reduce_sum_p
 
-    plain = {}
+    # Each primitive whose impl is a NumPy ufunc, called as is ("plain") or wrapped in
+    # `np.errstate(all="ignore")` by elementwise._q ("quiet": the wrapper keeps the ufunc's
+    # name). Which of the two is decided per primitive from its impl, so an impl that turns
+    # quiet (or back) keeps its inlined lowering; any other impl (a custom function) is
+    # called as is.
+    plain, quiet = {}, {}
     for name, uf in [("neg", np.negative), ("sin", np.sin), ("cos", np.cos), ("tanh", np.tanh),
                      ("abs", np.abs), ("sign", np.sign), ("floor", np.floor), ("ceil", np.ceil),
                      ("square", np.square), ("not", np.logical_not), ("add", np.add),
@@ -60,17 +65,14 @@ def _tables():
                      ("min", np.minimum), ("and", np.logical_and), ("or", np.logical_or),
                      ("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
                      ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal),
-                     ("conj", np.conj)]:
+                     ("conj", np.conj), ("exp", np.exp), ("log", np.log), ("log1p", np.log1p),
+                     ("expm1", np.expm1), ("sqrt", np.sqrt), ("div", np.true_divide)]:
         p = getattr(ew, f"{name}_p", None)
-        # only when the impl is exactly this ufunc: otherwise the impl is called
-        if p is not None and p.impl is uf:
+        if p is None:
+            continue
+        if p.impl is uf:
             plain[p] = uf
-    quiet = {}
-    for name, uf in [("exp", np.exp), ("log", np.log), ("log1p", np.log1p), ("expm1", np.expm1),
-                     ("sqrt", np.sqrt), ("div", np.true_divide)]:
-        p = getattr(ew, f"{name}_p", None)
-        # `_q(uf)` keeps the ufunc's name; anything else (a custom impl) is called as is
-        if p is not None and getattr(p.impl, "__name__", None) == uf.__name__:
+        elif getattr(p.impl, "__name__", None) == uf.__name__ and p.impl.__module__ == ew.__name__:
             quiet[p] = uf
     reducers = {reduce_sum_p: "add", reduce_max_p: "maximum", reduce_min_p: "minimum"}
     return plain, quiet, reducers, ew.select_p, ew.convert_element_type_p, dot_general_p

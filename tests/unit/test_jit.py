@@ -305,6 +305,15 @@ def test_donated_argument_aliasing_another_is_copied_not_corrupted():
     close(r, np.full(100, 6.0))
 
 
+def test_elementwise_ufuncs_are_inlined_whether_their_impl_is_quiet_or_plain():
+    # add/mul/tanh impls are plain ufuncs, exp/div are wrapped in errstate by the ops: both
+    # become direct ufunc calls (with out=), never calls of the impl wrapper
+    src = fc.jit(lambda x, y: fc.exp(x * y + x) / fc.tanh(y) - x).lower(arr(8), arr(8)).source
+    for uf in ("_multiply(", "_add(", "_exp(", "_tanh(", "_true_divide(", "_subtract("):
+        assert uf in src, (uf, src)
+    assert "_impl(" not in src
+
+
 def test_lower_gives_optimised_graph_and_readable_source():
     f = fc.jit(fc.grad(loss))
     low = f.lower(W0, x0)
