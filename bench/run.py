@@ -1,4 +1,4 @@
-"""Run every benchmark in one process and print one table of medians.
+"""Run every benchmark and print one table of medians.
 
 Workloads (all float32, CPU):
 
@@ -12,9 +12,15 @@ Workloads (all float32, CPU):
 
 Each workload runs in funconv (jit, NumPy backend) and, when importable, in
 PyTorch (eager, default threads), JAX (jit) and SciPy (conv3x3 only: FFT
-convolutions with scipy.signal.fftconvolve). The ratio columns are funconv's
-time divided by the peer's: below 1 means funconv is faster. Medians of
-`--repeat` timed runs after warm-up (compilation excluded). Nothing is asserted.
+convolutions with scipy.signal.fftconvolve). Every (workload, library) pair
+runs in a child process of this one (one process group; Ctrl-C stops all):
+libraries that leave spinning thread pools behind (OpenMP, XLA) would
+otherwise slow down whoever is measured after them on a 2-core machine.
+
+The ratio columns are funconv's time divided by the peer's: below 1 means
+funconv is faster. Medians of `--repeat` timed runs after warm-up
+(compilation excluded). The lenet runs must agree on the first step's loss
+(a warning says when not). Nothing is asserted.
 
 Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch]
 """
@@ -22,9 +28,11 @@ Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -59,24 +67,23 @@ def _try(make):
 # --- dispatch ------------------------------------------------------------------------------
 
 
-def dispatch(repeat: int) -> dict:
+def dispatch(lib: str, repeat: int):
     import dispatch as d  # bench/dispatch.py
 
     rng = np.random.default_rng(0)
     W = rng.standard_normal((10, 10)).astype(np.float32)
     x = rng.standard_normal(10).astype(np.float32)
-    calls = 2000
+    calls = 2000 if lib != "pytorch" else 500  # ~100 us a call in PyTorch eager
     reps = max(3, repeat // 5)
-    us, _, _ = d.bench_funconv(W, x, calls, reps)
-    out = {"funconv": us / 1e3}
-    for name, fn, n in (("jax", d.bench_jax, calls), ("pytorch", d.bench_torch, calls // 4)):
-        r = fn(W, x, n, reps)
-        out[name] = None if r is None else r / 1e3
-    if "torch" in sys.modules:  # dispatch.py pins PyTorch to one thread; restore the default
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
-    return out
+    if lib == "funconv":
+        us = d.bench_funconv(W, x, calls, reps)[0]
+    elif lib == "jax":
+        us = d.bench_jax(W, x, calls, reps)
+    elif lib == "pytorch":
+        us = d.bench_torch(W, x, calls, reps)  # pins PyTorch to one thread: best for tiny ops
+    else:
+        return None
+    return None if us is None else {"ms": us / 1e3}
 
 
 # --- conv3x3 ---------------------------------------------------------------------------------
@@ -106,16 +113,17 @@ def _scipy_conv3x3(x, w):
     return step
 
 
-def conv3x3(repeat: int) -> dict:
+def conv3x3(lib: str, repeat: int):
     import conv as c  # bench/conv.py
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((c.N, c.C, c.H, c.W)).astype(np.float32)
     w = (rng.standard_normal((c.O, c.C, c.K, c.K)) / np.sqrt(c.C * c.K * c.K)).astype(np.float32)
-    reps = max(3, repeat // 3)  # each run is ~0.1-1 s
-    steps = {"funconv": c.funconv_jit(x, w), "pytorch": c.torch_step(x, w), "jax": c.jax_step(x, w),
-             "scipy": _try(lambda: (__import__("scipy.signal"), _scipy_conv3x3(x, w))[1])}
-    return {k: None if f is None else median_ms(f, reps, warmup=1) for k, f in steps.items()}
+    reps = max(3, repeat // 3)  # each run is ~0.03-5 s
+    makers = {"funconv": c.funconv_jit, "pytorch": c.torch_step, "jax": c.jax_step,
+              "scipy": lambda x, w: (__import__("scipy.signal"), _scipy_conv3x3(x, w))[1]}
+    step = _try(lambda: makers[lib](x, w))
+    return None if step is None else {"ms": median_ms(step, reps, warmup=1)}
 
 
 # --- lenet -------------------------------------------------------------------------------------
@@ -213,23 +221,14 @@ def lenet_jax(params, x, y):
     return run
 
 
-def lenet(repeat: int) -> dict:
+def lenet(lib: str, repeat: int):
     params, x, y = _lenet_data()
     makers = {"funconv": lenet_funconv, "pytorch": lenet_torch, "jax": lenet_jax}
-    out, first_loss = {"scipy": None}, {}
-    for name, make in makers.items():
-        run = _try(lambda: make(params, x, y))
-        if run is None:
-            out[name] = None
-            continue
-        first_loss[name] = float(run())  # all start from the same parameters: same loss
-        out[name] = median_ms(run, repeat)
-    ref = first_loss["funconv"]
-    for name, v in first_loss.items():
-        if abs(v - ref) > 1e-4 * abs(ref):
-            print(f"WARNING lenet: first-step loss {v} in {name} differs from funconv's {ref}",
-                  file=sys.stderr)
-    return out
+    run = _try(lambda: makers[lib](params, x, y)) if lib in makers else None
+    if run is None:
+        return None
+    first_loss = float(run())  # every library starts from the same parameters: the same loss
+    return {"ms": median_ms(run, repeat), "check": first_loss}
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -247,33 +246,58 @@ def _fmt(ms):
     return f"{ms * 1e3:.1f} us" if ms < 1 else f"{ms:.2f} ms"
 
 
-def _versions() -> str:
-    parts = [f"python {platform.python_version()}", f"numpy {np.__version__}", f"funconv {fc.__version__}"]
-    for mod in ("torch", "jax", "scipy"):
-        if mod in sys.modules:
-            parts.append(f"{mod} {sys.modules[mod].__version__}")
-    return ", ".join(parts)
+def worker(workload: str, lib: str, repeat: int) -> None:
+    """Child process: measure one (workload, library) pair, print one JSON line."""
+    res = WORKLOADS[workload][0](lib, repeat)
+    if res is not None:
+        mod = {"funconv": "funconv", "pytorch": "torch", "jax": "jax", "scipy": "scipy"}[lib]
+        res["version"] = sys.modules[mod].__version__
+    print("RESULT " + json.dumps(res))
+
+
+def _measure(workload: str, lib: str, repeat: int):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", workload, lib, "--repeat", str(repeat)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    if r.returncode != 0 or not lines:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
+        print(f"  {workload}/{lib} failed: {' | '.join(tail)}", file=sys.stderr)
+        return None
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Run every funconv benchmark and print one table.")
     ap.add_argument("--repeat", type=int, default=30, help="timed runs per workload (median)")
     ap.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
+    ap.add_argument("--worker", nargs=2, metavar=("WORKLOAD", "LIBRARY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        return worker(*args.worker, args.repeat)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         ap.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
 
-    results = {}
+    results, versions = {}, {"python": platform.python_version(), "numpy": np.__version__}
     for name in names:
-        fn, what = WORKLOADS[name]
-        print(f"running {name}: {what} ...", file=sys.stderr, flush=True)
-        results[name] = fn(args.repeat)
+        print(f"running {name}: {WORKLOADS[name][1]} ...", file=sys.stderr, flush=True)
+        results[name] = {}
+        for lib in ("funconv",) + PEERS:
+            res = _measure(name, lib, args.repeat)
+            results[name][lib] = None if res is None else res["ms"]
+            if res is not None:
+                versions[lib] = res["version"]
+                if "check" in res:
+                    ref = results[name].setdefault("_check", res["check"])
+                    if abs(res["check"] - ref) > 1e-4 * abs(ref):
+                        print(f"WARNING {name}: first-step loss {res['check']} in {lib} differs "
+                              f"from funconv's {ref}", file=sys.stderr)
 
     head = f"{'workload':<10} {'funconv':>10} " + " ".join(f"{p:>10}" for p in PEERS) + "   " + \
         " ".join(f"{'fc/' + p:>10}" for p in PEERS)
-    print(f"\nmedian time per call ({os.cpu_count()} CPUs; {_versions()})")
+    print(f"\nmedian time per call ({os.cpu_count()} CPUs; "
+          + ", ".join(f"{k} {v}" for k, v in versions.items()) + ")")
     print(head)
     print("-" * len(head))
     for name in names:
@@ -285,7 +309,7 @@ def main(argv=None):
         print(f"{name:<10} {_fmt(r.get('funconv')):>10} "
               + " ".join(f"{_fmt(r.get(p)):>10}" for p in PEERS) + "   " + " ".join(ratios))
     print("fc/peer: funconv's time over the peer's (below 1: funconv is faster); "
-          "'-': not installed or no such implementation")
+          "'-': not installed, or no such implementation")
     return results
 
 
