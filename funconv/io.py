@@ -56,9 +56,7 @@ def _encode(x, arrays: list, path: str):
     """JSON description of subtree `x`; array leaves are appended to `arrays`."""
     if x is None:
         return {"t": "none"}
-    if isinstance(x, (bool, np.bool_)) and not isinstance(x, np.ndarray):
-        return {"t": "py", "v": bool(x)}
-    if isinstance(x, (int, float, str)) and not isinstance(x, np.generic):
+    if isinstance(x, (bool, int, float, str)) and not isinstance(x, np.generic):
         if isinstance(x, float) and not np.isfinite(x):
             return {"t": "py_float", "v": repr(x)}  # JSON has no nan/inf
         return {"t": "py", "v": x}

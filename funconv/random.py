@@ -376,7 +376,7 @@ def randint(key, shape, minval, maxval, dtype=int32) -> Array:
     Computed as `minval + floor(u * (maxval - minval))` with u a 53-bit
     float64 uniform, so the bias is at most `(maxval - minval) / 2**53`.
     """
-    from funconv.ops.elementwise import floor, minimum
+    from funconv.ops.elementwise import floor, maximum, minimum
 
     shape = _shape(shape, "randint")
     dt = canonical_dtype(dtype)
@@ -386,8 +386,9 @@ def randint(key, shape, minval, maxval, dtype=int32) -> Array:
     hi = to_dtype(operand(maxval, "randint"), int64)
     span = (hi - lo).astype(np.float64)
     u = random_uniform_p(_key(key, "randint"), shape=shape, dtype=np.dtype(np.float64))
-    # u * span can round up to span itself: clamp to the last valid offset
-    off = minimum(floor(u * span), span - 1).astype(int64)
+    # u * span can round up to span itself: clamp to the last valid offset; an empty
+    # range (maxval <= minval) gives minval, as in JAX
+    off = maximum(minimum(floor(u * span), span - 1), 0).astype(int64)
     return broadcast_to(lo + off, shape).astype(dt)
 
 

@@ -23,6 +23,7 @@ def _nested():
         "ints": {7: np.arange(3, dtype=np.int64), 2: fc.ones(1)},
         "meta": {"epochs": 3, "lr": 0.1, "name": "cnn", "flag": True, "inf": float("inf")},
         "scalar": fc.array(2.5),
+        "numpy_scalars": [np.float32(1.5), np.bool_(True), np.int64(-3)],
     }
 
 
@@ -31,7 +32,7 @@ def _assert_same(a, b):
     lb, tb = fc.tree.flatten(b)
     assert ta == tb
     for x, y in zip(la, lb):
-        if isinstance(x, (fc.Array, np.ndarray)):
+        if isinstance(x, (fc.Array, np.ndarray, np.generic)):  # NumPy scalars load as 0-d Arrays
             assert isinstance(y, fc.Array)
             assert np.asarray(x).dtype == np.asarray(y).dtype
             assert np.asarray(x).shape == np.asarray(y).shape

@@ -301,3 +301,11 @@ def test_fold_in_with_traced_data_under_jit():
     k = fc.random.key(1)
     for i in (0, 5, 2 ** 31 + 1):
         np.testing.assert_array_equal(_np(f(k, fc.asarray(np.int64(i)))), _np(fc.random.fold_in(k, i)))
+
+
+def test_randint_empty_range_gives_minval():
+    r = _np(fc.random.randint(fc.random.key(0), (5,), 3, 3))
+    assert r.tolist() == [3] * 5
+    lo = fc.array([0, 10])
+    r = _np(fc.random.randint(fc.random.key(0), (2,), lo, lo + 1))
+    assert r.tolist() == [0, 10]
