@@ -252,6 +252,34 @@ class Array:
     def repeat(self, repeats, axis=None):
         return _ops.repeat(self, repeats, axis=axis)
 
+    def sort(self, axis=-1, descending=False):
+        """A sorted copy (as JAX: NumPy's in-place `x.sort()` has no immutable meaning)."""
+        return _ops.sort(self, axis=axis, descending=descending)
+
+    def argsort(self, axis=-1, descending=False):
+        return _ops.argsort(self, axis=axis, descending=descending)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return _ops.diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        return _ops.trace(self, offset, axis1, axis2)
+
+    def nonzero(self):
+        return _ops.nonzero(self)
+
+    def copy(self):
+        """The array itself: it is immutable, so a copy could never differ."""
+        return self
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
     def __getitem__(self, idx):
         return _ops.getitem(self, idx)
 

@@ -338,3 +338,21 @@ def test_sort_gradient_and_jit():
     x = np.random.default_rng(9).standard_normal((3, 4))
     check_grads(lambda a: fc.sort(a, axis=1) * np.arange(4.0), (x,), order=2)
     np.testing.assert_array_equal(np.asarray(fc.jit(fc.sort)(x)), np.sort(x))
+
+
+def test_array_methods_forward_to_ops():
+    a = np.array([[3.0, 1.0, 2.0], [0.0, 5.0, -1.0]], np.float32)
+    x = fc.asarray(a)
+    np.testing.assert_array_equal(np.asarray(x.sort()), np.sort(a))
+    np.testing.assert_array_equal(np.asarray(x.argsort(axis=0)), np.argsort(a, axis=0, kind="stable"))
+    np.testing.assert_array_equal(np.asarray(x.diagonal(1)), a.diagonal(1))
+    assert float(x.trace()) == a.trace()
+    np.testing.assert_array_equal(np.asarray(x.nonzero()[1]), a.nonzero()[1])
+    np.testing.assert_array_equal(np.asarray(x.take([2, 0], axis=1)), a.take([2, 0], axis=1))
+    np.testing.assert_array_equal(np.asarray(x.repeat(2, axis=0)), a.repeat(2, axis=0))
+    np.testing.assert_array_equal(np.asarray(x.swapaxes(0, 1)), a.swapaxes(0, 1))
+    np.testing.assert_array_equal(np.asarray(x.cumsum(axis=1)), a.cumsum(axis=1))
+    np.testing.assert_array_equal(np.asarray(x.clip(0, 2)), a.clip(0, 2))
+    np.testing.assert_array_equal(np.asarray(x.round()), a.round())
+    assert bool(x.any()) and not bool(x.all())
+    assert x.copy() is x and x.nbytes == a.nbytes and x.itemsize == 4
