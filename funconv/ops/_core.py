@@ -135,7 +135,12 @@ def broadcast_to(x, shape) -> Array:
     x = operand(x, "broadcast_to")
     if not isinstance(x, Array):
         x = asarray(x)
-    shape = tuple(int(s) for s in shape)
+    try:
+        if isinstance(shape, str):
+            raise TypeError
+        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"broadcast_to: shape must be a tuple of ints, got {describe(shape)}") from None
     if x.shape == shape:
         return x
     if x.ndim > len(shape) or broadcast_shapes("broadcast_to", x.shape, shape) != shape:

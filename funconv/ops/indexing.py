@@ -369,6 +369,8 @@ def index_update(x, idx, values, mode: str) -> Array:
     pos_dt = int64 if x.size >= 2**31 - 1 else int32
     positions = getitem(asarray(np.arange(x.size, dtype=pos_dt).reshape(x.shape)), idx)
     v = operand(values, f"at[].{mode}")
+    if isinstance(v, complex) and x.dtype.kind != "c":
+        v = asarray(v)  # converted below, dropping the imaginary part as NumPy's assignment does
     v = to_dtype(v, x.dtype) if not isinstance(v, Array) else v.astype(x.dtype)
     if v.shape != positions.shape:
         try:

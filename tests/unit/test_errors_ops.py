@@ -87,6 +87,9 @@ BAD_CALLS = [
     lambda: fc.vdot(X, fc.ones(5)), lambda: fc.inner(X, fc.ones(2)), lambda: fc.flip(X, 2),
     lambda: fc.array_split(X, -1), lambda: fc.zeros((-1, 2)), lambda: fc.full("ab", 1.0),
     lambda: fc.astype(X, "not a dtype"), lambda: fc.power(X, "a"), lambda: fc.sum(X, axis=(0, 0)),
+    lambda: fc.broadcast_to(X, "ab"), lambda: fc.broadcast_to(X, (2, "x")), lambda: fc.sort(X, axis=2),
+    lambda: fc.argsort(fc.ones((2,), fc.complex64)), lambda: fc.diagonal(fc.ones(3)), lambda: fc.diff(X, -1),
+    lambda: fc.nonzero(fc.array(1.0)), lambda: fc.tril(fc.ones(3)), lambda: fc.diag(fc.ones((2, 2, 2))),
 ]
 
 
