@@ -50,6 +50,10 @@ import numpy as np
 from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError, ShapeError
 from funconv.ops._core import asarray, broadcast_to, describe, operand, to_dtype
+from funconv.ops.elementwise import floor, log, maximum, minimum, sqrt, where
+from funconv.ops.indexing import getitem, take
+from funconv.ops.reduce import cumsum, sum as _sum
+from funconv.ops.shape import reshape
 from funconv.primitive import Primitive
 from funconv.types import ArrayType, DEFAULT_FLOAT, canonical_dtype, int32, int64, is_float
 
@@ -323,8 +327,6 @@ def _horner(coeffs, w):
 
 def _erfinv(x: Array) -> Array:
     """erfinv on (-1, 1) in funconv ops (relative error about 1e-7; enough for sampling)."""
-    from funconv.ops.elementwise import log, sqrt, where
-
     w = -log((1 - x) * (1 + x))
     central = _horner(_ERFINV_CENTRAL, w - 2.5)
     tail = _horner(_ERFINV_TAIL, sqrt(w) - 3)
@@ -376,8 +378,6 @@ def randint(key, shape, minval, maxval, dtype=int32) -> Array:
     Computed as `minval + floor(u * (maxval - minval))` with u a 53-bit
     float64 uniform, so the bias is at most `(maxval - minval) / 2**53`.
     """
-    from funconv.ops.elementwise import floor, maximum, minimum
-
     shape = _shape(shape, "randint")
     dt = canonical_dtype(dtype)
     if dt not in (int32, int64):
@@ -400,8 +400,6 @@ def permutation(key, x, axis: int = 0) -> Array:
         if n < 0:
             raise ArgumentError(f"permutation: n must be >= 0, got {n}")
         return random_permutation_p(k, n=n)
-    from funconv.ops import take
-
     x = asarray(operand(x, "permutation"))
     if x.ndim == 0:
         raise ShapeError(f"permutation: x must be an int or an array of rank >= 1, got {x.aval.short()}")
@@ -416,9 +414,6 @@ def choice(key, a, shape=(), replace: bool = True, p=None) -> Array:
     replacement only). Without replacement, `shape` may not hold more than `a`'s
     number of elements.
     """
-    from funconv.ops.reduce import cumsum, sum as _sum
-    from funconv.ops.shape import reshape
-
     k = _key(key, "choice")
     shape = _shape(shape, "choice")
     n = operator.index(a) if isinstance(a, (int, np.integer)) else asarray(a).shape[0]
@@ -432,21 +427,15 @@ def choice(key, a, shape=(), replace: bool = True, p=None) -> Array:
         cdf = cumsum(p) / _sum(p)
         u = random_uniform_p(k, shape=shape + (1,), dtype=cdf.dtype)
         # the index is the number of cdf entries below u (inverse-CDF sampling)
-        from funconv.ops.elementwise import minimum
-
         idx = minimum(_sum((cdf < u).astype(int32), axis=-1), n - 1)
     elif replace:
         idx = randint(k, shape, 0, n)
     else:
         if size > n:
             raise ShapeError(f"choice: cannot take {size} elements from {n} without replacement")
-        from funconv.ops import getitem
-
         idx = reshape(getitem(random_permutation_p(k, n=n), slice(0, size)), shape)
     if isinstance(a, (int, np.integer)):
         return idx
-    from funconv.ops import take
-
     return take(asarray(a), reshape(idx, (-1,)), axis=0).reshape(shape + asarray(a).shape[1:])
 
 
