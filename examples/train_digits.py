@@ -98,6 +98,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stdout
         self.tty = self.stream.isatty()
         self.start = time.perf_counter()
+        self.shown = 0  # length of the line on screen: a shorter redraw pads over its tail
 
     def line(self, done: int, loss: float, images: int) -> str:
         filled = self.width * done // max(self.total, 1)
@@ -106,15 +107,23 @@ class Progress:
         return (f"epoch {self.epoch:>2}/{self.epochs} [{bar}] {done:>3}/{self.total} "
                 f"loss {loss:.4f}  {rate:,.0f} img/s")
 
+    def _draw(self, text: str, end: str = "") -> None:
+        if self.tty:
+            self.stream.write("\r" + text.ljust(self.shown))
+            self.shown = len(text)
+        else:
+            self.stream.write(text)
+        self.stream.write(end)
+        self.stream.flush()
+        if end == "\n":
+            self.shown = 0
+
     def update(self, done: int, loss: float, images: int) -> None:
         if self.tty:
-            self.stream.write("\r" + self.line(done, loss, images))
-            self.stream.flush()
+            self._draw(self.line(done, loss, images))
 
     def close(self, loss: float, images: int, extra: str = "") -> None:
-        text = self.line(self.total, loss, images) + extra
-        self.stream.write(("\r" if self.tty else "") + text + "\n")
-        self.stream.flush()
+        self._draw(self.line(self.total, loss, images) + extra, "\n")
 
 
 # --- main ------------------------------------------------------------------------------------
