@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmarks
 
-import funconv as fc  # noqa: E402
+import funconv as fc  # noqa: E402  (after the sys.path line)
 
 PEERS = ("pytorch", "jax", "scipy")
 

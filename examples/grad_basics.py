@@ -58,7 +58,7 @@ def main(argv=None) -> dict:
             fh.write(dot + "\n")
         print(f"\nwrote {args.dot} ({len(graph.applies())} operations); render: dot -Tsvg {args.dot}")
     else:
-        print(f"\nIts Graphviz DOT text starts with (pass --dot FILE to save it all):")
+        print("\nIts Graphviz DOT text starts with (pass --dot FILE to save it all):")
         print("\n".join(dot.splitlines()[:6]) + "\n  ...")
     return {"grad": g, "d2": float(d2), "d3": float(d3), "graph": graph, "dot": dot}
 

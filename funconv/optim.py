@@ -35,7 +35,6 @@ from funconv.errors import ArgumentError
 from funconv.ops._core import asarray, describe
 from funconv.ops.creation import zeros
 from funconv.ops.elementwise import cos, maximum, minimum, power, sqrt, where
-from funconv.types import int32
 
 Schedule = Callable[[Any], Any]
 

@@ -69,7 +69,8 @@ def _ref_fold_in(key, data):
 
 
 def _ref_permutation(key, *, n):
-    vals = [(lambda b: (b[0] << 32) | b[1])(_block(key, j, 0)) for j in range(n)]
+    blocks = [_block(key, j, 0) for j in range(n)]
+    vals = [(hi << 32) | lo for hi, lo in blocks]
     return np.array(sorted(range(n), key=lambda j: (vals[j], j)), np.int32)
 
 
