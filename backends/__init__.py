@@ -16,7 +16,9 @@ if __name__ != "funconv.backends":
 # A backend is a module with `compile(graph, donate=()) -> Executable`, where an
 # Executable is callable on NumPy arrays (one per graph input, in order) and returns a
 # tuple of NumPy arrays (one per graph output), and has a `.source` string (generated
-# code, for inspection). Backends are imported lazily, by name, so `import funconv`
+# code, for inspection). Optionally `.output_aliases`: per output, the set of input
+# indices it may share memory with (jit copies such outputs when that input was a
+# caller's NumPy array); without it jit assumes any output may alias any input. Backends are imported lazily, by name, so `import funconv`
 # works on a machine without the optional dependencies of other backends (OpenCL).
 
 import importlib

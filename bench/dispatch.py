@@ -4,7 +4,8 @@ sum(tanh(W @ x)) with respect to W, W 10x10 and x 10 (float32).
 The arrays are tiny, so this measures dispatch: argument handling, the cache
 lookup and the generated code's own overhead. Prints the median microseconds
 per call for funconv's jit (and, when importable, JAX jit, PyTorch eager and
-HIPS autograd) measured in the same run. Printed, not asserted.
+HIPS autograd) measured in the same run; funconv and JAX also with x passed
+as a NumPy array (a data batch fed each step). Printed, not asserted.
 
 Also prints the compile time (trace + passes + code generation, no run) of a
 jitted SGD step of a LeNet-style CNN (batch 32, 1x28x28), best of 3.
@@ -47,14 +48,25 @@ def bench_funconv(W, x, calls, repeats):
     return median_us(lambda: step(Wa, xa), calls, repeats), step, (Wa, xa)
 
 
-def bench_jax(W, x, calls, repeats):
+def bench_funconv_numpy(W, x, calls, repeats):
+    """The same step with x a NumPy array (a data batch fed every step), W an Array."""
+    import funconv as fc
+
+    step = fc.jit(fc.grad(lambda W, x: fc.tanh(W @ x).sum()))
+    Wa = fc.array(W)
+    ref = np.outer(1 - np.tanh(W @ x) ** 2, x)
+    assert np.allclose(np.asarray(step(Wa, x)), ref, rtol=1e-5, atol=1e-6)
+    return median_us(lambda: step(Wa, x), calls, repeats)
+
+
+def bench_jax(W, x, calls, repeats, numpy_x=False):
     try:
         import jax
         import jax.numpy as jnp
     except ImportError:
         return None
     step = jax.jit(jax.grad(lambda W, x: jnp.tanh(W @ x).sum()))
-    Wj, xj = jnp.asarray(W), jnp.asarray(x)
+    Wj, xj = jnp.asarray(W), (x if numpy_x else jnp.asarray(x))
     # block_until_ready: JAX dispatches asynchronously; wait, as the NumPy path does
     return median_us(lambda: step(Wj, xj).block_until_ready(), calls, repeats)
 
@@ -130,6 +142,8 @@ def main():
     fc_us, step, fargs = bench_funconv(W, x, args.calls, args.repeats)
     rows = [("funconv jit (numpy backend)", fc_us),
             ("JAX jit", bench_jax(W, x, args.calls, args.repeats)),
+            ("funconv jit, x a NumPy array", bench_funconv_numpy(W, x, args.calls, args.repeats)),
+            ("JAX jit, x a NumPy array", bench_jax(W, x, args.calls, args.repeats, True)),
             ("PyTorch eager", bench_torch(W, x, max(args.calls // 10, 100), args.repeats)),
             ("HIPS autograd", bench_autograd(W, x, max(args.calls // 10, 100), args.repeats))]
     print("grad of sum(tanh(W @ x)), W f32[10,10], x f32[10]: median us per call")

@@ -13,11 +13,21 @@ the outer transformation sees (and differentiates, and optimises) through it.
 
 The call path is lean: for positional Array arguments the key is a tuple of
 (shape, dtype) pairs, found with one dict lookup, then the generated function
-runs; no tracing and no dict building per call. Pytrees of dicts, lists and
-tuples of Arrays take a second fast path (a structure spec plus the leaves'
-(shape, dtype)); anything else (static arguments, NumPy arrays, scalars,
-registered containers) goes through the general path, which builds the full
-signature with funconv.tree.
+runs; no tracing and no dict building per call. Positional NumPy arrays and
+Python scalars, and pytrees of dicts, lists and tuples of all these, take a
+second fast path (`_leaf_values`: per leaf (shape, dtype), plus a structure
+spec for pytrees); anything else (static arguments, registered containers,
+traced values) goes through the general path, which builds the full signature
+with funconv.tree.
+
+NumPy arrays are passed to the generated code *uncopied* (a data batch per
+training step costs no copy): their dtype is canonicalised as `fc.asarray`
+does (float64 and int64 stay; uint8 -> int32, float16 -> float32), and the
+generated code never writes into a non-donated input. An output that may
+share memory with such an array (the backend's `output_aliases`: the input
+itself, or a view of it) is copied, so results stay immutable when the
+caller later writes into its array. A *donated* NumPy array is copied and
+the copy donated: funconv never writes into a caller's NumPy array.
 
 Recompiles are explained with `fc.config.update("explain_recompiles", True)`:
 every cache miss after the first logs (logger "funconv.jit") which argument
@@ -38,6 +48,7 @@ from funconv import tree as tree_util
 from funconv.array import Array
 from funconv.errors import ArgumentError, TracerLeakError
 from funconv.ops._core import asarray, describe
+from funconv.types import DEFAULT_COMPLEX, DEFAULT_FLOAT, DEFAULT_INT, bool_, canonical_dtype
 from funconv.tracing import EAGER, _current, eval_graph, trace_to_graph
 
 logger = logging.getLogger("funconv.jit")
@@ -95,10 +106,11 @@ _new_array = object.__new__
 class _Entry:
     """One compiled specialisation: the executable, and how to rebuild the outputs.
 
-    `call(arrays)` takes the Arrays of the dynamic leaves and returns the outputs.
+    `call(arrays)` takes the Arrays of the dynamic leaves and returns the outputs;
+    `values_call(...)` makes the same for raw NumPy values (see `Jitted.__call__`).
     """
 
-    __slots__ = ("call", "executable", "graph", "out_tree")
+    __slots__ = ("call", "call_values", "executable", "graph", "out_tree", "aliases")
 
     def __init__(self, executable, graph, out_tree):
         self.executable = executable
@@ -107,19 +119,57 @@ class _Entry:
         fn = executable.fn
         if len(graph.outputs) != out_tree.num_leaves:
             raise AssertionError("jit: the graph's outputs do not match its output structure")
+        # per output, the inputs it may share memory with (None: unknown, so any of them)
+        self.aliases = getattr(executable, "output_aliases", None)
         # The common output structures get their own closure: no generic unflatten per call
         if out_tree.kind is None:
-            def call(arrays):
-                return _wrap(fn(*[a._value for a in arrays])[0])
+            def call_values(values):
+                return _wrap(fn(*values)[0])
         elif out_tree.kind is tuple and all(c.kind is None for c in out_tree.children):
-            def call(arrays):
-                return tuple([_wrap(v) for v in fn(*[a._value for a in arrays])])
+            def call_values(values):
+                return tuple([_wrap(v) for v in fn(*values)])
         else:
             unflatten = out_tree.unflatten
 
-            def call(arrays):
-                return unflatten([_wrap(v) for v in fn(*[a._value for a in arrays])])
+            def call_values(values):
+                return unflatten([_wrap(v) for v in fn(*values)])
+
+        def call(arrays):
+            return call_values([a._value for a in arrays])
+
         self.call = call
+        self.call_values = call_values
+
+    def values_call(self, numpy_leaves: frozenset, donated: tuple):
+        """`call_values` made safe for leaves that are a caller's NumPy arrays, uncopied.
+
+        The generated code never writes into a non-donated input, so those arrays are passed
+        as they are. Two cases still need a copy: a donated leaf (the code may write into it:
+        the caller's array must not change, so the call donates a private copy), and an output
+        that may share memory with such a leaf (returned as is it would be made read-only
+        under the caller, and a later write by the caller would change an immutable Array).
+        """
+        if not numpy_leaves:
+            return self.call_values
+        copy_in = [i for i in donated if i in numpy_leaves]
+        if self.aliases is None:
+            copy_out = list(range(len(self.graph.outputs)))
+        else:
+            copy_out = [k for k, al in enumerate(self.aliases) if al & numpy_leaves]
+        if not copy_in and not copy_out:
+            return self.call_values
+        fn = self.executable.fn
+        unflatten = self.out_tree.unflatten
+
+        def call_copying(values):
+            for i in copy_in:
+                values[i] = values[i].copy()
+            outs = list(fn(*values))
+            for k in copy_out:
+                outs[k] = np.array(outs[k], copy=True)
+            return unflatten([_wrap(v) for v in outs])
+
+        return call_copying
 
 
 class Jitted:
@@ -153,7 +203,9 @@ class Jitted:
         self._cache: dict = {}
         # positional-Array-only calls: key = ((shape, dtype), ...) -> entry.call
         self._fast: dict = {}
-        # pytree calls: key = (container spec, ((shape, dtype), ...)) -> entry.call
+        # positional leaves, some NumPy arrays or scalars: key = _leaf_values(args) -> call
+        self._fast_leaves: dict = {}
+        # pytree calls: key = (container spec, _leaf_values(leaves)) -> call
         self._fast_trees: dict = {}
         self._fast_ok = not self._static_nums and not self._static_names
         self._inline_graphs: dict = {}
@@ -167,18 +219,26 @@ class Jitted:
                 try:
                     call = self._fast.get(tuple([(a._value.shape, a._value.dtype) for a in args]))
                 except AttributeError:  # not all Arrays (or an abstract one: the slow path says)
+                    # positional NumPy arrays and scalars (a data batch, a learning rate)
+                    values = list(args)
+                    try:
+                        call = self._fast_leaves.get(_leaf_values(values))
+                    except _NotFast:
+                        call = None
+                    if call is not None:
+                        return call(values)
                     call = None
                 if call is not None:
                     return call(args)
             if self._fast_ok:
-                # pytrees of dicts, lists and tuples of Arrays (parameters, optimizer states)
+                # pytrees of dicts, lists and tuples of Arrays (parameters, optimizer states),
+                # NumPy arrays (data batches: passed uncopied) and Python scalars
                 leaves: list = []
                 try:
-                    key = (_spec((args, kwargs), leaves),
-                           tuple([(a._value.shape, a._value.dtype) for a in leaves]))
-                except (_NotFast, AttributeError):
-                    key = None
-                call = self._fast_trees.get(key) if key is not None else None
+                    spec = _spec((args, kwargs), leaves)
+                    call = self._fast_trees.get((spec, _leaf_values(leaves)))
+                except _NotFast:
+                    call = None
                 if call is not None:
                     return call(leaves)
         return self._call_slow(args, kwargs)
@@ -243,6 +303,8 @@ class Jitted:
         entry = self._cache.get(sig)
         if entry is None:
             entry = self._compile(sig, arrays, args, kwargs, nums)
+        elif self._fast_ok:  # compiled for other kinds of leaves (Arrays vs NumPy): the fast path
+            self._register_fast(entry, sig, args, kwargs, nums)
         return entry.call(arrays)
 
     # -- tracing and compiling -----------------------------------------------------------------------
@@ -307,17 +369,28 @@ class Jitted:
         self._cache[sig] = entry
         self.compiles += 1
         self._last_sig = (sig, self._labels(args, kwargs, nums))
-        treedef, avals, statics = sig
         if self._fast_ok:
-            if not kwargs and all(type(a) is Array for a in args):
-                self._fast[avals] = entry.call
-            leaves: list = []
-            try:
-                spec = _spec((args, kwargs), leaves)
-                self._fast_trees[(spec, avals)] = entry.call
-            except _NotFast:
-                pass
+            self._register_fast(entry, sig, args, kwargs, nums)
         return entry
+
+    def _register_fast(self, entry: _Entry, sig, args, kwargs, nums) -> None:
+        """Make calls like this one (same structure, leaf types and kinds) take a fast path."""
+        treedef, avals, statics = sig
+        if not kwargs and all(type(a) is Array for a in args):
+            self._fast[avals] = entry.call
+        leaves: list = []
+        try:
+            spec = _spec((args, kwargs), leaves)
+            key = _leaf_values(leaves)  # (turns `leaves` into values: unused here)
+        except _NotFast:
+            return
+        if tuple([k[:2] for k in key]) != avals:  # cannot happen; never serve a wrong entry
+            return
+        numpy_leaves = frozenset([i for i, k in enumerate(key) if len(k) == 3])
+        call = entry.values_call(numpy_leaves, self._donated_leaves(sig, args, nums))
+        self._fast_trees[(spec, key)] = call
+        if not kwargs and all([_spec(a, []) == 0 for a in args]):  # positional leaves only
+            self._fast_leaves[key] = call
 
     def lower(self, *args, **kwargs) -> Lowered:
         """Trace, optimise and generate code for these arguments (compiled and cached)."""
@@ -365,15 +438,18 @@ class _NotFast(Exception):
     """A call whose arguments the fast path does not handle (the slow path does)."""
 
 
-def _spec(x, leaves: list):
-    """A hashable description of the structure of `x`, appending its Array leaves.
+_SCALARS = (float, int, bool, complex)
 
-    Handles exactly dict, list, tuple, None and Array (the containers of parameters and
-    optimizer states) and orders leaves as funconv.tree.flatten does (dict keys
-    sorted); anything else raises _NotFast.
+
+def _spec(x, leaves: list):
+    """A hashable description of the structure of `x`, appending its leaves.
+
+    Handles exactly dict, list, tuple and None (the containers of parameters and optimizer
+    states) around Arrays, NumPy arrays and scalars, and Python scalars, ordering leaves as
+    funconv.tree.flatten does (dict keys sorted); anything else raises _NotFast.
     """
     t = type(x)
-    if t is Array:
+    if t is Array or t is np.ndarray or t in _SCALARS:
         leaves.append(x)
         return 0
     if t is dict:
@@ -383,7 +459,77 @@ def _spec(x, leaves: list):
         return (t, tuple([_spec(c, leaves) for c in x]))
     if x is None:
         return None
+    if isinstance(x, np.generic):
+        leaves.append(x)
+        return 0
     raise _NotFast
+
+
+def _numpy_dtypes() -> dict:
+    """{dtype of a NumPy argument: the dtype it is passed on with}, as fc.asarray maps them:
+    supported dtypes (float64 and int64 included) unchanged, others (uint8, float16, ...)
+    to the nearest supported one. Anything absent (non-native byte order, strings) takes
+    the general path, which converts or explains."""
+    table = {}
+    for name in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                 "uint64", "float16", "float32", "float64", "complex64", "complex128"):
+        try:
+            table[np.dtype(name)] = canonical_dtype(name)
+        except Exception:  # noqa: BLE001 - a dtype the core does not map: general path
+            pass
+    return table
+
+
+_NUMPY_DTYPES = _numpy_dtypes()
+_I32_MIN, _I32_MAX = -2 ** 31, 2 ** 31 - 1
+
+
+def _leaf_values(leaves: list) -> tuple:
+    """Replace each leaf in `leaves` by the NumPy value the generated code takes; return the
+    cache key: per leaf `(shape, dtype)`, or `(shape, dtype, True)` for a caller's NumPy
+    array passed *without a copy* (see `_Entry.values_call`). Raises _NotFast for a leaf the
+    general path must handle (a traced Array, an unusual dtype, an int beyond int32).
+
+    The dtypes are those `fc.asarray` gives, so the key equals the general path's signature:
+    NumPy arrays keep float64/int64; Python floats become float32, ints int32, complex
+    complex64, as in JAX.
+    """
+    key = []
+    for i, x in enumerate(leaves):
+        t = type(x)
+        if t is Array:
+            v = x._value
+            if v is None:  # traced (or donated, deleted): the general path explains
+                raise _NotFast
+            key.append((v.shape, v.dtype))
+        elif t is np.ndarray:
+            dt = _NUMPY_DTYPES.get(x.dtype)
+            if dt is None:
+                raise _NotFast
+            v = x if x.dtype is dt else x.astype(dt, copy=False)
+            key.append((v.shape, dt, True))
+        elif t is float:
+            v = np.array(x, DEFAULT_FLOAT)
+            key.append(((), DEFAULT_FLOAT))
+        elif t is int:
+            if not _I32_MIN <= x <= _I32_MAX:
+                raise _NotFast
+            v = np.array(x, DEFAULT_INT)
+            key.append(((), DEFAULT_INT))
+        elif t is bool:
+            v = np.array(x)
+            key.append(((), bool_))
+        elif t is complex:
+            v = np.array(x, DEFAULT_COMPLEX)
+            key.append(((), DEFAULT_COMPLEX))
+        else:  # a NumPy scalar: a fresh 0-d array
+            dt = _NUMPY_DTYPES.get(x.dtype) if isinstance(x, np.generic) else None
+            if dt is None:
+                raise _NotFast
+            v = np.array(x, dt)
+            key.append(((), dt))
+        leaves[i] = v
+    return tuple(key)
 
 
 def _leaf_paths(base: str, tree) -> list[str]:
@@ -450,7 +596,8 @@ def jit(f=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), bac
         static_argnames: the same, by keyword name.
         donate_argnums: positions of arguments whose buffers the compiled code may
             overwrite (e.g. parameters updated in place by an SGD step). Do not use a donated
-            array after the call: its buffer may hold a result.
+            array after the call: its buffer may hold a result. A donated NumPy array is
+            copied first (the caller's NumPy arrays are never written).
         backend: "numpy" (generated Python over NumPy), or another registered backend.
 
     Returns:

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from funconv.ir import Graph
 
-from funconv.backends.numpy.codegen import build, generate  # noqa: F401
+from funconv.backends.numpy.codegen import build, generate, output_aliases  # noqa: F401
 
 
 class Executable:
-    """A compiled graph: `fn(*arrays) -> tuple of arrays`, with its `.source`."""
+    """A compiled graph: `fn(*arrays) -> tuple of arrays`, with its `.source`.
 
-    __slots__ = ("fn", "source", "filename", "graph")
+    `output_aliases[k]` is the set of input indices output k may share memory with (an
+    output that is an input, or a view of one); every other output is a fresh buffer.
+    """
+
+    __slots__ = ("fn", "source", "filename", "graph", "output_aliases")
 
     def __init__(self, graph: Graph, donate=(), name: str = "jitted"):
         self.graph = graph
         self.fn, self.source, self.filename = build(graph, donate, name)
+        self.output_aliases = output_aliases(graph)
 
     def __call__(self, *arrays):
         return self.fn(*arrays)

@@ -324,6 +324,29 @@ def _allocates(n: Apply, fresh_ops, reducers, convert_p) -> bool:
     return n.prim in fresh_ops
 
 
+def output_aliases(graph: Graph) -> tuple[frozenset, ...]:
+    """For each output, the indices of the graph inputs whose memory it may share.
+
+    The generated code never writes into a non-donated input, but an output may *be* an input
+    (`lambda x: x`) or a view of one (a reshape, a transpose, a slice done by an impl). jit uses
+    this to copy exactly those outputs when the input was a caller's NumPy array passed without
+    a copy. Conservative: an op not known to return a fresh buffer may alias any operand.
+    """
+    plain, quiet, reducers, select_p, convert_p, dot_p = tables()
+    fresh_ops = set(plain) | set(quiet) | {select_p, dot_p} | set(reducers)
+    index = {id(inp): i for i, inp in enumerate(graph.inputs)}
+    none: frozenset = frozenset()
+    memo: dict[int, frozenset] = {}
+    for n in graph.nodes():
+        if isinstance(n, Input):
+            memo[id(n)] = frozenset([index[id(n)]]) if id(n) in index else none
+        elif isinstance(n, Apply) and not _allocates(n, fresh_ops, reducers, convert_p):
+            memo[id(n)] = none.union(*[memo.get(id(a), none) for a in n.args])
+        else:  # a fresh buffer, a literal or a constant
+            memo[id(n)] = none
+    return tuple(memo[id(o)] for o in graph.outputs)
+
+
 def _relayout(name: str, shape, perm, new_shape) -> str:
     code = name
     if tuple(perm) != tuple(range(len(shape))):

@@ -407,3 +407,97 @@ def test_generated_code_reuses_temporaries_and_frees_them():
     assert "del " in src  # and released after its last use
     assert "_broadcast_to" not in src  # the bias broadcast is left to NumPy
     assert "out=x" not in src  # never an input's buffer (none donated)
+
+
+# --- NumPy arrays and Python scalars as dynamic arguments ----------------------------------------
+
+def test_numpy_arguments_take_the_fast_path_without_a_copy():
+    import tracemalloc
+
+    f = fc.jit(lambda w, x: (x * w).sum())
+    w = arr(1)
+    x = np.ones(2_000_000, np.float32)  # 8 MB
+    f(w, x)  # compile
+    tracemalloc.start()
+    try:
+        r = f(w, x)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    close(r, 2_000_000 * float(np.asarray(w)[0]), tol=1e-3)
+    # one temporary for x * w (8 MB), no copy of x on top of it
+    assert peak < 12_000_000, peak
+    assert f._fast_leaves  # served by the positional fast path
+    assert f.compiles == 1
+
+
+def test_numpy_argument_dtypes_are_canonicalised_like_asarray():
+    f = fc.jit(lambda x: x + x)
+    for dt, expected in [(np.float32, np.float32), (np.float64, np.float64),
+                         (np.int64, np.int64), (np.int32, np.int32), (np.uint8, np.int32),
+                         (np.float16, np.float32), (np.bool_, np.bool_)]:
+        x = np.arange(4).astype(dt)
+        r = f(x)
+        assert r.dtype == expected == fc.asarray(x).dtype, (dt, r.dtype)
+        np.testing.assert_array_equal(np.asarray(r), np.asarray(x).astype(expected) * 2
+                                      if dt is not np.bool_ else x | x)
+        r = f(x)  # the fast path gives the same
+        assert r.dtype == expected
+    assert f.compiles == 5  # f32, f64, i64, i32 (uint8 too), bool (float16 shares f32)
+
+
+def test_numpy_and_array_arguments_share_one_compilation():
+    f = fc.jit(lambda x, y: x @ y)
+    x, y = rng.standard_normal((3, 4)).astype(np.float32), arr(4)
+    a = f(fc.array(x), y)
+    b = f(x, y)
+    c = f(x, np.asarray(y))
+    d = f({"x": x}["x"], y)
+    for r in (b, c, d):
+        close(r, a)
+    assert f.compiles == 1
+
+
+def test_outputs_aliasing_a_numpy_argument_are_copied():
+    f = fc.jit(lambda x, y: (x, x.reshape(2, 3), x.T, y * 2.0))
+    x = rng.standard_normal((3, 2)).astype(np.float32)
+    keep = x.copy()
+    for _ in range(2):  # general path, then fast path
+        outs = f(x, arr(2))
+        assert x.flags.writeable  # the caller's array was not made read-only
+        for o in outs:
+            assert not np.asarray(o).flags.writeable
+            assert not np.shares_memory(np.asarray(o), x)
+    x[...] = 0.0  # the caller writes into its array: the results do not change
+    close(outs[0], keep)
+    close(outs[1], keep.reshape(2, 3))
+    close(outs[2], keep.T)
+
+
+def test_numpy_leaves_in_pytrees_and_keywords():
+    @fc.jit
+    def f(params, batch, *, lr):
+        return {k: v - lr * (batch["x"] @ v).sum() for k, v in params.items()}
+
+    p = {"a": arr(4), "b": arr(4)}
+    batch = {"x": rng.standard_normal((2, 4)).astype(np.float32)}
+    r1 = f(p, batch, lr=0.1)
+    r2 = f(p, batch, lr=np.float32(0.1))
+    for k in p:
+        expected = np.asarray(p[k]) - 0.1 * (batch["x"] @ np.asarray(p[k])).sum()
+        close(r1[k], expected)
+        close(r2[k], expected)
+    assert f.compiles == 1
+    assert batch["x"].flags.writeable
+
+
+def test_donated_numpy_array_is_copied_not_written():
+    # a caller's NumPy array is never written, donated or not: the call donates a private copy
+    f = fc.jit(lambda p, g: p - 0.5 * g, donate_argnums=0)
+    p = np.arange(100, dtype=np.float32)
+    g = np.ones(100, np.float32)
+    for _ in range(3):
+        r = f(p, g)
+        np.testing.assert_array_equal(p, np.arange(100, dtype=np.float32))
+        assert p.flags.writeable and not np.shares_memory(np.asarray(r), p)
+        close(r, np.arange(100) - 0.5)
