@@ -34,7 +34,7 @@ def _numpy_from_python(x, dtype=None) -> np.ndarray:
     """A NumPy array from a Python scalar/list/ndarray with funconv's default dtypes."""
     if dtype is not None:
         return np.array(x, dtype=canonical_dtype(dtype))
-    v = np.array(x)
+    v = np.array(x)  # a ragged list raises ValueError here; the callers turn it into ArgumentError
     if not isinstance(x, (np.ndarray, np.generic)):
         # Python scalars and lists: float -> f32, int -> i32, complex -> c64 (as JAX)
         if v.dtype == np.float64:
@@ -72,7 +72,12 @@ def array(x, dtype=None, copy: bool = True) -> Array:
     """Like `np.array`: a new immutable Array from `x`."""
     if isinstance(x, Array):
         return x if dtype is None else astype(x, dtype)
-    v = _numpy_from_python(x, dtype)
+    try:
+        v = _numpy_from_python(x, dtype)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, ArgumentError):
+            raise
+        raise ArgumentError(f"cannot make an array from {describe(x)}: {e}") from None
     return Array._from_value(np.array(v, copy=True) if copy else v)
 
 
@@ -172,10 +177,30 @@ def normalize_axes(axis, ndim: int, opname: str) -> tuple[int, ...]:
         return tuple(range(ndim))
     if isinstance(axis, (int, np.integer)):
         axis = (axis,)
+    if not isinstance(axis, (tuple, list)):
+        raise ArgumentError(f"{opname}: axis must be None, an int or a tuple of ints, got {describe(axis)}")
     axes = tuple(normalize_axis(a, ndim, opname) for a in axis)
     if len(set(axes)) != len(axes):
         raise AxisError(f"{opname}: repeated axis in {axis}")
     return tuple(sorted(axes))
+
+
+def static_int(value, name: str, opname: str) -> int:
+    """A Python int from a static argument (`k`, `offset`, `n`, ...), or an ArgumentError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, Array) and value.ndim == 0 and value.dtype.kind in "iu":
+            return int(value)  # a concrete 0-d integer array (a traced one raises there)
+        raise ArgumentError(f"{opname}: {name} must be an int, got {describe(value)}")
+    return int(value)
+
+
+def static_ints(values, name: str, opname: str) -> tuple[int, ...]:
+    """A tuple of Python ints from an int or a sequence of them, or an ArgumentError."""
+    if isinstance(values, (int, np.integer)) and not isinstance(values, (bool, np.bool_)):
+        return (int(values),)
+    if not isinstance(values, (tuple, list, np.ndarray)):
+        raise ArgumentError(f"{opname}: {name} must be an int or a sequence of ints, got {describe(values)}")
+    return tuple(static_int(v, name, opname) for v in values)
 
 
 def is_scalar(x) -> bool:

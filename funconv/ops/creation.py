@@ -10,7 +10,7 @@ import numpy as np
 
 from funconv.array import Array
 from funconv.errors import ArgumentError
-from funconv.ops._core import asarray, broadcast_to, describe, operand
+from funconv.ops._core import asarray, broadcast_to, describe, operand, static_int
 from funconv.tracing import current
 from funconv.types import DEFAULT_FLOAT, canonical_dtype, result_type
 
@@ -30,6 +30,7 @@ def _shape(shape, opname) -> tuple[int, ...]:
 def full(shape, fill_value, dtype=None) -> Array:
     """An array of `shape` filled with `fill_value` (a scalar or broadcastable array)."""
     shape = _shape(shape, "full")
+    operand(fill_value, "full")  # a string or an arbitrary object is refused here
     if isinstance(fill_value, Array) or isinstance(fill_value, (np.ndarray, list)):
         v = asarray(fill_value, dtype)
         return broadcast_to(v, shape)
@@ -85,9 +86,22 @@ def full_like(x, fill_value, dtype=None, shape=None) -> Array:
 
 def arange(start, stop=None, step=1, dtype=None) -> Array:
     """`np.arange`; int32 for int arguments, float32 for float ones (as JAX)."""
+    bounds = []
     for v in (start, stop, step):
         if isinstance(v, Array):
-            v._require_value("arange with an array bound")
+            v = v._require_value("arange with an array bound")
+            if v.ndim:
+                raise ArgumentError(f"arange: bounds must be scalars, got an array of shape {v.shape}")
+            v = v.item()
+        if v is not None and (not isinstance(v, (int, float, np.integer, np.floating))
+                              or isinstance(v, bool)):
+            raise ArgumentError(f"arange: bounds must be numbers, got {describe(v)}")
+        bounds.append(v)
+    start, stop, step = bounds
+    if start is None:
+        raise ArgumentError("arange: start must be a number")
+    if step == 0:
+        raise ArgumentError("arange: step must not be 0")
     if dtype is None:
         dtype = result_type(*[operand(v, "arange") for v in (start, stop, step) if v is not None])
     return Array._from_value(np.arange(start, stop, step, dtype=canonical_dtype(dtype)))
@@ -96,11 +110,26 @@ def arange(start, stop=None, step=1, dtype=None) -> Array:
 def linspace(start, stop, num=50, endpoint=True, dtype=None) -> Array:
     """`np.linspace` (float32 unless `dtype`)."""
     dt = canonical_dtype(dtype) if dtype is not None else DEFAULT_FLOAT
-    return Array._from_value(np.linspace(start, stop, int(num), endpoint=endpoint).astype(dt))
+    ends = []
+    for v in (start, stop):
+        if isinstance(v, Array) and v.ndim == 0:
+            v = v._require_value("linspace with an array bound").item()
+        if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool):
+            raise ArgumentError(f"linspace: start and stop must be numbers, got {describe(v)}")
+        ends.append(v)
+    start, stop = ends
+    num = static_int(num, "num", "linspace")
+    if num < 0:
+        raise ArgumentError(f"linspace: num must be non-negative, got {num}")
+    return Array._from_value(np.linspace(start, stop, num, endpoint=endpoint).astype(dt))
 
 
 def eye(N, M=None, k=0, dtype=DEFAULT_FLOAT) -> Array:
     """`np.eye` (float32 by default)."""
+    N, k = static_int(N, "N", "eye"), static_int(k, "k", "eye")
+    M = N if M is None else static_int(M, "M", "eye")
+    if N < 0 or M < 0:
+        raise ArgumentError(f"eye: negative dimension ({N}, {M})")
     return Array._from_value(np.eye(N, M, k, dtype=_dtype_or_float(dtype)))
 
 
@@ -109,6 +138,10 @@ identity = eye
 
 def tri(N, M=None, k=0, dtype=DEFAULT_FLOAT) -> Array:
     """`np.tri`: ones at and below the k-th diagonal (float32 by default)."""
+    N, k = static_int(N, "N", "tri"), static_int(k, "k", "tri")
+    M = N if M is None else static_int(M, "M", "tri")
+    if N < 0 or M < 0:
+        raise ArgumentError(f"tri: negative dimension ({N}, {M})")
     return Array._from_value(np.tri(N, M, k, dtype=_dtype_or_float(dtype)))
 
 

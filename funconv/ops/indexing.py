@@ -56,13 +56,20 @@ iota_p = Primitive("iota", _iota_rule, _iota_impl, differentiable=False)
 
 def iota(dtype, size) -> Array:
     """`lax.iota`: `[0, 1, ..., size-1]` of `dtype`."""
-    return iota_p(shape=(int(size),), dtype=canonical_dtype(dtype), dimension=0)
+    from funconv.ops._core import static_int
+
+    size = static_int(size, "size", "iota")
+    if size < 0:
+        raise ShapeError(f"iota: size must be non-negative, got {size}")
+    return iota_p(shape=(size,), dtype=canonical_dtype(dtype), dimension=0)
 
 
 def broadcasted_iota(dtype, shape, dimension) -> Array:
     """`lax.broadcasted_iota`: the index along `dimension` at every position of `shape`."""
-    return iota_p(shape=tuple(int(s) for s in shape), dtype=canonical_dtype(dtype),
-                  dimension=int(dimension))
+    from funconv.ops._core import static_int, static_ints
+
+    return iota_p(shape=static_ints(shape, "shape", "broadcasted_iota"), dtype=canonical_dtype(dtype),
+                  dimension=static_int(dimension, "dimension", "broadcasted_iota"))
 
 
 # --- gather -----------------------------------------------------------------------------------
@@ -466,7 +473,11 @@ def take_along_axis(arr, indices, axis) -> Array:
 
     x = _array(arr, "take_along_axis")
     idx = _take_index(indices, "take_along_axis")
-    idx = idx if isinstance(idx, Array) else asarray(np.asarray(idx))
+    if not isinstance(idx, Array):
+        idx = _index_array(idx if isinstance(idx, (list, tuple, np.ndarray)) else np.asarray(idx), x)
+        idx = idx if isinstance(idx, Array) else asarray(idx)
+    if idx.dtype.kind not in "iu":
+        raise IndexingError(f"take_along_axis: indices must be integers, got {idx.aval.short()}")
     if axis is None:
         x, idx, axis = reshape(x, (-1,)), reshape(idx, (-1,)), 0
     if idx.ndim != x.ndim:

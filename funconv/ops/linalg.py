@@ -86,10 +86,19 @@ dot_general_p = Primitive("dot_general", _dot_general_rule, _dot_general_impl, _
 
 def dot_general(x, y, dimension_numbers) -> Array:
     """`lax.dot_general`: `dimension_numbers = ((x_contract, y_contract), (x_batch, y_batch))`."""
+    from funconv.errors import ArgumentError
+    from funconv.ops._core import static_ints
+
     x, y = _promote_dtypes("dot_general", x, y)
-    (xc, yc), (xb, yb) = dimension_numbers
-    dn = ((tuple(int(a) for a in xc), tuple(int(a) for a in yc)),
-          (tuple(int(a) for a in xb), tuple(int(a) for a in yb)))
+    try:
+        (xc, yc), (xb, yb) = dimension_numbers
+    except (TypeError, ValueError):
+        raise ArgumentError("dot_general: dimension_numbers must be ((x_contract, y_contract), "
+                            f"(x_batch, y_batch)), got {dimension_numbers!r}") from None
+    dn = ((static_ints(xc, "a contracting dimension", "dot_general"),
+           static_ints(yc, "a contracting dimension", "dot_general")),
+          (static_ints(xb, "a batch dimension", "dot_general"),
+           static_ints(yb, "a batch dimension", "dot_general")))
     return dot_general_p(x, y, dimension_numbers=dn)
 
 
@@ -369,7 +378,7 @@ def _diag_positions(n: int, m: int, offset: int) -> tuple[np.ndarray, np.ndarray
 def diagonal(x, offset=0, axis1=0, axis2=1) -> Array:
     """`np.diagonal`: the diagonal of the (axis1, axis2) planes, as a new last axis."""
     from funconv.errors import AxisError
-    from funconv.ops._core import normalize_axis
+    from funconv.ops._core import normalize_axis, static_int
     from funconv.ops.indexing import getitem
     from funconv.ops.shape import moveaxis
 
@@ -382,7 +391,7 @@ def diagonal(x, offset=0, axis1=0, axis2=1) -> Array:
     if a == b:
         raise AxisError(f"diagonal: axis1 and axis2 are the same axis ({axis1}, {axis2})")
     y = moveaxis(x, (a, b), (-2, -1))
-    rows, cols = _diag_positions(y.shape[-2], y.shape[-1], int(offset))
+    rows, cols = _diag_positions(y.shape[-2], y.shape[-1], static_int(offset, "offset", "diagonal"))
     return getitem(y, (Ellipsis, rows, cols))
 
 
@@ -404,8 +413,11 @@ def diag(v, k=0) -> Array:
         return diagonal(v, k)
     if v.ndim != 1:
         raise ShapeError(f"diag: expected a 1-d or 2-d array, got {v.aval.short()}")
-    n = v.shape[0] + builtins.abs(int(k))
-    rows, cols = _diag_positions(n, n, int(k))
+    from funconv.ops._core import static_int
+
+    k = static_int(k, "k", "diag")
+    n = v.shape[0] + builtins.abs(k)
+    rows, cols = _diag_positions(n, n, k)
     return zeros((n, n), v.dtype).at[rows, cols].set(v)
 
 
@@ -416,8 +428,11 @@ def _triangle(x, k, lower: bool, opname: str) -> Array:
     x = x if isinstance(x, Array) else asarray(x)
     if x.ndim < 2:
         raise ShapeError(f"{opname}: needs at least 2 dimensions, got {x.aval.short()}")
+    from funconv.ops._core import static_int
+
+    k = static_int(k, "k", opname)
     n, m = x.shape[-2:]
-    mask = np.tri(n, m, int(k), dtype=bool) if lower else ~np.tri(n, m, int(k) - 1, dtype=bool)
+    mask = np.tri(n, m, k, dtype=bool) if lower else ~np.tri(n, m, k - 1, dtype=bool)
     return where(mask, x, 0)
 
 

@@ -18,7 +18,8 @@ import numpy as np
 from funconv.array import Array
 from funconv.errors import ArgumentError, AxisError, ShapeError
 from funconv.ops._core import (asarray, broadcast_shapes, broadcast_to, describe, dtype_of,
-                               normalize_axes, normalize_axis, operand, to_dtype)
+                               normalize_axes, normalize_axis, operand, static_int, static_ints,
+                               to_dtype)
 from funconv.primitive import Primitive, types_str
 from funconv.types import ArrayType, result_type
 
@@ -249,7 +250,7 @@ def transpose(x, axes=None) -> Array:
     if axes is None:
         perm = tuple(range(x.ndim))[::-1]
     else:
-        perm = tuple(normalize_axis(a, x.ndim, "transpose") for a in axes)
+        perm = tuple(normalize_axis(a, x.ndim, "transpose") for a in static_ints(axes, "axes", "transpose"))
     if perm == tuple(range(x.ndim)):
         return x
     return transpose_p(x, perm=perm)
@@ -258,7 +259,7 @@ def transpose(x, axes=None) -> Array:
 def expand_dims(x, axis) -> Array:
     """`np.expand_dims`: insert size-1 axes at positions `axis` (int or tuple)."""
     x = _array(x, "expand_dims")
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = static_ints(axis, "axis", "expand_dims")
     ndim = x.ndim + len(axes)
     axes = normalize_axes(axes, ndim, "expand_dims")
     shape = list(x.shape)
@@ -486,8 +487,8 @@ def _split_at(x, points, ax) -> list[Array]:
 def moveaxis(x, source, destination) -> Array:
     """`np.moveaxis`: move axes to new positions, keeping the order of the others."""
     x = _array(x, "moveaxis")
-    src = (source,) if isinstance(source, (int, np.integer)) else tuple(source)
-    dst = (destination,) if isinstance(destination, (int, np.integer)) else tuple(destination)
+    src = static_ints(source, "source", "moveaxis")
+    dst = static_ints(destination, "destination", "moveaxis")
     if len(src) != len(dst):
         raise ArgumentError(f"moveaxis: source {source} and destination {destination} must have "
                             "the same number of elements")
@@ -514,7 +515,7 @@ def swapaxes(x, axis1, axis2) -> Array:
 def tile(x, reps) -> Array:
     """`np.tile`: repeat the whole array `reps` times along each axis."""
     x = _array(x, "tile")
-    reps = (reps,) if isinstance(reps, (int, np.integer)) else tuple(int(r) for r in reps)
+    reps = static_ints(reps, "reps", "tile")
     if any(r < 0 for r in reps):
         raise ArgumentError(f"tile: reps must be non-negative, got {reps}")
     d = builtins.max(len(reps), x.ndim)
@@ -552,8 +553,10 @@ def roll(x, shift, axis=None) -> Array:
     x = _array(x, "roll")
     if axis is None:
         return reshape(roll(reshape(x, (-1,)), shift, 0), x.shape)
-    shifts = (shift,) if isinstance(shift, (int, np.integer)) else tuple(shift)
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    shifts = static_ints(shift, "shift", "roll")
+    axes = static_ints(axis, "axis", "roll")
+    if len(shifts) != len(axes) and 1 not in (len(shifts), len(axes)):
+        raise ArgumentError(f"roll: {len(shifts)} shifts for {len(axes)} axes")
     shifts, axes = np.broadcast_arrays(np.asarray(shifts), np.asarray(axes))
     for s, a in zip(shifts.ravel(), axes.ravel()):
         a = normalize_axis(int(a), x.ndim, "roll")
@@ -589,9 +592,10 @@ def diff(x, n=1, axis=-1) -> Array:
     if x.ndim == 0:
         raise ShapeError("diff: needs at least one dimension, got a 0-d array")
     ax = normalize_axis(axis, x.ndim, "diff")
-    if int(n) < 0:
+    n = static_int(n, "n", "diff")
+    if n < 0:
         raise ArgumentError(f"diff: order n must be non-negative, got {n}")
-    for _ in range(int(n)):
+    for _ in range(n):
         m = x.shape[ax]
         lo = [0] * x.ndim
         hi = list(x.shape)

@@ -4,6 +4,8 @@ NumPy traceback."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,7 @@ def test_out_of_range_axis():
         fc.concatenate([X, X], axis=-3)
     with pytest.raises(AxisError, match="mean"):
         fc.mean(X, axis=(0, 5))
-    with pytest.raises(ArgumentError, match="axis must be an int"):
+    with pytest.raises(ArgumentError, match="axis must be None, an int or a tuple of ints, got str"):
         fc.max(X, axis="0")
 
 
@@ -106,3 +108,43 @@ def test_traced_errors_are_raised_at_trace_time():
         fc.make_graph(lambda a, b: a * b)(X, fc.ones(4))
     with pytest.raises(DTypeError):
         fc.make_graph(lambda a: a[0] & a[1])(X)
+
+
+# --- a sweep: every exported op, each of its first positional arguments replaced by junk ---------
+
+_JUNK = ["str", None, object(), {"a": 1}, 3.5, -7, (1, "a"), [[1], [2, 3]]]
+_FILL = {"subscripts": "ij->ji", "shape": (2, 3), "dtype": np.float32, "mode": "set", "arrays": [X, X],
+         "N": 3, "size": 3, "num": 3, "n": 3}
+
+
+def _sweep_cases():
+    for name in fc.ops.__all__:
+        f = getattr(fc.ops, name)
+        try:
+            params = [p for p in inspect.signature(f).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            continue
+        for i, p in enumerate(params[:4]):
+            yield pytest.param(f, params, i, id=f"{name}-{p.name}")
+
+
+@pytest.mark.parametrize("f, params, i", list(_sweep_cases()))
+def test_junk_arguments_raise_funconv_errors(f, params, i):
+    """No junk argument gets through to a bare NumPy/Python error."""
+    for junk in _JUNK:
+        args = []
+        for j, q in enumerate(params):
+            if j == i:
+                args.append(junk)
+            elif q.default is inspect.Parameter.empty:
+                args.append(_FILL.get(q.name, X))
+            else:
+                break
+        try:
+            f(*args)
+        except (FuncConvError, NotImplementedError):
+            pass
+        except Exception as e:  # pragma: no cover - the failure message is the point
+            raise AssertionError(f"{f.__name__}({params[i].name}={junk!r}) raised a bare "
+                                 f"{type(e).__name__}: {e}") from e
