@@ -28,16 +28,24 @@ def _package_dirs() -> tuple[str, ...]:
     return _PKG_DIRS
 
 
+_INTERNAL: dict[str, bool] = {}  # file name -> is it funconv's own (or stdlib glue)?
+
+
+def _is_internal(filename: str) -> bool:
+    r = _INTERNAL.get(filename)
+    if r is None:
+        r = (filename.startswith(_package_dirs()) or filename.startswith("<frozen")
+             or os.path.basename(filename) == "contextlib.py")
+        _INTERNAL[filename] = r
+    return r
+
+
 def user_frame(skip: int = 1):
     """The innermost stack frame outside funconv (the user's code), or None."""
-    dirs = _package_dirs()
     f = sys._getframe(skip)
-    while f is not None:
-        fn = f.f_code.co_filename
-        if not fn.startswith(dirs) and not fn.startswith("<frozen") and "contextlib" not in fn:
-            return f
+    while f is not None and _is_internal(f.f_code.co_filename):
         f = f.f_back
-    return None
+    return f
 
 
 def user_line() -> str | None:
