@@ -5,6 +5,7 @@ terms. Imports array, tracing, types and errors.
 
 from __future__ import annotations
 
+import builtins
 import numbers
 
 import numpy as np
@@ -49,14 +50,33 @@ def _numpy_from_python(x, dtype=None) -> np.ndarray:
     return v.astype(canonical_dtype(v.dtype), copy=False)
 
 
+def _holds_array(x) -> bool:
+    return isinstance(x, Array) or (isinstance(x, (list, tuple)) and builtins.any(map(_holds_array, x)))
+
+
+def _stack_nested(x, dtype) -> Array:
+    """A nested list holding Arrays, stacked with funconv ops, so traced elements stay traced
+    (converting them through NumPy would cut the gradient or fail under jit)."""
+    from funconv.ops.shape import stack
+
+    if isinstance(x, (list, tuple)):
+        if not x:
+            return asarray(np.zeros((0,)), dtype)
+        return stack([_stack_nested(e, dtype) for e in x])
+    return asarray(operand(x, "array"), dtype) if not isinstance(x, Array) or dtype is not None else x
+
+
 def asarray(x, dtype=None) -> Array:
     """Convert `x` (Array, NumPy array, Python scalar or nested list) to an Array.
 
     Python floats become float32 and ints int32 (as in JAX); NumPy arrays keep
-    their dtype. Does not copy an Array that already has the dtype.
+    their dtype. Does not copy an Array that already has the dtype. A list of
+    Arrays is stacked (it stays differentiable and traceable).
     """
     if isinstance(x, Array):
         return x if dtype is None else astype(x, dtype)
+    if isinstance(x, (list, tuple)) and _holds_array(x):
+        return _stack_nested(x, dtype)
     if hasattr(x, "__jax_array__") or type(x).__module__.startswith("torch"):
         x = np.asarray(x)
     try:
@@ -72,6 +92,8 @@ def array(x, dtype=None, copy: bool = True) -> Array:
     """Like `np.array`: a new immutable Array from `x`."""
     if isinstance(x, Array):
         return x if dtype is None else astype(x, dtype)
+    if isinstance(x, (list, tuple)) and _holds_array(x):
+        return _stack_nested(x, dtype)
     try:
         v = _numpy_from_python(x, dtype)
     except (ValueError, TypeError) as e:

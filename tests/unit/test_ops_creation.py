@@ -65,3 +65,12 @@ def test_errors():
 def test_constructors_under_a_trace_are_constants_or_literals():
     g = fc.make_graph(lambda x: x + fc.ones(3) + fc.arange(3))(fc.zeros(3))
     assert all(n.prim.name in ("add", "broadcast_to", "convert_element_type") for n in g.applies())
+
+
+def test_array_of_arrays_is_stacked_and_stays_differentiable():
+    same(fc.array([fc.ones(2), np.zeros(2)]), [[1, 1], [0, 0]], np.float32)
+    same(fc.asarray([[fc.array(1), 2], [3, 4]]), [[1, 2], [3, 4]], np.int32)
+    same(fc.array([fc.ones(2), fc.zeros(2)], dtype=np.float64), [[1, 1], [0, 0]], np.float64)
+    g = fc.grad(lambda x: (fc.array([x[0], x[1] * 2, 5.0]) ** 2).sum())(fc.array([1.0, 3.0]))
+    same(g, [2.0, 24.0], np.float32)
+    same(fc.jit(lambda x: fc.asarray([x, 2 * x, 3.0]))(fc.array(1.5)), [1.5, 3.0, 3.0], np.float32)
