@@ -68,7 +68,8 @@ def test_constructors_under_a_trace_are_constants_or_literals():
 
 
 def test_array_of_arrays_is_stacked_and_stays_differentiable():
-    same(fc.array([fc.ones(2), np.zeros(2)]), [[1, 1], [0, 0]], np.float32)
+    same(fc.array([fc.ones(2), [0.0, 0.0]]), [[1, 1], [0, 0]], np.float32)
+    same(fc.array([fc.ones(2), np.zeros(2)]), [[1, 1], [0, 0]], np.float64)  # np.zeros is float64
     same(fc.asarray([[fc.array(1), 2], [3, 4]]), [[1, 2], [3, 4]], np.int32)
     same(fc.array([fc.ones(2), fc.zeros(2)], dtype=np.float64), [[1, 1], [0, 0]], np.float64)
     g = fc.grad(lambda x: (fc.array([x[0], x[1] * 2, 5.0]) ** 2).sum())(fc.array([1.0, 3.0]))
