@@ -29,6 +29,17 @@ itself, or a view of it) is copied, so results stay immutable when the
 caller later writes into its array. A *donated* NumPy array is copied and
 the copy donated: funconv never writes into a caller's NumPy array.
 
+Python scalars are weakly typed, as eager (`x32 * 2.0` stays float32). The IR
+has no weak types, so a scalar argument is traced with its default dtype
+(float32, int32, complex64, bool; an int beyond int32 as int64) and marked
+"weak" in the cache key (a Python 2.0 and an fc.asarray(2.0) compile apart).
+Against funconv's dtypes that promotes exactly as a weak scalar does, with
+one exception handled by a second trace: a float (complex) scalar whose every
+use is a conversion to float64 (complex128), as in `x64 * a`, is passed as
+float64 (complex128), so no precision is lost (`_weak_upgrades`). A scalar
+used both at float32 and float64 stays float32. `x ** 3` with a traced
+exponent is a `pow` (integer-power specialisation needs a static exponent).
+
 Recompiles are explained with `fc.config.update("explain_recompiles", True)`:
 every cache miss after the first logs (logger "funconv.jit") which argument
 changed and how. Imports tracing, tree, passes, config, errors; the backend is
@@ -110,10 +121,12 @@ class _Entry:
     `values_call(...)` makes the same for raw NumPy values (see `Jitted.__call__`).
     """
 
-    __slots__ = ("call", "call_values", "executable", "graph", "out_tree", "aliases")
+    __slots__ = ("call", "call_values", "executable", "graph", "out_tree", "aliases", "upgrade")
 
-    def __init__(self, executable, graph, out_tree):
+    def __init__(self, executable, graph, out_tree, upgrade=None):
         self.executable = executable
+        # weak Python scalar leaves passed in a wider dtype than their default: {leaf: dtype}
+        self.upgrade = upgrade or {}
         self.graph = graph
         self.out_tree = out_tree
         fn = executable.fn
@@ -140,8 +153,9 @@ class _Entry:
         self.call = call
         self.call_values = call_values
 
-    def values_call(self, numpy_leaves: frozenset, donated: tuple):
-        """`call_values` made safe for leaves that are a caller's NumPy arrays, uncopied.
+    def values_call(self, numpy_leaves: frozenset, donated: tuple, weak: list = ()):
+        """`call_values` for leaves as `_leaf_values` gives them: NumPy arrays uncopied, and
+        Python scalars as they are (`weak`: [(leaf, dtype)], made 0-d arrays of that dtype).
 
         The generated code never writes into a non-donated input, so those arrays are passed
         as they are. Two cases still need a copy: a donated leaf (the code may write into it:
@@ -149,19 +163,31 @@ class _Entry:
         that may share memory with such a leaf (returned as is it would be made read-only
         under the caller, and a later write by the caller would change an immutable Array).
         """
-        if not numpy_leaves:
-            return self.call_values
         copy_in = [i for i in donated if i in numpy_leaves]
-        if self.aliases is None:
+        if not numpy_leaves:
+            copy_out = []
+        elif self.aliases is None:
             copy_out = list(range(len(self.graph.outputs)))
         else:
             copy_out = [k for k, al in enumerate(self.aliases) if al & numpy_leaves]
+        weak = list(weak)
         if not copy_in and not copy_out:
-            return self.call_values
+            if not weak:
+                return self.call_values
+            call_values = self.call_values
+
+            def call_scalars(values):
+                for i, dt in weak:
+                    values[i] = np.array(values[i], dt)
+                return call_values(values)
+
+            return call_scalars
         fn = self.executable.fn
         unflatten = self.out_tree.unflatten
 
         def call_copying(values):
+            for i, dt in weak:
+                values[i] = np.array(values[i], dt)
             for i in copy_in:
                 values[i] = values[i].copy()
             outs = list(fn(*values))
@@ -273,28 +299,46 @@ class Jitted:
         return dyn_args, dyn_kwargs, tuple(statics), nums
 
     def _signature(self, args, kwargs):
+        """(signature, Arrays of the dynamic leaves, {leaf: Python scalar}, static positions).
+
+        A Python scalar leaf is weakly typed: its aval carries a "weak" mark, its Array has the
+        default dtype of its kind (as fc.asarray gives), and its value is kept so that a
+        compilation may pass it on in a wider dtype (see `_weak_upgrades`).
+        """
         dyn_args, dyn_kwargs, statics, nums = self._split(args, kwargs)
         leaves, treedef = tree_util.flatten((dyn_args, dyn_kwargs))
-        arrays = []
+        arrays, avals, weak = [], [], {}
         for i, leaf in enumerate(leaves):
             if isinstance(leaf, Array):
                 arrays.append(leaf)
+                avals.append((leaf.shape, leaf.dtype))
+                continue
+            if type(leaf) in _SCALARS:
+                dt = _weak_dtype(leaf)
+                if dt is None:
+                    raise ArgumentError(
+                        f"jit({self.__name__}): the Python int {leaf} does not fit in int64; "
+                        "pass it as a float, or mark the argument static")
+                weak[i] = leaf
+                arrays.append(Array._from_value(np.array(leaf, dt)))
+                avals.append(((), dt, "weak"))
                 continue
             try:
-                arrays.append(asarray(leaf))
+                a = asarray(leaf)
             except ArgumentError:
                 raise ArgumentError(
                     f"jit({self.__name__}): a dynamic argument holds {describe(leaf)}, which is "
                     "not an array; mark that argument static (static_argnums / static_argnames) "
                     "so its value becomes part of the cache key") from None
-        avals = tuple((a.shape, a.dtype) for a in arrays)
-        sig = (treedef, avals, statics)
-        return sig, arrays, dyn_args, dyn_kwargs, statics, nums
+            arrays.append(a)
+            avals.append((a.shape, a.dtype))
+        sig = (treedef, tuple(avals), statics)
+        return sig, arrays, weak, nums
 
     def _call_slow(self, args, kwargs):
-        sig, arrays, dyn_args, dyn_kwargs, statics, nums = self._signature(args, kwargs)
+        sig, arrays, weak, nums = self._signature(args, kwargs)
         if _current.get() is not EAGER:
-            return self._inline(sig, arrays, args, kwargs, nums)
+            return self._inline(sig, arrays, weak, args, kwargs, nums)
         for a in arrays:
             if a._trace is not None:
                 raise TracerLeakError(
@@ -305,7 +349,7 @@ class Jitted:
             entry = self._compile(sig, arrays, args, kwargs, nums)
         elif self._fast_ok:  # compiled for other kinds of leaves (Arrays vs NumPy): the fast path
             self._register_fast(entry, sig, args, kwargs, nums)
-        return entry.call(arrays)
+        return entry.call(_upgraded(arrays, weak, entry.upgrade))
 
     # -- tracing and compiling -----------------------------------------------------------------------
     def _flat_fun(self, sig, args, kwargs, nums):
@@ -324,18 +368,36 @@ class Jitted:
         return flat
 
     def _trace(self, sig, arrays, args, kwargs, nums):
-        flat = self._flat_fun(sig, args, kwargs, nums)
-        return trace_to_graph(flat, arrays)
+        """(graph, captured, upgrade): `f` traced; weak scalars widened where eager would.
 
-    def _inline(self, sig, arrays, args, kwargs, nums):
+        `upgrade` maps a weak scalar leaf to the dtype it is passed in (float64, complex128)
+        when the first trace used it only converted to that dtype; see `_weak_upgrades`.
+        """
+        flat = self._flat_fun(sig, args, kwargs, nums)
+        graph, captured = trace_to_graph(flat, arrays)
+        upgrade = _weak_upgrades(sig[1], graph)
+        if upgrade:
+            wide = list(arrays)
+            for i, dt in upgrade.items():
+                wide[i] = Array._from_value(np.zeros((), dt))
+            graph2, captured2 = trace_to_graph(flat, wide)
+            # the widening never changes an output's type (each use was that wide already);
+            # should a function still differ (it looked at a dtype), keep the first trace
+            if [o.type for o in graph2.outputs] == [o.type for o in graph.outputs]:
+                return graph2, captured2, upgrade
+        return graph, captured, {}
+
+    def _inline(self, sig, arrays, weak, args, kwargs, nums):
         """Under an outer trace: evaluate the traced graph through it (no compiled code)."""
-        graph = self._inline_graphs.get(sig)
+        cached = self._inline_graphs.get(sig)
         captured = []
-        if graph is None:
-            graph, captured = self._trace(sig, arrays, args, kwargs, nums)
+        if cached is None:
+            graph, captured, upgrade = self._trace(sig, arrays, args, kwargs, nums)
             if not captured:  # a graph that captured an outer trace's values is not reusable
-                self._inline_graphs[sig] = graph
-        outs = eval_graph(graph, list(arrays) + list(captured))
+                self._inline_graphs[sig] = (graph, upgrade)
+        else:
+            graph, upgrade = cached
+        outs = eval_graph(graph, _upgraded(arrays, weak, upgrade) + list(captured))
         return tree_util.unflatten(graph.out_tree, outs)
 
     def _donated_leaves(self, sig, args, nums) -> tuple[int, ...]:
@@ -360,12 +422,12 @@ class Jitted:
         if self._cache and config.explain_recompiles:
             self._explain(sig, args, kwargs, nums)
         backend = get_backend(self._backend)
-        graph, captured = self._trace(sig, arrays, args, kwargs, nums)
+        graph, captured, upgrade = self._trace(sig, arrays, args, kwargs, nums)
         assert not captured  # outside any trace there is nothing to capture
         graph = passes.optimize(graph)
         exe = backend.compile(graph, donate=self._donated_leaves(sig, args, nums),
                               name=getattr(self._f, "__name__", "jitted"))
-        entry = _Entry(exe, graph, graph.out_tree)
+        entry = _Entry(exe, graph, graph.out_tree, upgrade)
         self._cache[sig] = entry
         self.compiles += 1
         self._last_sig = (sig, self._labels(args, kwargs, nums))
@@ -384,17 +446,18 @@ class Jitted:
             key = _leaf_values(leaves)  # (turns `leaves` into values: unused here)
         except _NotFast:
             return
-        if tuple([k[:2] for k in key]) != avals:  # cannot happen; never serve a wrong entry
-            return
-        numpy_leaves = frozenset([i for i, k in enumerate(key) if len(k) == 3])
-        call = entry.values_call(numpy_leaves, self._donated_leaves(sig, args, nums))
+        if tuple([k[:2] if k[2:] == ("numpy",) else k for k in key]) != avals:
+            return  # cannot happen; never serve a wrong entry
+        numpy_leaves = frozenset([i for i, k in enumerate(key) if k[2:] == ("numpy",)])
+        weak = [(i, entry.upgrade.get(i, k[1])) for i, k in enumerate(key) if k[2:] == ("weak",)]
+        call = entry.values_call(numpy_leaves, self._donated_leaves(sig, args, nums), weak)
         self._fast_trees[(spec, key)] = call
         if not kwargs and all([_spec(a, []) == 0 for a in args]):  # positional leaves only
             self._fast_leaves[key] = call
 
     def lower(self, *args, **kwargs) -> Lowered:
         """Trace, optimise and generate code for these arguments (compiled and cached)."""
-        sig, arrays, _, _, _, nums = self._signature(args, kwargs)
+        sig, arrays, _, nums = self._signature(args, kwargs)
         entry = self._cache.get(sig)
         if entry is None:
             entry = self._compile(sig, arrays, args, kwargs, nums)
@@ -482,6 +545,70 @@ def _numpy_dtypes() -> dict:
 
 _NUMPY_DTYPES = _numpy_dtypes()
 _I32_MIN, _I32_MAX = -2 ** 31, 2 ** 31 - 1
+_WEAK_FLOAT = ((), DEFAULT_FLOAT, "weak")
+_WEAK_INT = ((), DEFAULT_INT, "weak")
+_WEAK_BOOL = ((), bool_, "weak")
+_WEAK_COMPLEX = ((), DEFAULT_COMPLEX, "weak")
+_WIDE = {DEFAULT_FLOAT: np.dtype("float64"), DEFAULT_COMPLEX: np.dtype("complex128")}
+
+
+def _weak_dtype(x):
+    """The dtype a Python scalar argument is traced with first: float32, int32, complex64 or
+    bool as fc.asarray gives (JAX's defaults); an int beyond int32 int64 (rather than
+    wrapping around); None for an int beyond int64."""
+    t = type(x)
+    if t is float:
+        return DEFAULT_FLOAT
+    if t is bool:
+        return bool_
+    if t is complex:
+        return DEFAULT_COMPLEX
+    if _I32_MIN <= x <= _I32_MAX:
+        return DEFAULT_INT
+    if -2 ** 63 <= x < 2 ** 63:
+        return np.dtype("int64")
+    return None
+
+
+def _weak_upgrades(avals, graph) -> dict:
+    """{leaf: wider dtype} for weak float/complex scalar leaves that `graph` only uses
+    converted to float64/complex128.
+
+    Eager, `x64 * 0.1` multiplies by the float64 nearest 0.1 (a Python scalar is weak, it
+    takes the array's dtype). The IR has no weak types: the first trace gives a scalar
+    argument its default dtype (float32) and the wrapper converts it where it meets a float64
+    array, so 0.1 would first be rounded to float32. When *every* use of the scalar is such a
+    conversion, passing it as float64 instead changes no result type and gives eager's
+    value. A scalar also used at float32 (`x32 * a + x64 * a`) stays float32.
+    """
+    from funconv.ops.elementwise import convert_element_type_p
+
+    weak = {i: _WIDE[a[1]] for i, a in enumerate(avals) if a[2:] == ("weak",) and a[1] in _WIDE}
+    if not weak:
+        return {}
+    uses: dict[int, list] = {id(graph.inputs[i]): [] for i in weak}
+    for n in graph.nodes():
+        for a in getattr(n, "args", ()):
+            if id(a) in uses:
+                uses[id(a)].append(n)
+    out = {}
+    for i, wide in weak.items():
+        us = uses[id(graph.inputs[i])]
+        if us and all(u.prim is convert_element_type_p and u.dtype.itemsize >= wide.itemsize
+                      and u.dtype.kind in ("c" if wide.kind == "c" else "fc") for u in us):
+            out[i] = wide
+    return out
+
+
+def _upgraded(arrays: list, weak: dict, upgrade: dict) -> list:
+    """`arrays` with the weak scalar leaves in `upgrade` remade, from their Python value, in
+    the wider dtype the entry was compiled for."""
+    if not upgrade:
+        return list(arrays)
+    out = list(arrays)
+    for i, dt in upgrade.items():
+        out[i] = Array._from_value(np.array(weak[i], dt))
+    return out
 
 
 def _leaf_values(leaves: list) -> tuple:
@@ -507,21 +634,21 @@ def _leaf_values(leaves: list) -> tuple:
             if dt is None:
                 raise _NotFast
             v = x if x.dtype is dt else x.astype(dt, copy=False)
-            key.append((v.shape, dt, True))
-        elif t is float:
-            v = np.array(x, DEFAULT_FLOAT)
-            key.append(((), DEFAULT_FLOAT))
+            key.append((v.shape, dt, "numpy"))
+        elif t is float:  # weak: left as is, converted by the entry (its dtype may be wider)
+            key.append(_WEAK_FLOAT)
+            continue
         elif t is int:
             if not _I32_MIN <= x <= _I32_MAX:
                 raise _NotFast
-            v = np.array(x, DEFAULT_INT)
-            key.append(((), DEFAULT_INT))
+            key.append(_WEAK_INT)
+            continue
         elif t is bool:
-            v = np.array(x)
-            key.append(((), bool_))
+            key.append(_WEAK_BOOL)
+            continue
         elif t is complex:
-            v = np.array(x, DEFAULT_COMPLEX)
-            key.append(((), DEFAULT_COMPLEX))
+            key.append(_WEAK_COMPLEX)
+            continue
         else:  # a NumPy scalar: a fresh 0-d array
             dt = _NUMPY_DTYPES.get(x.dtype) if isinstance(x, np.generic) else None
             if dt is None:
@@ -565,11 +692,16 @@ def explain_difference(old_sig, old_labels, new_sig, new_labels) -> str:
         reasons.append(f"the argument structure changed from {otree} to {ntree} "
                        "(positional arguments, keyword arguments)")
     else:
-        for lab, (os_, od), (ns, nd) in zip(new_labels, oavals, navals):
+        for lab, o, n in zip(new_labels, oavals, navals):
+            (os_, od), (ns, nd) = o[:2], n[:2]
             if od != nd:
                 reasons.append(f"{lab}: dtype changed {np.dtype(od).name} -> {np.dtype(nd).name}")
             if os_ != ns:
                 reasons.append(f"{lab}: shape changed {os_} -> {ns}")
+            if o[2:] != n[2:] and od == nd and os_ == ns:
+                kinds = ["a Python scalar" if a[2:] == ("weak",) else "an array" for a in (o, n)]
+                reasons.append(f"{lab}: changed from {kinds[0]} to {kinds[1]} (a Python scalar "
+                               "is weakly typed, so it is compiled separately)")
     if ostat != nstat:
         old = dict(ostat)
         new = dict(nstat)

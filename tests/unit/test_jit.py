@@ -483,11 +483,14 @@ def test_numpy_leaves_in_pytrees_and_keywords():
     batch = {"x": rng.standard_normal((2, 4)).astype(np.float32)}
     r1 = f(p, batch, lr=0.1)
     r2 = f(p, batch, lr=np.float32(0.1))
+    for _ in range(2):
+        r3 = f(p, batch, lr=np.float32(0.1))
+        r4 = f(p, {"x": batch["x"].copy()}, lr=0.1)
     for k in p:
         expected = np.asarray(p[k]) - 0.1 * (batch["x"] @ np.asarray(p[k])).sum()
-        close(r1[k], expected)
-        close(r2[k], expected)
-    assert f.compiles == 1
+        for r in (r1, r2, r3, r4):
+            close(r[k], expected)
+    assert f.compiles == 2  # a Python scalar (weak) and a NumPy scalar (strong) differ
     assert batch["x"].flags.writeable
 
 
@@ -501,3 +504,81 @@ def test_donated_numpy_array_is_copied_not_written():
         np.testing.assert_array_equal(p, np.arange(100, dtype=np.float32))
         assert p.flags.writeable and not np.shares_memory(np.asarray(r), p)
         close(r, np.arange(100) - 0.5)
+
+
+def test_python_scalar_arguments_are_weakly_typed_like_eager():
+    x32 = arr(3)
+    f = fc.jit(lambda x, a: x * a)
+    r = f(x32, 2.0)
+    assert r.dtype == np.float32
+    close(r, np.asarray(x32) * 2)
+    # against every dtype and every kind of scalar, jit gives eager's result dtype
+    ops = [lambda x, a: x * a, lambda x, a: a - x, lambda x, a: fc.maximum(x, a),
+           lambda x, a: x / a, lambda x, a: fc.where(x == x, x, a)]
+    for dt in (np.bool_, np.int32, np.int64, np.float32, np.float64, np.complex64,
+               np.complex128):
+        x = fc.asarray(np.ones(3, dt))
+        for a in (True, 3, 2.5, 1.5j):
+            for op in ops:
+                jitted = fc.jit(op)
+                try:
+                    eager = op(x, a)
+                except fc.errors.FuncConvError as e:  # bool - bool: both refuse alike
+                    with pytest.raises(type(e)):
+                        jitted(x, a)
+                    continue
+                assert jitted(x, a).dtype == eager.dtype, (dt, a)
+                assert jitted(x, a).dtype == eager.dtype, (dt, a)  # the fast path too
+                close(jitted(x, a), eager)
+
+
+def test_weak_float_scalar_keeps_float64_precision():
+    x64 = fc.asarray(np.linspace(1, 2, 5))
+    f = fc.jit(lambda x, a: x * a + a)
+    for a in (0.1, 0.3, 1e300):  # general path, then the fast path with new values
+        r = f(x64, a)
+        assert r.dtype == np.float64
+        np.testing.assert_array_equal(np.asarray(r), np.asarray(x64 * a + a))  # exact
+    assert f.compiles == 1
+    assert "f64[]" in str(f.lower(x64, 0.1).graph)  # passed as float64, not rounded to f32
+    # a scalar also used at float32 stays float32 (its f64 use rounds it, documented)
+    g = fc.jit(lambda x, y, a: (x * a, y * a))
+    x32 = arr(3)
+    r32, r64 = g(x32, x64, 0.5)
+    assert r32.dtype == np.float32 and r64.dtype == np.float64
+    close(r64, np.asarray(x64) * 0.5)
+    # complex scalars widen to complex128 the same way
+    h = fc.jit(lambda x, a: x * a)
+    c = fc.asarray(np.ones(2, np.complex128))
+    np.testing.assert_array_equal(np.asarray(h(c, 0.1 + 0.2j)), np.asarray(c * (0.1 + 0.2j)))
+
+
+def test_weak_scalars_under_grad_and_inside_traces():
+    f = fc.jit(lambda x, a: (x * a).sum())
+    x64 = fc.asarray(np.linspace(0, 1, 4))
+    g = fc.grad(lambda x: f(x, 0.1))(x64)
+    assert g.dtype == np.float64
+    np.testing.assert_array_equal(np.asarray(g), np.full(4, 0.1))
+    close(fc.jit(fc.grad(f))(arr(4), 3.0), np.full(4, 3.0))
+
+
+def test_large_python_ints_do_not_wrap_around():
+    f = fc.jit(lambda x, a: x * a)
+    x = fc.ones(2)
+    close(f(x, 2 ** 40), np.full(2, 2.0 ** 40), tol=1e-6)
+    assert f(x, 2 ** 40).dtype == np.float32
+    with pytest.raises(ArgumentError, match="int64"):
+        f(x, 2 ** 70)
+
+
+def test_scalar_versus_array_recompile_is_explained(caplog):
+    f = fc.jit(lambda x, a: x * a)
+    x = arr(3)
+    fc.config.update("explain_recompiles", True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="funconv.jit"):
+            f(x, 2.0)
+            f(x, fc.asarray(2.0))
+    finally:
+        fc.config.update("explain_recompiles", False)
+    assert "from a Python scalar to an array" in caplog.text
