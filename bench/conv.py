@@ -7,18 +7,42 @@ JAX when they are importable, all in the same run, and NumPy's float32 matmul
 for the bound. Prints median milliseconds, effective GFLOP/s and the share of
 NumPy's matmul throughput. Nothing is asserted.
 
-Run: python bench/conv.py [--repeat 20]
+Run: python bench/conv.py [--repeat 20] [--threads N]
+
+`--threads N` pins every library to N threads (OpenBLAS, PyTorch, XLA): a
+fairer comparison on a machine shared with other work, where BLAS threads
+that wait for a busy core lose more than they gain.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
-import numpy as np
 
-import funconv as fc
+def _parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=0, help="threads per library (0: their default)")
+    args = ap.parse_args()
+    if args.threads:
+        # must be set before NumPy / PyTorch / JAX load their thread pools
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
+                                   + ("false" if args.threads == 1 else "true")
+                                   + f" intra_op_parallelism_threads={args.threads}")
+    return args
+
+
+ARGS = _parse_args() if __name__ == "__main__" else None
+
+import numpy as np  # noqa: E402
+
+import funconv as fc  # noqa: E402
 
 N, C, H, W, O, K = 16, 64, 32, 32, 64, 3
 # one convolution: 2 flops per multiply-add, N*O*H*W outputs of C*K*K taps each
@@ -70,6 +94,8 @@ def torch_step(x, w):
         import torch
     except ImportError:
         return None
+    if ARGS is not None and ARGS.threads:
+        torch.set_num_threads(ARGS.threads)
     xt = torch.tensor(x, requires_grad=True)
     wt = torch.tensor(w, requires_grad=True)
 
@@ -99,9 +125,7 @@ def jax_step(x, w):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=20)
-    args = ap.parse_args()
+    args = ARGS
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     w = (rng.standard_normal((O, C, K, K)) / np.sqrt(C * K * K)).astype(np.float32)
@@ -109,6 +133,8 @@ def main():
     peak = matmul_gflops(args.repeat)
     print(f"conv3x3: x f32[{N},{C},{H},{W}], w f32[{O},{C},{K},{K}], padding 1; "
           f"value and grad of sum(conv(x, w)**2): {FLOP / 1e9:.2f} GFLOP")
+    print(f"threads per library: {args.threads or 'default'}; {os.cpu_count()} CPUs; "
+          f"python {sys.version.split()[0]}, numpy {np.__version__}")
     print(f"numpy float32 matmul (1024^3): {peak:.1f} GFLOP/s -> bound {FLOP / peak / 1e6:.1f} ms")
     rows = [("funconv eager", funconv_eager(x, w)), ("funconv jit", funconv_jit(x, w)),
             ("pytorch", torch_step(x, w)), ("jax jit", jax_step(x, w))]
