@@ -35,7 +35,6 @@ import itertools
 import math
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError, ShapeError
@@ -123,11 +122,40 @@ def _dilate_and_pad(x: np.ndarray, lhs_dilation, padding) -> np.ndarray:
     return xp[(slice(None), slice(None)) + tuple(crop)]
 
 
-def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, feature_group_count):
-    """im2col + GEMM: a strided view gathers the windows, BLAS multiplies.
+def _tap_copies(in_sizes, small, big, small_mult, big_mult, pads):
+    """The rectangles that fill the column matrix straight from the unpadded input.
 
-    Two layouts of the column matrix, chosen so the copy that builds it reads
-    long contiguous runs of the input:
+    The input index of (small index a, big index b) along a dim is
+    a*small_mult + b*big_mult - lo (im2col: a = kernel tap, b = output position,
+    multipliers kernel dilation and stride; the weight-gradient layout swaps the
+    roles). For every small index (a handful), the big indices whose input index
+    is inside the input form one range, read by one strided slice. Positions
+    that fall into the padding are never written: they keep the zeros of a
+    column buffer allocated once per call. Returns (a, big slice, input slice)
+    per small index that sees any input.
+    """
+    nd = len(in_sizes)
+    per_dim = []
+    for i in range(nd):
+        opts = []
+        for a in range(small[i]):
+            off = a * small_mult[i] - pads[i][0]
+            m = big_mult[i]
+            b0 = max(0, -(off // m) if off < 0 else 0)  # first b with b*m + off >= 0
+            b1 = min(big[i], (in_sizes[i] - 1 - off) // m + 1) if in_sizes[i] - 1 - off >= 0 else 0
+            if b1 > b0:
+                opts.append((a, slice(b0, b1), slice(b0 * m + off, (b1 - 1) * m + off + 1, m)))
+        per_dim.append(opts)
+    return [tuple(zip(*combo)) for combo in itertools.product(*per_dim)]
+
+
+def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, feature_group_count):
+    """im2col + GEMM: the column matrix is copied chunk by chunk from the input, BLAS multiplies.
+
+    The column matrix is filled by one strided slice copy per kernel tap (or per
+    output position), straight from the unpadded input: no padded copy of the
+    input is made, the padding stays the zeros of the column buffer. Two layouts,
+    chosen so that those copies read long runs of the input:
     - output larger than the kernel (forward, input gradient): columns
       (Cg * window, output positions) per image, one batched GEMM per chunk
       of images, the result already in N O spatial... order;
@@ -138,51 +166,51 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
     """
     nd = w.ndim - 2
     G = feature_group_count
-    if any(d > 1 for d in lhs_dilation) and all(s == 1 for s in window_strides):
-        return _conv_polyphase(x, w, padding, lhs_dilation, rhs_dilation, G)
+    if any(d > 1 for d in lhs_dilation):
+        if all(s == 1 for s in window_strides):
+            return _conv_polyphase(x, w, padding, lhs_dilation, rhs_dilation, G)
+        x = _dilate_and_pad(x, lhs_dilation, ((0, 0),) * nd)  # rare: strided and input-dilated
     N, C = x.shape[:2]
     O, Cg = w.shape[:2]
     Og = O // G
-    ksp = w.shape[2:]
-    xp = _dilate_and_pad(x, lhs_dilation, padding)
-    osp = tuple((xp.shape[2 + i] - _dilate(ksp[i], rhs_dilation[i])) // window_strides[i] + 1
-                for i in range(nd))
+    isp, ksp = x.shape[2:], w.shape[2:]
+    osp = tuple((isp[i] + padding[i][0] + padding[i][1] - _dilate(ksp[i], rhs_dilation[i]))
+                // window_strides[i] + 1 for i in range(nd))
     K, P = math.prod(ksp), math.prod(osp)
     dtype = np.result_type(x.dtype, w.dtype)
     if N * O * P * Cg * K == 0:  # an empty operand: nothing to multiply
         return np.zeros((N, O) + osp, dtype)
-    sN, sC = xp.strides[:2]
-    ssp = xp.strides[2:]
-    k_strides = tuple(rhs_dilation[i] * ssp[i] for i in range(nd))
-    p_strides = tuple(window_strides[i] * ssp[i] for i in range(nd))
+    xg = x.reshape((N, G, Cg) + isp)
     wm = np.ascontiguousarray(w).reshape(G, Og, Cg * K)
     item = np.dtype(dtype).itemsize
+    every = (slice(None),)
     if P >= K:
-        # view (N, G, Cg, window..., out...) -> columns (chunk, G, Cg*K, P)
-        view = as_strided(xp, (N, G, Cg) + ksp + osp, (sN, Cg * sC, sC) + k_strides + p_strides,
-                          writeable=False)
-        out = np.empty((N, G, Og, P), dtype)
+        # columns (chunk, G, Cg, window..., out...) -> GEMM (G, Og, Cg*K) @ (chunk, G, Cg*K, P)
+        copies = _tap_copies(isp, ksp, osp, rhs_dilation, window_strides, padding)
         nb = max(1, min(N, _COLS_CHUNK_BYTES // max(1, G * Cg * K * P * item)))
-        cols = np.empty((nb, G, Cg) + ksp + osp, dtype)
+        cols = np.zeros((nb, G, Cg) + ksp + osp, dtype)
+        out = np.empty((N, G, Og, P), dtype)
         for n0 in range(0, N, nb):
             m = min(nb, N - n0)
-            np.copyto(cols[:m], view[n0:n0 + m])
+            for tap, dst, src in copies:
+                cols[(slice(0, m),) + every * 2 + tap + dst] = xg[(slice(n0, n0 + m),) + every * 2 + src]
             np.matmul(wm, cols[:m].reshape(m, G, Cg * K, P), out=out[n0:n0 + m])
         return out.reshape((N, O) + osp)
-    # view (G, N, out..., Cg, window...) -> columns (G, N*P, chunk*K), accumulate over chunks
-    view = as_strided(xp, (G, N) + osp + (Cg,) + ksp,
-                      (Cg * sC, sN) + p_strides + (sC,) + k_strides, writeable=False)
+    # columns (G, N, out..., chunk, window...) -> GEMM (G, Og, chunk*K) @ (G, chunk*K, N*P),
+    # accumulated over the chunks of input channels
+    copies = _tap_copies(isp, osp, ksp, window_strides, rhs_dilation, padding)
+    xt = xg.transpose((1, 0, 2) + tuple(range(3, 3 + nd)))  # (G, N, Cg, spatial...): a view
     cb = max(1, min(Cg, _COLS_CHUNK_BYTES // max(1, G * N * P * K * item)))
-    cols = np.empty((G, N) + osp + (cb,) + ksp, dtype)
+    cols = np.zeros((G, N) + osp + (cb,) + ksp, dtype)
     acc = None
     for c0 in range(0, Cg, cb):
         m = min(cb, Cg - c0)
-        part = cols[(slice(None),) * (2 + nd) + (slice(0, m),)]
-        np.copyto(part, view[(slice(None),) * (2 + nd) + (slice(c0, c0 + m),)])
-        if m < cb:  # the last, partial chunk: make it contiguous for the reshape
-            part = np.ascontiguousarray(part)
+        if m < cb:  # the last, partial chunk: a fresh buffer, contiguous for the reshape
+            cols = np.zeros((G, N) + osp + (m,) + ksp, dtype)
+        for pos, dst, src in copies:
+            cols[every * 2 + pos + every + dst] = xt[every * 2 + (slice(c0, c0 + m),) + src]
         prod = np.matmul(wm[:, :, c0 * K:(c0 + m) * K],
-                         part.reshape(G, N * P, m * K).transpose(0, 2, 1))
+                         cols.reshape(G, N * P, m * K).transpose(0, 2, 1))
         if acc is None:
             acc = prod
         else:
