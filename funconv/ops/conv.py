@@ -181,12 +181,12 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
     if N * O * P * Cg * K == 0:  # an empty operand: nothing to multiply
         return np.zeros((N, O) + osp, dtype)
     xg = x.reshape((N, G, Cg) + isp)
-    wm = np.ascontiguousarray(w).reshape(G, Og, Cg * K)
     item = np.dtype(dtype).itemsize
     every = (slice(None),)
     if P >= K:
         # columns (chunk, G, Cg, window..., out...) -> GEMM (G, Og, Cg*K) @ (chunk, G, Cg*K, P)
         copies = _tap_copies(isp, ksp, osp, rhs_dilation, window_strides, padding)
+        wm = np.ascontiguousarray(w).reshape(G, Og, Cg * K)
         nb = max(1, min(N, _COLS_CHUNK_BYTES // max(1, G * Cg * K * P * item)))
         cols = np.zeros((nb, G, Cg) + ksp + osp, dtype)
         out = np.empty((N, G, Og, P), dtype)
@@ -209,8 +209,10 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
             cols = np.zeros((G, N) + osp + (m,) + ksp, dtype)
         for pos, dst, src in copies:
             cols[every * 2 + pos + every + dst] = xt[every * 2 + (slice(c0, c0 + m),) + src]
-        prod = np.matmul(wm[:, :, c0 * K:(c0 + m) * K],
-                         cols.reshape(G, N * P, m * K).transpose(0, 2, 1))
+        # the kernel's chunk as a (G, Og, m*K) view when its layout allows (no copy of a
+        # transposed cotangent, which is what the weight gradient passes here)
+        wc = w[:, c0:c0 + m].reshape(G, Og, m * K)
+        prod = np.matmul(wc, cols.reshape(G, N * P, m * K).transpose(0, 2, 1))
         if acc is None:
             acc = prod
         else:
