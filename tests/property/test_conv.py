@@ -89,15 +89,20 @@ def test_conv_matches_direct_definition(data):
 def test_conv_transpose_matches_scatter_definition(data):
     nd, groups, cg, og, n, ins, ks, stride, dilation = _draw_layer(data, max_nd=2)
     strides, dils = _tup(stride, nd), _tup(dilation, nd)
-    pads = tuple(data.draw(st.lists(st.integers(0, 2), min_size=nd, max_size=nd), label="p"))
+    if data.draw(st.booleans(), label="pairs"):
+        pairs = pads = tuple(data.draw(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                                                min_size=nd, max_size=nd), label="p"))
+    else:
+        pads = tuple(data.draw(st.lists(st.integers(0, 2), min_size=nd, max_size=nd), label="p"))
+        pairs = tuple((p, p) for p in pads)
     opad = tuple(data.draw(st.integers(0, max(s, d) - 1), label="op") for s, d in zip(strides, dils))
     full = [(ins[i] - 1) * strides[i] + (ks[i] - 1) * dils[i] + 1 + opad[i] for i in range(nd)]
-    if any(f - 2 * p < 1 for f, p in zip(full, pads)):
+    if any(f - sum(p) < 1 for f, p in zip(full, pairs)):
         return
     r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
     y = r.standard_normal((n, groups * og) + ins)
     w = r.standard_normal((groups * og, cg) + ks)
-    ref = direct_conv_transpose(y, w, strides, tuple((p, p) for p in pads), opad, dils, groups)
+    ref = direct_conv_transpose(y, w, strides, pairs, opad, dils, groups)
     out = fc.conv_transpose(y, w, stride=stride, padding=pads, output_padding=opad,
                             dilation=dilation, groups=groups)
     assert out.shape == ref.shape
@@ -107,21 +112,34 @@ def test_conv_transpose_matches_scatter_definition(data):
 @settings(deadline=None)
 @given(st.data())
 def test_adjoint_identity(data):
-    """<conv(x, w), y> == <x, conv_transpose(y, w)> with the same stride/padding/dilation/groups."""
+    """<conv(x, w), y> == <x, conv_transpose(y, w)> with the same stride/padding/dilation/groups,
+    for int, per-dim, (lo, hi) pair and "SAME" padding."""
     nd, groups, cg, og, n, ins, ks, stride, dilation = _draw_layer(data, max_nd=2)
     strides, dils = _tup(stride, nd), _tup(dilation, nd)
-    pads = tuple(data.draw(st.lists(st.integers(0, 2), min_size=nd, max_size=nd), label="p"))
     windows = [(k - 1) * d + 1 for k, d in zip(ks, dils)]
-    if any(ins[i] + 2 * pads[i] < windows[i] for i in range(nd)):
-        return
-    # the output_padding that recovers x's size from conv's floor-rounded output size
-    opad = tuple((ins[i] + 2 * pads[i] - windows[i]) % strides[i] for i in range(nd))
+    form = data.draw(st.sampled_from(["per_dim", "pairs", "SAME"]), label="padding")
+    if form == "SAME":
+        ins = tuple(-(-i // s) * s for i, s in zip(ins, strides))  # a multiple of the stride
+        padding, opad = "SAME", 0
+    else:
+        if form == "per_dim":
+            padding = tuple(data.draw(st.lists(st.integers(0, 2), min_size=nd, max_size=nd), label="p"))
+            pairs = tuple((p, p) for p in padding)
+        else:
+            pairs = padding = tuple(data.draw(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                                                       min_size=nd, max_size=nd), label="p"))
+        if any(ins[i] + sum(pairs[i]) < windows[i] for i in range(nd)):
+            return
+        # the output_padding that recovers x's size from conv's floor-rounded output size
+        opad = tuple((ins[i] + sum(pairs[i]) - windows[i]) % strides[i] for i in range(nd))
+        if any(o >= max(s, d) for o, s, d in zip(opad, strides, dils)):
+            return
     r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
     x = r.standard_normal((n, groups * cg) + ins)
     w = r.standard_normal((groups * og, cg) + ks)
-    cx = fc.conv(x, w, stride=stride, padding=pads, dilation=dilation, groups=groups)
+    cx = fc.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
     y = r.standard_normal(cx.shape)
-    ty = fc.conv_transpose(y, w, stride=stride, padding=pads, output_padding=opad,
+    ty = fc.conv_transpose(y, w, stride=stride, padding=padding, output_padding=opad,
                            dilation=dilation, groups=groups)
     assert ty.shape == x.shape
     lhs, rhs = np.vdot(np.asarray(cx), y), np.vdot(x, np.asarray(ty))
