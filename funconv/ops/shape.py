@@ -140,6 +140,8 @@ def _pad_rule(x: ArrayType, v: ArrayType, *, config) -> ArrayType:
 def _pad_impl(x, v, *, config):
     if x.ndim == 0:
         return np.array(x, copy=True)
+    if all(i == 0 and lo >= 0 and hi >= 0 for lo, hi, i in config):  # the common case, one copy
+        return np.pad(x, [(lo, hi) for lo, hi, _ in config], constant_values=v)
     dilated = tuple(n + builtins.max(n - 1, 0) * i for n, (_, _, i) in zip(x.shape, config))
     full = np.full(dilated, v, dtype=x.dtype)
     full[tuple(slice(None, None, i + 1) for _, _, i in config)] = x
