@@ -12,10 +12,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from funconv.errors import ConcretizationError, ImmutableError
+from funconv.errors import ArgumentError, ConcretizationError, ImmutableError
 from funconv.types import ArrayType
 
 _ops = None  # funconv.ops, installed by funconv/ops/__init__.py
+
+
+class _Donated:
+    """The `_value` of an Array donated to a jitted call (`jit(..., donate_argnums=)`).
+
+    The compiled code may have written a result into the array's buffer, so the Array is
+    deleted, as in JAX. Rather than a flag checked on every access (which would slow
+    `shape`, `dtype` and the jit call path), its value becomes this object: reading any
+    attribute of it (`.shape`, `.dtype`, ...) raises a clear error, at no cost to live
+    Arrays.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name):
+        raise ArgumentError(
+            "this array was donated to a jitted call (donate_argnums) and deleted: its buffer "
+            "may hold that call's result. Use the call's result instead, or do not donate an "
+            "array you still need")
+
+    def __repr__(self) -> str:
+        return "<donated>"
+
+
+DONATED = _Donated()
 
 
 def _readonly(v: np.ndarray) -> np.ndarray:
@@ -86,8 +111,18 @@ class Array:
     # -- concrete values -----------------------------------------------------------
     def _concrete_value(self) -> np.ndarray | None:
         if self._node is None:
+            if self._value is DONATED:
+                self._value.shape  # raises: a clear error, not NumPy's
             return self._value
         return self._trace.values.get(self._node)
+
+    def is_deleted(self) -> bool:
+        """True once the array was donated to a jitted call (`donate_argnums`), as in JAX."""
+        return self._value is DONATED
+
+    def _delete(self) -> None:
+        """Mark this concrete array deleted (donated): any later use raises."""
+        self._value = DONATED
 
     def _require_value(self, what: str) -> np.ndarray:
         v = self._concrete_value()
@@ -136,10 +171,14 @@ class Array:
                 return f"Traced<{self.aval.short()}>"
             body = np.array2string(v, separator=", ", prefix="Traced(")
             return f"Traced({body}, dtype={self.dtype})"
+        if self._value is DONATED:
+            return "Array(<deleted: donated to a jitted call>)"
         body = np.array2string(self._value, separator=", ", prefix="Array(")
         return f"Array({body}, dtype={self.dtype})"
 
     def __str__(self) -> str:
+        if self._node is None and self._value is DONATED:
+            return repr(self)
         v = self._concrete_value()
         return str(v) if v is not None else repr(self)
 

@@ -27,7 +27,10 @@ generated code never writes into a non-donated input. An output that may
 share memory with such an array (the backend's `output_aliases`: the input
 itself, or a view of it) is copied, so results stay immutable when the
 caller later writes into its array. A *donated* NumPy array is copied and
-the copy donated: funconv never writes into a caller's NumPy array.
+the copy donated: funconv never writes into a caller's NumPy array. A
+donated Array is deleted after the call (`Array._delete`: its value becomes a
+sentinel whose every attribute access raises), so a later use fails clearly
+instead of reading a buffer that now holds a result.
 
 Python scalars are weakly typed, as eager (`x32 * 2.0` stays float32). The IR
 has no weak types, so a scalar argument is traced with its default dtype
@@ -234,6 +237,8 @@ class Jitted:
         # pytree calls: key = (container spec, _leaf_values(leaves)) -> call
         self._fast_trees: dict = {}
         self._fast_ok = not self._static_nums and not self._static_names
+        # with donation: key = (container spec, _leaf_values(leaves)) -> (call, donated leaves)
+        self._fast_donating: dict = {}
         self._inline_graphs: dict = {}
         self._last_sig = None
         self.compiles = 0  # number of compilations (for tests and curiosity)
@@ -256,6 +261,8 @@ class Jitted:
                     call = None
                 if call is not None:
                     return call(args)
+            if self._donate:
+                return self._call_donating(args, kwargs)
             if self._fast_ok:
                 # pytrees of dicts, lists and tuples of Arrays (parameters, optimizer states),
                 # NumPy arrays (data batches: passed uncopied) and Python scalars
@@ -267,6 +274,23 @@ class Jitted:
                     call = None
                 if call is not None:
                     return call(leaves)
+        return self._call_slow(args, kwargs)
+
+    def _call_donating(self, args, kwargs):
+        """The fast path of a Jitted with donate_argnums, which deletes the donated Arrays."""
+        if self._fast_ok:
+            leaves: list = []
+            try:
+                spec = _spec((args, kwargs), leaves)
+                values = list(leaves)
+                hit = self._fast_donating.get((spec, _leaf_values(values)))
+            except _NotFast:
+                hit = None
+            if hit is not None:
+                call, donated = hit
+                out = call(values)
+                _delete(leaves, donated)
+                return out
         return self._call_slow(args, kwargs)
 
     def _split(self, args, kwargs):
@@ -349,7 +373,10 @@ class Jitted:
             entry = self._compile(sig, arrays, args, kwargs, nums)
         elif self._fast_ok:  # compiled for other kinds of leaves (Arrays vs NumPy): the fast path
             self._register_fast(entry, sig, args, kwargs, nums)
-        return entry.call(_upgraded(arrays, weak, entry.upgrade))
+        out = entry.call(_upgraded(arrays, weak, entry.upgrade))
+        if self._donate:
+            _delete(arrays, self._donated_leaves(sig, args, nums))
+        return out
 
     # -- tracing and compiling -----------------------------------------------------------------------
     def _flat_fun(self, sig, args, kwargs, nums):
@@ -438,8 +465,9 @@ class Jitted:
     def _register_fast(self, entry: _Entry, sig, args, kwargs, nums) -> None:
         """Make calls like this one (same structure, leaf types and kinds) take a fast path."""
         treedef, avals, statics = sig
+        donated = self._donated_leaves(sig, args, nums)
         if not kwargs and all(type(a) is Array for a in args):
-            self._fast[avals] = entry.call
+            self._fast[avals] = _deleting(entry.call, donated) if donated else entry.call
         leaves: list = []
         try:
             spec = _spec((args, kwargs), leaves)
@@ -450,7 +478,10 @@ class Jitted:
             return  # cannot happen; never serve a wrong entry
         numpy_leaves = frozenset([i for i, k in enumerate(key) if k[2:] == ("numpy",)])
         weak = [(i, entry.upgrade.get(i, k[1])) for i, k in enumerate(key) if k[2:] == ("weak",)]
-        call = entry.values_call(numpy_leaves, self._donated_leaves(sig, args, nums), weak)
+        call = entry.values_call(numpy_leaves, donated, weak)
+        if self._donate:  # (even when this call donates nothing: the path must see the leaves)
+            self._fast_donating[(spec, key)] = (call, donated)
+            return
         self._fast_trees[(spec, key)] = call
         if not kwargs and all([_spec(a, []) == 0 for a in args]):  # positional leaves only
             self._fast_leaves[key] = call
@@ -495,6 +526,23 @@ class Jitted:
         if obj is None:
             return self
         return functools.partial(self, obj)
+
+
+def _delete(leaves, donated) -> None:
+    """Mark the donated Array leaves deleted: their buffers may now hold results (as JAX)."""
+    for i in donated:
+        if type(leaves[i]) is Array:
+            leaves[i]._delete()
+
+
+def _deleting(call, donated):
+    """`call(arrays)` that then deletes the donated ones (positional Arrays: leaf = position)."""
+    def call_and_delete(arrays):
+        out = call(arrays)
+        _delete(arrays, donated)
+        return out
+
+    return call_and_delete
 
 
 class _NotFast(Exception):
@@ -727,9 +775,11 @@ def jit(f=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), bac
             so Python control flow may depend on them.
         static_argnames: the same, by keyword name.
         donate_argnums: positions of arguments whose buffers the compiled code may
-            overwrite (e.g. parameters updated in place by an SGD step). Do not use a donated
-            array after the call: its buffer may hold a result. A donated NumPy array is
-            copied first (the caller's NumPy arrays are never written).
+            overwrite (e.g. parameters updated in place by an SGD step). After the call a
+            donated Array is deleted (`x.is_deleted()`; any use raises ArgumentError), as in
+            JAX: its buffer may hold a result. A donated NumPy array is copied first (the
+            caller's NumPy arrays are never written, nor deleted). Inside another trace
+            (grad, make_graph, an outer jit) donation does nothing.
         backend: "numpy" (generated Python over NumPy), or another registered backend.
 
     Returns:

@@ -582,3 +582,50 @@ def test_scalar_versus_array_recompile_is_explained(caplog):
     finally:
         fc.config.update("explain_recompiles", False)
     assert "from a Python scalar to an array" in caplog.text
+
+
+# --- donated Arrays are deleted -------------------------------------------------------------------
+
+def test_donated_array_is_deleted_and_later_use_raises_clearly():
+    f = fc.jit(lambda p, g: p - 0.5 * g, donate_argnums=0)
+    g = arr(10)
+    for _ in range(3):  # the general path, then the fast path
+        p = arr(10)
+        new = f(p, g)
+        assert p.is_deleted() and not g.is_deleted() and not new.is_deleted()
+        assert "deleted" in repr(p) and "deleted" in str(p)
+        for use in (lambda: p.shape, lambda: p.dtype, lambda: p + 1.0, lambda: np.asarray(p),
+                    lambda: float(p.sum()), lambda: f(p, g), lambda: fc.grad(lambda q: q.sum())(p)):
+            with pytest.raises(ArgumentError, match="donated to a jitted call"):
+                use()
+        close(new + 0.0, new)  # the result is an ordinary array
+
+
+def test_donated_pytree_leaves_are_deleted_numpy_ones_untouched():
+    @fc.jit(donate_argnums=(0,))
+    def step(params, x, lr):
+        return {k: v - lr * x.sum() for k, v in params.items()}
+
+    params = {"w": arr(3), "b": arr(3)}
+    x = np.ones(4, np.float32)
+    for _ in range(3):
+        old = params
+        params = step(params, x, 0.1)
+        assert all(v.is_deleted() for v in old.values())
+        assert not any(v.is_deleted() for v in params.values())
+    np.testing.assert_array_equal(x, np.ones(4))
+    # a donated NumPy array: copied, so nothing to delete and the caller's array stays usable
+    h = fc.jit(lambda a: a * 2.0, donate_argnums=0)
+    a = np.ones(3, np.float32)
+    h(a)
+    h(a)
+    np.testing.assert_array_equal(a, np.ones(3))
+
+
+def test_donation_is_ignored_inside_traces():
+    f = fc.jit(lambda p: (p * p).sum(), donate_argnums=0)
+    p = arr(4)
+    close(fc.grad(f)(p), 2 * np.asarray(p))
+    assert not p.is_deleted()  # inlined into the grad trace: nothing was donated
+    close(fc.jit(fc.grad(f))(p), 2 * np.asarray(p))
+    assert not p.is_deleted()
