@@ -40,9 +40,9 @@ def _parse_args():
 
 ARGS = _parse_args() if __name__ == "__main__" else None
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import funconv as fc  # noqa: E402
+import funconv as fc
 
 N, C, H, W, O, K = 16, 64, 32, 32, 64, 3
 # one convolution: 2 flops per multiply-add, N*O*H*W outputs of C*K*K taps each

@@ -40,7 +40,7 @@ from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError, ShapeError
 from funconv.ops._core import asarray, operand, to_dtype
 from funconv.primitive import Primitive
-from funconv.types import ArrayType, DEFAULT_FLOAT, is_inexact, result_type
+from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact, result_type
 
 # Bytes of one chunk of the column matrix. Measured on a 2-core EPYC (1 MiB L2
 # per core, 32 MiB L3): chunks of a few MiB stay in cache between the copy that
@@ -170,7 +170,7 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
         if all(s == 1 for s in window_strides):
             return _conv_polyphase(x, w, padding, lhs_dilation, rhs_dilation, G)
         x = _dilate_and_pad(x, lhs_dilation, ((0, 0),) * nd)  # rare: strided and input-dilated
-    N, C = x.shape[:2]
+    N = x.shape[0]
     O, Cg = w.shape[:2]
     Og = O // G
     isp, ksp = x.shape[2:], w.shape[2:]
@@ -289,8 +289,7 @@ def _conv_vjp(ct, out, x, w, *, window_strides, padding, lhs_dilation, rhs_dilat
     G = feature_group_count
     nd = w.ndim - 2
     sp = tuple(range(2, 2 + nd))
-    N, C = x.shape[:2]
-    O, Cg = w.shape[:2]
+    N, Cg = x.shape[0], w.shape[1]
     in_dil = [_dilate(x.shape[2 + i], lhs_dilation[i]) for i in range(nd)]
     k_dil = [_dilate(w.shape[2 + i], rhs_dilation[i]) for i in range(nd)]
     out_dil = [_dilate(ct.shape[2 + i], window_strides[i]) for i in range(nd)]
@@ -504,7 +503,7 @@ def conv_transpose(y, w, *, stride=1, padding=0, output_padding=0, dilation=1, g
     where = (f"conv_transpose({y.aval.short()}, {w.aval.short()}, stride={stride}, "
              f"padding={padding!r}, output_padding={output_padding}, dilation={dilation}, "
              f"groups={groups})")
-    O, Cg = w.shape[:2]
+    O = w.shape[0]
     if O % groups:
         raise ShapeError(f"{where}: groups={groups} does not divide the kernel's {O} channels "
                          "(dim 0)")
@@ -536,4 +535,4 @@ def conv_transpose(y, w, *, stride=1, padding=0, output_padding=0, dilation=1, g
                           feature_group_count=int(groups))
 
 
-__all__ = ["conv", "conv_transpose", "conv_general_p"]
+__all__ = ["conv", "conv_general_p", "conv_transpose"]

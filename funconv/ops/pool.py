@@ -35,7 +35,7 @@ from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError, ShapeError
 from funconv.ops._core import asarray, operand, to_dtype
 from funconv.primitive import Primitive
-from funconv.types import ArrayType, DEFAULT_FLOAT, is_inexact
+from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact
 
 # --- shared geometry ----------------------------------------------------------------------
 
@@ -318,5 +318,10 @@ def avg_pool(x, window, stride=None, padding=0) -> Array:
     return s / math.prod(window)
 
 
-__all__ = ["max_pool", "avg_pool", "reduce_window_p", "select_and_scatter_add_p",
-           "select_and_gather_p"]
+__all__ = [
+    "avg_pool",
+    "max_pool",
+    "reduce_window_p",
+    "select_and_gather_p",
+    "select_and_scatter_add_p",
+]

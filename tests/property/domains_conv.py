@@ -11,9 +11,8 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from hypothesis import strategies as st
-
 from domains import DOMAINS, Case, Domain, distinct, floats, rng
+from hypothesis import strategies as st
 
 # --- reference definitions ---------------------------------------------------------------------
 
@@ -144,7 +143,7 @@ def direct_select_and_gather(t, x, *, window, strides, padding):
 
 def draw_conv_params(data, nd: int, in_sizes, k_sizes, lo_pad=-1):
     """window_strides, padding pairs, lhs/rhs dilation; the pads fixed up so the output is non-empty."""
-    ints = lambda a, b, label: tuple(data.draw(st.lists(st.integers(a, b), min_size=nd,  # noqa: E731
+    ints = lambda a, b, label: tuple(data.draw(st.lists(st.integers(a, b), min_size=nd,
                                                         max_size=nd), label=label))
     strides = ints(1, 3, "strides")
     lhs_d = ints(1, 2, "lhs_dilation")
@@ -156,8 +155,8 @@ def draw_conv_params(data, nd: int, in_sizes, k_sizes, lo_pad=-1):
         padded = (in_sizes[i] - 1) * lhs_d[i] + 1 + lo[i] + hi[i]
         window = (k_sizes[i] - 1) * rhs_d[i] + 1
         pads.append((lo[i], hi[i] + max(0, window - padded)))
-    return dict(window_strides=strides, padding=tuple(pads), lhs_dilation=lhs_d,
-                rhs_dilation=rhs_d)
+    return {"window_strides": strides, "padding": tuple(pads), "lhs_dilation": lhs_d,
+                "rhs_dilation": rhs_d}
 
 
 def _conv_sample(data, dtype):
@@ -200,8 +199,8 @@ def _pool_sample(computation):
         ins = tuple(data.draw(st.lists(st.integers(1, 5), min_size=nd, max_size=nd), label="in"))
         window, strides, pads = draw_pool_geometry(data, nd, ins)
         x = distinct(r, (2, 2) + ins, dtype)
-        return Case((x,), dict(computation=computation, window=window, strides=strides,
-                               padding=pads, base_dilation=(1,) * nd))
+        return Case((x,), {"computation": computation, "window": window, "strides": strides,
+                               "padding": pads, "base_dilation": (1,) * nd})
 
     return sample
 
@@ -216,7 +215,7 @@ def _select_sample(pooled_first):
         osp = tuple((ins[i] + pads[i][0] + pads[i][1] - window[i]) // strides[i] + 1
                     for i in range(nd))
         a = floats(r, (2, 2) + (osp if pooled_first else ins), dtype)
-        return Case((a, x), dict(window=window, strides=strides, padding=pads))
+        return Case((a, x), {"window": window, "strides": strides, "padding": pads})
 
     return sample
 

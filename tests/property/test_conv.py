@@ -5,10 +5,11 @@ strides, every padding form, dilation, groups (depthwise included), batch 1, non
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from domains_conv import direct_conv, direct_conv_transpose, draw_conv_params
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import funconv as fc
-from domains_conv import direct_conv, direct_conv_transpose, draw_conv_params
 from funconv.ops.conv import conv_general_p
 
 
@@ -159,7 +160,7 @@ def test_conv_general_primitive_and_vjp(data):
     r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
     x = r.standard_normal((2, groups * 2) + ins)
     w = r.standard_normal((groups * 2, 2) + ks)
-    f = lambda x, w: conv_general_p(fc.asarray(x), fc.asarray(w), feature_group_count=groups,  # noqa: E731
+    f = lambda x, w: conv_general_p(fc.asarray(x), fc.asarray(w), feature_group_count=groups,
                                     **params)
     ref = direct_conv(x, w, params["window_strides"], params["padding"], params["lhs_dilation"],
                       params["rhs_dilation"], groups)

@@ -5,11 +5,17 @@ second order; the max cotangent lands on the first maximum of each window."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from domains_conv import (
+    direct_pool,
+    direct_select_and_gather,
+    direct_select_and_scatter_add,
+    distinct,
+    draw_pool_geometry,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import funconv as fc
-from domains_conv import (direct_pool, direct_select_and_gather, direct_select_and_scatter_add,
-                          distinct, draw_pool_geometry)
 from funconv.ops.pool import select_and_gather_p, select_and_scatter_add_p
 
 
@@ -50,7 +56,7 @@ def test_pools_match_direct_definition(data):
     drawn = _draw(data)
     if drawn is None:
         return
-    nd, ins, window, stride, strides, padding, pairs = drawn
+    _nd, ins, window, stride, strides, padding, pairs = drawn
     r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
     batch = data.draw(st.sampled_from([(1, 1), (2, 3)]), label="batch")
     x = distinct(r, batch + ins, np.float64)
@@ -70,12 +76,12 @@ def test_pool_grads_second_order(data):
     drawn = _draw(data)
     if drawn is None:
         return
-    nd, ins, window, stride, strides, padding, pairs = drawn
+    _nd, ins, window, stride, _strides, padding, _pairs = drawn
     r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
     # distinct values (gap 0.25 >> the finite-difference step): the max is smooth there
     x = distinct(r, (1, 2) + ins, np.float64)
     for pool in (fc.max_pool, fc.avg_pool):
-        fc.testing.check_grads(lambda x: pool(x, window, stride=stride, padding=padding) ** 2,
+        fc.testing.check_grads(lambda x, pool=pool: pool(x, window, stride=stride, padding=padding) ** 2,
                                (x,), order=2, modes=("rev",))
 
 
@@ -92,7 +98,7 @@ def test_select_primitives_first_maximum(data):
                 for i in range(nd))
     ct = r.standard_normal((2, 1) + osp)
     t = r.standard_normal(x.shape)
-    p = dict(window=window, strides=strides, padding=pairs)
+    p = {"window": window, "strides": strides, "padding": pairs}
     np.testing.assert_allclose(np.asarray(select_and_scatter_add_p(fc.asarray(ct), fc.asarray(x), **p)),
                                direct_select_and_scatter_add(ct, x, **p), atol=1e-12)
     np.testing.assert_allclose(np.asarray(select_and_gather_p(fc.asarray(t), fc.asarray(x), **p)),

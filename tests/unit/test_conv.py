@@ -56,11 +56,11 @@ def test_dtypes():
 
 
 @pytest.mark.parametrize("kw", [
-    dict(),
-    dict(stride=2, padding=1),
-    dict(stride=(1, 2), padding=[(0, 1), (2, 0)], dilation=(2, 1)),
-    dict(groups=2, padding="SAME"),
-    dict(groups=4, stride=2, padding="VALID"),  # depthwise
+    {},
+    {"stride": 2, "padding": 1},
+    {"stride": (1, 2), "padding": [(0, 1), (2, 0)], "dilation": (2, 1)},
+    {"groups": 2, "padding": "SAME"},
+    {"groups": 4, "stride": 2, "padding": "VALID"},  # depthwise
 ])
 def test_conv_grads_second_order(kw):
     g = kw.get("groups", 1)
@@ -70,9 +70,9 @@ def test_conv_grads_second_order(kw):
 
 
 @pytest.mark.parametrize("kw", [
-    dict(),
-    dict(stride=2, padding=1, output_padding=1),
-    dict(stride=(2, 1), dilation=(1, 2), groups=2),
+    {},
+    {"stride": 2, "padding": 1, "output_padding": 1},
+    {"stride": (2, 1), "dilation": (1, 2), "groups": 2},
 ])
 def test_conv_transpose_grads_second_order(kw):
     g = kw.get("groups", 1)
@@ -86,7 +86,7 @@ def test_complex_operands():
     x = rng.standard_normal((2, 4, 6)) + 1j * rng.standard_normal((2, 4, 6))
     w = rng.standard_normal((4, 2, 3)) + 1j * rng.standard_normal((4, 2, 3))
     out = np.asarray(fc.conv(x, w, groups=2, padding=1))
-    real = lambda a, b: np.asarray(fc.conv(a, b, groups=2, padding=1))  # noqa: E731
+    real = lambda a, b: np.asarray(fc.conv(a, b, groups=2, padding=1))
     ref = real(x.real, w.real) - real(x.imag, w.imag) + 1j * (real(x.real, w.imag) + real(x.imag, w.real))
     assert out.dtype == np.complex128
     np.testing.assert_allclose(out, ref, atol=1e-12)
@@ -105,7 +105,7 @@ def test_training_step_graph_is_three_conv_nodes():
     later rewrite pass re-implements); the backward pass adds no other heavy op."""
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
-    loss = lambda x, w: (fc.conv(x, w, padding=1, stride=2) ** 2).sum()  # noqa: E731
+    loss = lambda x, w: (fc.conv(x, w, padding=1, stride=2) ** 2).sum()
     g = fc.make_graph(fc.value_and_grad(loss, argnums=(0, 1)))(x, w)
     convs = [n for n in g.nodes() if getattr(n, "prim", None) is conv_general_p]
     assert len(convs) == 3
@@ -171,8 +171,8 @@ def test_errors_name_both_operands_and_parameters():
 
 def test_primitive_rule_errors():
     t = fc.ArrayType
-    p = dict(window_strides=(1,), padding=((0, 0),), lhs_dilation=(1,), rhs_dilation=(1,),
-             feature_group_count=1)
+    p = {"window_strides": (1,), "padding": ((0, 0),), "lhs_dilation": (1,), "rhs_dilation": (1,),
+             "feature_group_count": 1}
     f32 = np.dtype("float32")
     with pytest.raises(DTypeError):
         conv_general_p.shape_rule(t((1, 1, 4), f32), t((1, 1, 2), np.dtype("float64")), **p)
@@ -213,7 +213,7 @@ def test_matches_pytorch(nd):
                                           (6, 3, 1, 1, 2)]:
         x = r.standard_normal((2, 6) + (7,) * nd)
         w = r.standard_normal((6, 6 // groups) + (3,) * nd)
-        kw = dict(stride=stride, padding=pad, dilation=dil, groups=groups)
+        kw = {"stride": stride, "padding": pad, "dilation": dil, "groups": groups}
         ref = conv_t(torch.tensor(x), torch.tensor(w), **kw).numpy()
         np.testing.assert_allclose(np.asarray(fc.conv(x, w, **kw)), ref, rtol=1e-10, atol=1e-10)
         y = r.standard_normal(ref.shape)
@@ -226,7 +226,7 @@ def test_gradients_match_pytorch():
     torch = pytest.importorskip("torch")
     x = rng.standard_normal((2, 4, 9, 8))
     w = rng.standard_normal((6, 2, 3, 3))
-    kw = dict(stride=2, padding=1, dilation=(1, 2), groups=2)
+    kw = {"stride": 2, "padding": 1, "dilation": (1, 2), "groups": 2}
     xt = torch.tensor(x, requires_grad=True)
     wt = torch.tensor(w, requires_grad=True)
     (torch.nn.functional.conv2d(xt, wt, **kw) ** 2).sum().backward()
@@ -245,10 +245,10 @@ def test_chunked_im2col_paths(monkeypatch, chunk_elems):
     cases = [  # (x, w, kwargs, bytes of one image's / one channel's columns)
         # output larger than the kernel: chunks over the batch (G * Cg * K * P * 8 bytes)
         (r.standard_normal((5, 4, 6, 7)), r.standard_normal((6, 2, 3, 2)),
-         dict(groups=2, padding=1), 2 * 2 * 6 * 6 * 8 * 8),
+         {"groups": 2, "padding": 1}, 2 * 2 * 6 * 6 * 8 * 8),
         # kernel larger than the output (a weight-gradient-shaped conv): chunks over channels
         (r.standard_normal((3, 5, 9, 8)), r.standard_normal((2, 5, 8, 7)),
-         dict(padding=0), 1 * 3 * 4 * 56 * 8),
+         {"padding": 0}, 1 * 3 * 4 * 56 * 8),
     ]
     for x, w, kw, one in cases:
         monkeypatch.setattr(conv_mod, "_COLS_CHUNK_BYTES", 1 << 40)
