@@ -17,9 +17,9 @@ import numpy as np
 
 from funconv.array import Array
 from funconv.errors import ArgumentError, AxisError, ShapeError
-from funconv.ops._core import (asarray, broadcast_shapes, broadcast_to, describe, dtype_of,
-                               normalize_axes, normalize_axis, operand, static_int, static_ints,
-                               to_dtype)
+from funconv.ops._core import (asarray, broadcast_shapes as _broadcast_shapes, broadcast_to, describe,
+                               dtype_of, normalize_axes, normalize_axis, operand, static_int,
+                               static_ints, to_dtype)
 from funconv.primitive import Primitive, types_str
 from funconv.types import ArrayType, result_type
 
@@ -570,8 +570,14 @@ def roll(x, shift, axis=None) -> Array:
 def broadcast_arrays(*arrays) -> list[Array]:
     """`np.broadcast_arrays`: the operands broadcast to their common shape (dtypes kept)."""
     xs = [_array(a, "broadcast_arrays") for a in arrays]
-    shape = broadcast_shapes("broadcast_arrays", *[a.shape for a in xs], types=[a.aval for a in xs])
+    shape = _broadcast_shapes("broadcast_arrays", *[a.shape for a in xs], types=[a.aval for a in xs])
     return [broadcast_to(a, shape) for a in xs]
+
+
+def broadcast_shapes(*shapes) -> tuple[int, ...]:
+    """`np.broadcast_shapes`: the shape that arrays of `shapes` broadcast to."""
+    norm = [static_ints(s, "a shape", "broadcast_shapes") for s in shapes]
+    return _broadcast_shapes("broadcast_shapes", *norm)
 
 
 def atleast_1d(x) -> Array:
@@ -612,4 +618,5 @@ def diff(x, n=1, axis=-1) -> Array:
 
 __all__ = ["reshape", "transpose", "expand_dims", "squeeze", "ravel", "flip", "fliplr", "flipud",
            "pad", "concatenate", "stack", "vstack", "hstack", "split", "array_split", "moveaxis",
-           "swapaxes", "tile", "repeat", "roll", "broadcast_arrays", "atleast_1d", "atleast_2d", "diff"]
+           "swapaxes", "tile", "repeat", "roll", "broadcast_arrays", "atleast_1d", "atleast_2d", "diff",
+           "broadcast_shapes"]

@@ -164,3 +164,10 @@ def test_diff(n, axis):
     b = X % 3 == 0
     same(fc.diff(b, 1, axis), np.diff(b, 1, axis))
     check_grads(lambda a: fc.diff(a, 2, -1), (X.astype(np.float64),))
+
+
+def test_broadcast_shapes_has_numpys_signature():
+    assert fc.broadcast_shapes((2, 1), (3,)) == np.broadcast_shapes((2, 1), (3,))
+    assert fc.broadcast_shapes(3, (2, 1), ()) == (2, 3)
+    with pytest.raises(ShapeError, match="broadcast"):
+        fc.broadcast_shapes((2,), (3,))
