@@ -189,10 +189,12 @@ def mean(x, axis=None, dtype=None, keepdims=False) -> Array:
     return sum(x, axis=axes, keepdims=keepdims) / n
 
 
-def var(x, axis=None, ddof=0, keepdims=False) -> Array:
-    """`np.var` (population variance unless `ddof`)."""
+def var(x, axis=None, dtype=None, ddof=0, keepdims=False) -> Array:
+    """`np.var` (population variance unless `ddof`); integers in float32 unless `dtype`."""
     x = _array(x, "var")
-    if not is_inexact(x.dtype):
+    if dtype is not None:
+        x = to_dtype(x, canonical_dtype(dtype))
+    elif not is_inexact(x.dtype):
         x = to_dtype(x, DEFAULT_FLOAT)
     axes = normalize_axes(axis, x.ndim, "var")
     n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
@@ -203,10 +205,11 @@ def var(x, axis=None, ddof=0, keepdims=False) -> Array:
     return sum(sq, axis=axes, keepdims=keepdims) / builtins.max(n - ddof, 0)
 
 
-def std(x, axis=None, ddof=0, keepdims=False) -> Array:
+def std(x, axis=None, dtype=None, ddof=0, keepdims=False) -> Array:
+    """`np.std`: the square root of `var`."""
     from funconv.ops.elementwise import sqrt
 
-    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+    return sqrt(var(x, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
 
 
 def prod(x, axis=None, dtype=None, keepdims=False) -> Array:
