@@ -243,11 +243,11 @@ class Array:
     def mean(self, axis=None, dtype=None, keepdims=False):
         return _ops.mean(self, axis=axis, dtype=dtype, keepdims=keepdims)
 
-    def var(self, axis=None, ddof=0, keepdims=False):
-        return _ops.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def var(self, axis=None, dtype=None, ddof=0, keepdims=False):
+        return _ops.var(self, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
 
-    def std(self, axis=None, ddof=0, keepdims=False):
-        return _ops.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def std(self, axis=None, dtype=None, ddof=0, keepdims=False):
+        return _ops.std(self, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
 
     def prod(self, axis=None, dtype=None, keepdims=False):
         return _ops.prod(self, axis=axis, dtype=dtype, keepdims=keepdims)
