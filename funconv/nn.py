@@ -31,6 +31,7 @@ from funconv.ops.creation import arange, zeros as _zeros
 from funconv.ops.elementwise import (abs as _abs, exp, log1p, logistic, maximum, tanh, where)
 from funconv.ops.reduce import logsumexp as _logsumexp, max as _max, mean as _mean, sum as _sum
 from funconv.ops.shape import expand_dims
+from funconv.primitive import elementwise
 from funconv.types import DEFAULT_FLOAT, canonical_dtype, is_float, is_inexact, is_integer
 
 # --- activations ---------------------------------------------------------------------
@@ -44,10 +45,22 @@ def _float(x, opname: str) -> Array:
     return x
 
 
+def _relu_vjp(ct, out, x):
+    # the mask from the output (out > 0 exactly where x > 0): derivative 0 at x = 0, as JAX.
+    # A multiply by the 0/1 mask, not a where: np.where is ~10x slower than np.maximum/multiply
+    # on large float32 arrays with unpredictable masks, and relu sits in every CNN's hot path.
+    return (ct * (out > 0).astype(ct.dtype),)
+
+
+# relu is a primitive (not where(x > 0, x, 0)) for speed, forward and backward. Its NumPy
+# meaning is np.maximum(x, 0): -inf gives 0 and nan stays nan. OpenCL: fmax (nan gives 0 there).
+relu_p = elementwise("relu", lambda x: np.maximum(x, x.dtype.type(0)), _relu_vjp,
+                     c_expr="fmax({0}, ({dtype})0)", kinds="f")
+
+
 def relu(x) -> Array:
     """max(x, 0), with derivative 0 at x = 0 (as JAX)."""
-    x = _float(x, "relu")
-    return where(x > 0, x, 0)
+    return relu_p(_float(x, "relu"))
 
 
 def relu6(x) -> Array:
