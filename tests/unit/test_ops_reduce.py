@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import funconv as fc
 from funconv.errors import AxisError, ShapeError
@@ -130,3 +131,22 @@ def test_reductions_do_not_mutate():
     a = fc.asarray(base)
     _ = fc.sum(a), fc.var(a, axis=1), fc.prod(a), fc.logsumexp(a), fc.cumsum(a), fc.grad(lambda t: fc.max(t))(a)
     np.testing.assert_array_equal(base, X)
+
+
+@given(st.data())
+def test_random_axes_match_numpy(data):
+    shape = tuple(data.draw(st.lists(st.integers(1, 4), min_size=0, max_size=4), label="shape"))
+    nd = len(shape)
+    x = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed")).standard_normal(shape)
+    x = x.astype(np.float32)
+    axis = data.draw(st.none() | st.lists(st.integers(-nd, nd - 1), unique_by=lambda a: a % nd,
+                                           max_size=nd).map(tuple) if nd else st.none(), label="axis")
+    if axis is not None and len(axis) == 1 and data.draw(st.booleans(), label="as int"):
+        axis = axis[0]
+    keepdims = data.draw(st.booleans(), label="keepdims")
+    name = data.draw(st.sampled_from(["sum", "mean", "max", "min", "prod", "var", "std", "any", "all"]),
+                     label="op")
+    arg = x > 0 if name in ("any", "all") else x
+    got = getattr(fc, name)(arg, axis=axis, keepdims=keepdims)
+    want = getattr(np, name)(arg, axis=axis, keepdims=keepdims)
+    close(got, want, rtol=1e-4)
