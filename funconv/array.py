@@ -52,7 +52,7 @@ def _readonly(v: np.ndarray) -> np.ndarray:
 class Array:
     """An immutable n-dimensional array (concrete, or a traced value).
 
-    Supports NumPy-style operators, indexing, `.at[idx].set/add/multiply`,
+    Supports NumPy-style operators, indexing, `.at[idx].set/add/multiply/divide/min/max`,
     reductions as methods, and `np.asarray(a)`.
     """
 
@@ -387,3 +387,12 @@ class _IndexUpdateRef:
 
     def multiply(self, values) -> Array:
         return _ops.index_update(self.array, self.idx, values, "multiply")
+
+    def divide(self, values) -> Array:
+        return _ops.index_update(self.array, self.idx, values, "divide")
+
+    def min(self, values) -> Array:
+        return _ops.index_update(self.array, self.idx, values, "min")
+
+    def max(self, values) -> Array:
+        return _ops.index_update(self.array, self.idx, values, "max")

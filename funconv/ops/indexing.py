@@ -359,19 +359,20 @@ def _stack_indices(arrays, x: Array) -> Array:
 
 
 def index_update(x, idx, values, mode: str) -> Array:
-    """`x.at[idx].set(values)` / `.add(values)` / `.multiply(values)`: a new array.
+    """`x.at[idx].set(values)` / `.add` / `.multiply` / `.divide` / `.min` / `.max`: a new array.
 
     `values` broadcast to the shape of `x[idx]` and are cast to x's dtype. With
-    repeated indices, `add` accumulates and `multiply` multiplies every value
-    in; `set` keeps the last one (as NumPy). Under jit with traced index
-    arrays, repeated indices in `set`/`multiply` are unspecified (as in JAX).
+    repeated indices, `add` accumulates, `multiply`/`divide`/`min`/`max` apply
+    every value in turn, and `set` keeps the last one (as NumPy). Under jit
+    with traced index arrays, repeated indices are exact for `add` only, and
+    unspecified for the others (as in JAX).
     """
     from funconv.ops.elementwise import where
     from funconv.ops.shape import reshape
     from funconv.ops.creation import zeros
 
     x = _array(x, f"at[].{mode}")
-    if mode not in ("set", "add", "multiply"):
+    if mode not in ("set", "add", "multiply", "divide", "min", "max"):
         raise ValueError(f"index_update: unknown mode {mode!r}")
     pos_dt = int64 if x.size >= 2**31 - 1 else int32
     positions = getitem(asarray(np.arange(x.size, dtype=pos_dt).reshape(x.shape)), idx)
@@ -385,6 +386,12 @@ def index_update(x, idx, values, mode: str) -> Array:
         except ShapeError:
             raise ShapeError(f"at[].{mode}: values {v.aval.short()} cannot be broadcast to the "
                              f"indexed shape {positions.shape} of {x.aval.short()}") from None
+    if mode == "divide":
+        from funconv.ops.elementwise import divide
+
+        if x.dtype.kind not in "fc":
+            raise DTypeError(f"at[].divide: needs a float or complex array, got {x.aval.short()}")
+        mode, v = "multiply", divide(1, v)
     flat = reshape(x, (-1,))
     p = reshape(positions, (-1, 1))
     v = reshape(v, (-1,))
@@ -411,7 +418,14 @@ def index_update(x, idx, values, mode: str) -> Array:
         else:
             count = scatter_add_p(zeros(flat.shape, int32), p_r, broadcast_to(to_dtype(1, int32), v_r.shape))
             mask = count > 0
-        flat = where(mask, scattered, flat) if mode == "set" else flat * where(mask, scattered, 1)
+        if mode == "set":
+            flat = where(mask, scattered, flat)
+        elif mode == "multiply":
+            flat = flat * where(mask, scattered, 1)
+        else:
+            from funconv.ops.elementwise import maximum, minimum
+
+            flat = where(mask, (minimum if mode == "min" else maximum)(flat, scattered), flat)
     return reshape(flat, x.shape)
 
 

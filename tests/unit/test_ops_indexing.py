@@ -356,3 +356,24 @@ def test_array_methods_forward_to_ops():
     np.testing.assert_array_equal(np.asarray(x.round()), a.round())
     assert bool(x.any()) and not bool(x.all())
     assert x.copy() is x and x.nbytes == a.nbytes and x.itemsize == 4
+
+
+@pytest.mark.parametrize("idx", AT_CASES, ids=repr)
+@pytest.mark.parametrize("mode, ufunc", [("min", np.minimum), ("max", np.maximum), ("divide", np.divide)])
+def test_at_min_max_divide_like_ufunc_at(idx, mode, ufunc):
+    x = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    v = np.random.default_rng(4).uniform(-2, 2, x[idx].shape).astype(np.float32)
+    want = x.copy()
+    ufunc.at(want, idx, v)
+    got = getattr(fc.asarray(x).at[idx], mode)(v)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
+
+
+def test_at_min_max_divide_gradients_and_errors():
+    x = np.random.default_rng(5).standard_normal((4, 3))
+    v = np.random.default_rng(6).uniform(1, 2, (2, 3))
+    idx = np.array([0, 2])
+    check_grads(lambda a, b: a.at[idx].divide(b), (x, v), order=2)
+    check_grads(lambda a, b: a.at[idx].max(b + 0.1), (x, v))
+    with pytest.raises(TypeError, match="divide"):
+        fc.arange(3).at[0].divide(2)
