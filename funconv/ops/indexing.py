@@ -111,6 +111,8 @@ def _gather_vjp(ct, out, x, idx):
     return scatter_add_p(zeros(x.shape, x.dtype), idx, ct), None
 
 
+# linear=True here and in scatter_add: linear in the value operands, the integer index operand
+# being a fixed parameter of the map (it is never differentiated)
 gather_p = Primitive("gather", _gather_rule, _gather_impl, _gather_vjp, linear=True)
 
 # --- scatter_add ---------------------------------------------------------------------------------
