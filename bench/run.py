@@ -22,7 +22,7 @@ funconv is faster. Medians of `--repeat` timed runs after warm-up
 (compilation excluded). The lenet runs must agree on the first step's loss
 (a warning says when not). Nothing is asserted.
 
-Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch]
+Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch] [--threads 1]
 """
 
 from __future__ import annotations
@@ -255,9 +255,21 @@ def worker(workload: str, lib: str, repeat: int) -> None:
     print("RESULT " + json.dumps(res))
 
 
-def _measure(workload: str, lib: str, repeat: int):
+def _thread_env(threads: int | None) -> dict:
+    """The environment of a child: with `threads`, every library's pools capped to that size."""
+    env = dict(os.environ)
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)  # NumPy's BLAS and PyTorch's OpenMP/MKL read these at start
+        if threads == 1:
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                                " intra_op_parallelism_threads=1").strip()
+    return env
+
+
+def _measure(workload: str, lib: str, repeat: int, threads: int | None = None):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", workload, lib, "--repeat", str(repeat)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_thread_env(threads))
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if r.returncode != 0 or not lines:
         tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
@@ -270,6 +282,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Run every funconv benchmark and print one table.")
     ap.add_argument("--repeat", type=int, default=30, help="timed runs per workload (median)")
     ap.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="cap every library's thread pools (default: each library's own default); "
+                         "--threads 1 gives steadier numbers on a busy machine")
     ap.add_argument("--worker", nargs=2, metavar=("WORKLOAD", "LIBRARY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -284,7 +299,7 @@ def main(argv=None):
         print(f"running {name}: {WORKLOADS[name][1]} ...", file=sys.stderr, flush=True)
         results[name] = {}
         for lib in ("funconv",) + PEERS:
-            res = _measure(name, lib, args.repeat)
+            res = _measure(name, lib, args.repeat, args.threads)
             results[name][lib] = None if res is None else res["ms"]
             if res is not None:
                 versions[lib] = res["version"]
@@ -296,7 +311,8 @@ def main(argv=None):
 
     head = f"{'workload':<10} {'funconv':>10} " + " ".join(f"{p:>10}" for p in PEERS) + "   " + \
         " ".join(f"{'fc/' + p:>10}" for p in PEERS)
-    print(f"\nmedian time per call ({os.cpu_count()} CPUs; "
+    threads = f"threads capped at {args.threads}" if args.threads else "default threads"
+    print(f"\nmedian time per call ({os.cpu_count()} CPUs, {threads}; "
           + ", ".join(f"{k} {v}" for k, v in versions.items()) + ")")
     print(head)
     print("-" * len(head))
