@@ -145,7 +145,7 @@ class _Entry:
             def call_values(values):
                 return tuple([_wrap(v) for v in fn(*values)])
         else:
-            unflatten = out_tree.unflatten
+            unflatten = _unflattener(out_tree)
 
             def call_values(values):
                 return unflatten([_wrap(v) for v in fn(*values)])
@@ -186,7 +186,7 @@ class _Entry:
 
             return call_scalars
         fn = self.executable.fn
-        unflatten = self.out_tree.unflatten
+        unflatten = _unflattener(self.out_tree)
 
         def call_copying(values):
             for i, dt in weak:
@@ -250,15 +250,16 @@ class Jitted:
                 try:
                     call = self._fast.get(tuple([(a._value.shape, a._value.dtype) for a in args]))
                 except AttributeError:  # not all Arrays (or an abstract one: the slow path says)
-                    # positional NumPy arrays and scalars (a data batch, a learning rate)
-                    values = list(args)
-                    try:
-                        call = self._fast_leaves.get(_leaf_values(values))
-                    except _NotFast:
-                        call = None
-                    if call is not None:
-                        return call(values)
                     call = None
+                    if self._fast_leaves:
+                        # positional NumPy arrays and scalars (a data batch, a learning rate)
+                        values = list(args)
+                        try:
+                            call = self._fast_leaves.get(_leaf_values(values))
+                        except _NotFast:
+                            pass
+                        if call is not None:
+                            return call(values)
                 if call is not None:
                     return call(args)
             if self._donate:
@@ -560,20 +561,68 @@ def _spec(x, leaves: list):
     funconv.tree.flatten does (dict keys sorted); anything else raises _NotFast.
     """
     t = type(x)
-    if t is Array or t is np.ndarray or t in _SCALARS:
-        leaves.append(x)
-        return 0
     if t is dict:
         keys = sorted(x)
-        return (dict, tuple(keys), tuple([_spec(x[k], leaves) for k in keys]))
-    if t is tuple or t is list:
-        return (t, tuple([_spec(c, leaves) for c in x]))
-    if x is None:
-        return None
-    if isinstance(x, np.generic):
+        children = [x[k] for k in keys]
+    elif t is tuple or t is list:
+        children = x
+    elif t is Array or t is np.ndarray or t in _SCALARS or isinstance(x, np.generic):
         leaves.append(x)
         return 0
-    raise _NotFast
+    elif x is None:
+        return None
+    else:
+        raise _NotFast
+    subs = []
+    for c in children:
+        tc = type(c)
+        if tc is Array or tc is np.ndarray:  # the common leaves, without a call per leaf
+            leaves.append(c)
+            subs.append(0)
+        else:
+            subs.append(_spec(c, leaves))
+    return (dict, tuple(keys), tuple(subs)) if t is dict else (t, tuple(subs))
+
+
+def _unflattener(treedef):
+    """`f(values) -> structure` for `treedef`: straight-line for nests of dicts, lists and
+    tuples (the usual outputs: new parameters, (params, state, loss)), else funconv.tree's."""
+    build = _builder(treedef, 0)
+    if build is None:
+        return treedef.unflatten
+    return build
+
+
+def _builder(t, start: int):
+    if t.kind is None:
+        return lambda v: v[start]
+    if t.kind is type(None):
+        return lambda v: None
+    if t.kind not in (dict, list, tuple):
+        return None
+    end = start + t.num_leaves
+    if t.kind is dict and not isinstance(t.aux, (tuple, list)):
+        return None
+    if all(c.kind is None for c in t.children):  # a flat container of leaves
+        if t.kind is dict:
+            keys = tuple(t.aux)
+            return lambda v: dict(zip(keys, v[start:end]))
+        if t.kind is tuple:
+            return lambda v: tuple(v[start:end])
+        return lambda v: v[start:end]
+    subs, off = [], start
+    for c in t.children:
+        b = _builder(c, off)
+        if b is None:
+            return None
+        subs.append(b)
+        off += c.num_leaves
+    if t.kind is dict:
+        items = tuple(zip(tuple(t.aux), subs))
+        return lambda v: {k: b(v) for k, b in items}
+    if t.kind is tuple:
+        return lambda v: tuple([b(v) for b in subs])
+    return lambda v: [b(v) for b in subs]
 
 
 def _numpy_dtypes() -> dict:

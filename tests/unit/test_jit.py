@@ -629,3 +629,27 @@ def test_donation_is_ignored_inside_traces():
     assert not p.is_deleted()  # inlined into the grad trace: nothing was donated
     close(fc.jit(fc.grad(f))(p), 2 * np.asarray(p))
     assert not p.is_deleted()
+
+
+def test_output_structures_rebuilt_on_the_fast_path():
+    import collections
+
+    Pair = collections.namedtuple("Pair", "a b")
+
+    @fc.jit
+    def f(p, x):
+        return ({"w": p["w"] * x, "n": [p["b"], (x,)], "none": None}, x.sum(), Pair(x, x + 1.0))
+
+    p = {"w": arr(3), "b": arr(3)}
+    x = np.ones(3, np.float32)
+    for _ in range(3):  # general path, then fast paths
+        d, s, pair = f(p, x)
+        assert set(d) == {"w", "n", "none"} and d["none"] is None
+        assert isinstance(d["n"], list) and isinstance(d["n"][1], tuple)
+        close(d["w"], np.asarray(p["w"]))
+        close(d["n"][0], p["b"])
+        close(d["n"][1][0], x)
+        close(s, 3.0)
+        assert type(pair) is Pair
+        close(pair.b, x + 1)
+    assert f.compiles == 1
