@@ -348,9 +348,13 @@ class Jitted:
                 arrays.append(Array._from_value(np.array(leaf, dt)))
                 avals.append(((), dt, "weak"))
                 continue
+            if isinstance(leaf, np.ndarray) and not leaf.dtype.isnative:  # big-endian data
+                leaf = leaf.astype(leaf.dtype.newbyteorder("="))
             try:
                 a = asarray(leaf)
             except ArgumentError:
+                if isinstance(leaf, (np.ndarray, np.generic)):
+                    raise  # an array of a dtype funconv does not hold: asarray says which
                 raise ArgumentError(
                     f"jit({self.__name__}): a dynamic argument holds {describe(leaf)}, which is "
                     "not an array; mark that argument static (static_argnums / static_argnames) "

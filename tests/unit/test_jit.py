@@ -653,3 +653,14 @@ def test_output_structures_rebuilt_on_the_fast_path():
         assert type(pair) is Pair
         close(pair.b, x + 1)
     assert f.compiles == 1
+
+
+def test_unusual_numpy_arguments():
+    f = fc.jit(lambda x: x * 2.0)
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    close(f(x[:, ::2]), x[:, ::2] * 2)  # strided views
+    close(f(x.T), x.T * 2)
+    close(f(np.arange(3, dtype=">f4")), [0.0, 2.0, 4.0])  # big-endian data
+    assert f(np.float64(3.0)).dtype == np.float64  # a NumPy scalar is strong
+    with pytest.raises(ArgumentError, match="cannot make an array"):
+        f(np.array(["a", "b"]))
