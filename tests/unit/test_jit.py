@@ -664,3 +664,30 @@ def test_unusual_numpy_arguments():
     assert f(np.float64(3.0)).dtype == np.float64  # a NumPy scalar is strong
     with pytest.raises(ArgumentError, match="cannot make an array"):
         f(np.array(["a", "b"]))
+
+
+def test_numpy_arguments_reach_the_code_read_only():
+    seen = []
+
+    @fc.jit
+    def f(x):
+        return fc.exp(x)
+
+    x = np.ones(4, np.float32)
+    f(x)
+    exe = f.lower(x).executable
+    fn = exe.fn
+    exe_globals = fn.__globals__
+    orig = exe_globals["_exp"]
+
+    def spy(a, *rest, **kw):
+        seen.append(a.flags.writeable)
+        return orig(a, *rest, **kw)
+
+    exe_globals["_exp"] = spy
+    try:
+        f(x)  # the fast path
+    finally:
+        exe_globals["_exp"] = orig
+    assert seen == [False]  # a read-only view ...
+    assert x.flags.writeable  # ... of the caller's still writable array
