@@ -24,9 +24,11 @@ and backward, as one kind of node):
   again a grouped convolution); the forward stride becomes the kernel
   dilation and the kernel dilation becomes the stride.
 
-The NumPy impl is im2col + GEMM: the column matrix is a strided view of the
-padded input copied chunk by chunk (bounded memory), and BLAS does the
-multiplications. Imports ops._core, ops.shape, primitive, types and errors.
+The NumPy impl is im2col + GEMM: the column matrix is filled chunk by chunk
+(bounded memory) with strided slice copies straight from the unpadded input,
+and BLAS does the multiplications; an input-dilated convolution is split into
+its stride phases instead of multiplying by the inserted zeros. Imports
+ops._core, ops.shape, primitive, types and errors.
 """
 
 from __future__ import annotations
