@@ -136,7 +136,8 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=1e-2, help="peak Adam learning rate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backend", default="numpy", choices=["numpy", "opencl"])
-    ap.add_argument("--checkpoint", default="digits_cnn.npz", help="where to save the parameters ('' to skip)")
+    ap.add_argument("--checkpoint", default="digits_cnn.npz",
+                    help="where to save the parameters ('' to skip)")
     ap.add_argument("--train-size", type=int, default=None,
                     help="use only this many training images (for quick smoke runs)")
     return ap.parse_args(argv)
@@ -160,7 +161,8 @@ def main(argv=None) -> dict:
     params = init_params(k_init)
     total_steps = args.epochs * steps_per_epoch
     schedule = fc.optim.warmup_cosine_decay_schedule(
-        0.0, args.lr, warmup_steps=min(50, total_steps // 10), decay_steps=total_steps, end_value=args.lr / 20)
+        0.0, args.lr, warmup_steps=min(50, total_steps // 10), decay_steps=total_steps,
+        end_value=args.lr / 20)
     opt = fc.optim.adam(schedule)
     opt_state = opt.init(params)
     step = make_step(opt, args.backend)
@@ -173,7 +175,8 @@ def main(argv=None) -> dict:
         running = None
         for i in range(steps_per_epoch):
             idx = order[i * args.batch_size:(i + 1) * args.batch_size]
-            params, opt_state, loss = step(params, opt_state, fc.asarray(x_train[idx]), fc.asarray(y_train[idx]))
+            xb, yb = fc.asarray(x_train[idx]), fc.asarray(y_train[idx])
+            params, opt_state, loss = step(params, opt_state, xb, yb)
             loss = float(loss)
             history.append(loss)
             running = loss if running is None else 0.9 * running + 0.1 * loss  # smoothed for display
