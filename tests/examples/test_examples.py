@@ -45,7 +45,6 @@ def test_every_example_has_a_smoke_test():
 
 
 def test_train_digits_short_run_learns(tmp_path, capsys):
-    pytest.importorskip("sklearn", reason="train_digits needs the [examples] extra (scikit-learn)")
     td = _load("train_digits")
     ckpt = tmp_path / "digits.npz"
     res = td.main(["--epochs", "2", "--train-size", "320", "--batch-size", "32", "--lr", "1e-2",
@@ -96,7 +95,6 @@ def test_train_digits_progress_bar_on_a_terminal():
 
 
 def test_train_digits_as_a_script(tmp_path):
-    pytest.importorskip("sklearn", reason="train_digits needs the [examples] extra (scikit-learn)")
     r = _run_script("train_digits.py", "--epochs", "1", "--train-size", "64", "--batch-size", "32",
                     "--checkpoint", "c.npz", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -127,9 +125,6 @@ def test_grad_basics_as_a_script():
 
 
 def test_check_my_vjp_as_a_script():
-    pytest.importorskip("hypothesis")
-    if not (EXAMPLES / "check_my_vjp.py").exists():
-        pytest.skip("examples/check_my_vjp.py is not there")
     r = _run_script("check_my_vjp.py")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "passed" in r.stdout
