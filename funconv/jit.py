@@ -31,7 +31,10 @@ stay immutable when the caller later writes into its array. A *donated* NumPy ar
 the copy donated: funconv never writes into a caller's NumPy array. A
 donated Array is deleted after the call (`Array._delete`: its value becomes a
 sentinel whose every attribute access raises), so a later use fails clearly
-instead of reading a buffer that now holds a result.
+instead of reading a buffer that now holds a result. A donated buffer still
+held elsewhere (an eager reshape or slice views it, the caller kept
+`np.asarray(x)`, a compiled constant) is never written: its reference count
+says so, and the call donates a private copy instead (`_unshared`).
 
 Python scalars are weakly typed, as eager (`x32 * 2.0` stays float32). The IR
 has no weak types, so a scalar argument is traced with its default dtype
@@ -55,6 +58,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 
 import numpy as np
 
@@ -290,9 +294,13 @@ class Jitted:
                 hit = None
             if hit is not None:
                 call, donated = hit
+                for i in donated:  # (`values` holds one more reference to each buffer)
+                    if type(leaves[i]) is Array and _shared(leaves[i], extra=1):
+                        values[i] = values[i].copy()
                 out = call(values)
                 _delete(leaves, donated)
                 return out
+            values = None  # the general path counts references to the donated buffers
         return self._call_slow(args, kwargs)
 
     def _split(self, args, kwargs):
@@ -379,9 +387,11 @@ class Jitted:
             entry = self._compile(sig, arrays, args, kwargs, nums)
         elif self._fast_ok:  # compiled for other kinds of leaves (Arrays vs NumPy): the fast path
             self._register_fast(entry, sig, args, kwargs, nums)
-        out = entry.call(_upgraded(arrays, weak, entry.upgrade))
-        if self._donate:
-            _delete(arrays, self._donated_leaves(sig, args, nums))
+        if not self._donate:
+            return entry.call(_upgraded(arrays, weak, entry.upgrade))
+        donated = self._donated_leaves(sig, args, nums)
+        out = entry.call(_unshared(_upgraded(arrays, weak, entry.upgrade), donated))
+        _delete(arrays, donated)
         return out
 
     # -- tracing and compiling -----------------------------------------------------------------------
@@ -544,11 +554,49 @@ def _delete(leaves, donated) -> None:
 def _deleting(call, donated):
     """`call(arrays)` that then deletes the donated ones (positional Arrays: leaf = position)."""
     def call_and_delete(arrays):
-        out = call(arrays)
+        out = call(_unshared(arrays, donated))
         _delete(arrays, donated)
         return out
 
     return call_and_delete
+
+
+# --- is a donated buffer referenced elsewhere? ------------------------------------------------------
+#
+# Eager reshapes, transposes and slices return Arrays viewing their operand's buffer, a caller
+# may hold `np.asarray(x)`, a compiled graph may hold x's buffer as a constant. Writing a result
+# into a donated buffer would change all of those. Every such holder references the ndarray
+# object (a view through its `.base`), so its reference count tells: more references than the
+# donated Array's own, and the call donates a private copy instead. Where the interpreter has
+# no reference counts, every donation is treated as shared (safe, and then saves nothing).
+
+_getrefcount = getattr(sys, "getrefcount", None)
+
+
+def _value_refs(a) -> int:
+    return _getrefcount(a._value)
+
+
+# references to an Array's value when nothing else holds it, measured the way `_shared` does
+_OWN_REFS = _value_refs(Array._from_value(np.zeros(1))) if _getrefcount is not None else None
+
+
+def _shared(a: Array, extra: int = 0) -> bool:
+    """Does anything besides `a` (and `extra` references the caller knows of) hold a's buffer?"""
+    return _OWN_REFS is None or _value_refs(a) > _OWN_REFS + extra
+
+
+def _unshared(arrays, donated):
+    """`arrays` with each donated Array whose buffer is held elsewhere replaced by a private
+    copy (which the call may then overwrite); the others as they are."""
+    out = None
+    for i in donated:
+        a = arrays[i]
+        if type(a) is Array and _shared(a):
+            if out is None:
+                out = list(arrays)
+            out[i] = Array._from_value(a._value.copy())
+    return arrays if out is None else out
 
 
 class _NotFast(Exception):
@@ -836,8 +884,10 @@ def jit(f=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), bac
         donate_argnums: positions of arguments whose buffers the compiled code may
             overwrite (e.g. parameters updated in place by an SGD step). After the call a
             donated Array is deleted (`x.is_deleted()`; any use raises ArgumentError), as in
-            JAX: its buffer may hold a result. A donated NumPy array is copied first (the
-            caller's NumPy arrays are never written, nor deleted). Inside another trace
+            JAX: its buffer may hold a result. A buffer that something else still holds
+            (a view from an eager reshape or slice, an `np.asarray(x)` you kept) is copied
+            rather than overwritten, and so is a donated NumPy array (the caller's NumPy
+            arrays are never written, nor deleted). Inside another trace
             (grad, make_graph, an outer jit) donation does nothing.
         backend: "numpy" (generated Python over NumPy), or another registered backend.
 

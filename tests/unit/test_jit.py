@@ -286,10 +286,12 @@ def test_donation_reuses_the_buffer_and_keeps_results_right():
 
     p = fc.array(np.arange(1000, dtype=np.float32))
     g = fc.array(np.ones(1000, np.float32))
-    buf = np.asarray(p)
+    # the buffer's address: holding the buffer itself (np.asarray(p)) would make it shared,
+    # and a shared buffer is never written (see the test below)
+    address = np.asarray(p).__array_interface__["data"][0]
     new = sgd(p, g)
     close(new, np.arange(1000) - 0.5)
-    assert np.shares_memory(np.asarray(new), buf)  # written in place
+    assert np.asarray(new).__array_interface__["data"][0] == address  # written in place
     assert not np.asarray(new).flags.writeable
     np.testing.assert_array_equal(np.asarray(g), 1.0)  # the other argument is untouched
     assert "_take_donated" in sgd.lower(new, g).source
@@ -691,3 +693,26 @@ def test_numpy_arguments_reach_the_code_read_only():
         exe_globals["_exp"] = orig
     assert seen == [False]  # a read-only view ...
     assert x.flags.writeable  # ... of the caller's still writable array
+
+
+def test_donated_buffer_held_elsewhere_is_copied_not_overwritten():
+    # eager reshapes and slices view their operand's buffer; a caller may hold np.asarray(p)
+    f = fc.jit(lambda p: p * 10.0, donate_argnums=0)
+    g = fc.jit(lambda d: {k: v * 10.0 for k, v in d.items()}, donate_argnums=0)
+    for _ in range(3):  # the general path, then the fast paths
+        p = fc.array(np.arange(6, dtype=np.float32))
+        view, piece, alias = p.reshape(2, 3), p[1:], np.asarray(p)
+        d = {"w": fc.array(np.arange(6, dtype=np.float32))}
+        wpiece = d["w"][2:]
+        close(f(p), np.arange(6) * 10)
+        close(g(d)["w"], np.arange(6) * 10)
+        assert p.is_deleted() and d["w"].is_deleted()
+        close(view, np.arange(6).reshape(2, 3))  # all unchanged
+        close(piece, np.arange(1, 6))
+        close(alias, np.arange(6))
+        close(wpiece, np.arange(2, 6))
+    # and a private buffer is still reused in place, on every path
+    for _ in range(3):
+        q = {"w": fc.array(np.arange(6, dtype=np.float32))}
+        address = np.asarray(q["w"]).__array_interface__["data"][0]
+        assert np.asarray(g(q)["w"]).__array_interface__["data"][0] == address
