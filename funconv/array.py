@@ -31,16 +31,20 @@ class _Donated:
     __slots__ = ()
 
     def __getattr__(self, name):
-        raise ArgumentError(
-            "this array was donated to a jitted call (donate_argnums) and deleted: its buffer "
-            "may hold that call's result. Use the call's result instead, or do not donate an "
-            "array you still need")
+        raise _donated_error()
 
     def __repr__(self) -> str:
         return "<donated>"
 
 
 DONATED = _Donated()
+
+
+def _donated_error() -> ArgumentError:
+    return ArgumentError(
+        "this array was donated to a jitted call (donate_argnums) and deleted: its buffer "
+        "may hold that call's result. Use the call's result instead, or do not donate an "
+        "array you still need")
 
 
 def _readonly(v: np.ndarray) -> np.ndarray:
@@ -112,7 +116,7 @@ class Array:
     def _concrete_value(self) -> np.ndarray | None:
         if self._node is None:
             if self._value is DONATED:
-                self._value.shape  # raises: a clear error, not NumPy's
+                raise _donated_error()  # a clear error, not NumPy's
             return self._value
         return self._trace.values.get(self._node)
 

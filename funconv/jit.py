@@ -55,6 +55,7 @@ imported lazily, by name.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -65,10 +66,10 @@ import numpy as np
 from funconv import config
 from funconv import tree as tree_util
 from funconv.array import Array
-from funconv.errors import ArgumentError, TracerLeakError
+from funconv.errors import ArgumentError, DTypeError, TracerLeakError
 from funconv.ops._core import asarray, describe
-from funconv.types import DEFAULT_COMPLEX, DEFAULT_FLOAT, DEFAULT_INT, bool_, canonical_dtype
 from funconv.tracing import EAGER, _current, eval_graph, trace_to_graph
+from funconv.types import DEFAULT_COMPLEX, DEFAULT_FLOAT, DEFAULT_INT, bool_, canonical_dtype
 
 logger = logging.getLogger("funconv.jit")
 
@@ -129,7 +130,7 @@ class _Entry:
     `values_call(...)` makes the same for raw NumPy values (see `Jitted.__call__`).
     """
 
-    __slots__ = ("call", "call_values", "executable", "graph", "out_tree", "aliases", "upgrade")
+    __slots__ = ("aliases", "call", "call_values", "executable", "graph", "out_tree", "upgrade")
 
     def __init__(self, executable, graph, out_tree, upgrade=None):
         self.executable = executable
@@ -480,7 +481,7 @@ class Jitted:
 
     def _register_fast(self, entry: _Entry, sig, args, kwargs, nums) -> None:
         """Make calls like this one (same structure, leaf types and kinds) take a fast path."""
-        treedef, avals, statics = sig
+        avals = sig[1]
         donated = self._donated_leaves(sig, args, nums)
         if not kwargs and all(type(a) is Array for a in args):
             self._fast[avals] = _deleting(entry.call, donated) if donated else entry.call
@@ -499,7 +500,7 @@ class Jitted:
             self._fast_donating[(spec, key)] = (call, donated)
             return
         self._fast_trees[(spec, key)] = call
-        if not kwargs and all([_spec(a, []) == 0 for a in args]):  # positional leaves only
+        if not kwargs and all(_spec(a, []) == 0 for a in args):  # positional leaves only
             self._fast_leaves[key] = call
 
     def lower(self, *args, **kwargs) -> Lowered:
@@ -686,10 +687,8 @@ def _numpy_dtypes() -> dict:
     table = {}
     for name in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                  "uint64", "float16", "float32", "float64", "complex64", "complex128"):
-        try:
+        with contextlib.suppress(DTypeError):  # a dtype the core does not map: general path
             table[np.dtype(name)] = canonical_dtype(name)
-        except Exception:  # noqa: BLE001 - a dtype the core does not map: general path
-            pass
     return table
 
 

@@ -7,9 +7,9 @@ array per graph input; it returns a tuple of NumPy arrays, one per output.
 
 from __future__ import annotations
 
-from funconv.ir import Graph
-
 from funconv.backends.numpy.codegen import build, generate, output_aliases  # noqa: F401
+
+from funconv.ir import Graph
 
 
 class Executable:
@@ -19,7 +19,7 @@ class Executable:
     output that is an input, or a view of one); every other output is a fresh buffer.
     """
 
-    __slots__ = ("fn", "source", "filename", "graph", "output_aliases")
+    __slots__ = ("filename", "fn", "graph", "output_aliases", "source")
 
     def __init__(self, graph: Graph, donate=(), name: str = "jitted"):
         self.graph = graph
@@ -33,7 +33,7 @@ class Executable:
         return f"<numpy executable {self.filename}>"
 
 
-def compile(graph: Graph, donate=(), name: str = "jitted") -> Executable:  # noqa: A001
+def compile(graph: Graph, donate=(), name: str = "jitted") -> Executable:
     """Generate and compile the NumPy function for `graph`.
 
     Args:

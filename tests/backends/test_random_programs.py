@@ -3,10 +3,11 @@ interpreter (on the unoptimised graph) and by the NumPy backend (after the passe
 compared within tolerance; the same for their gradients."""
 
 import numpy as np
-from hypothesis import given, strategies as st
+from funconv.backends.interpreter import evaluate
+from hypothesis import given
+from hypothesis import strategies as st
 
 import funconv as fc
-from funconv.backends.interpreter import evaluate
 
 # --- the grammar -------------------------------------------------------------------------------------
 # An instruction is (op, i, j, k): op picks the rule, i and j pick operands from the pool of
@@ -26,7 +27,7 @@ UNARY = {
     "sqrt": lambda x: fc.sqrt(x * x + 1.0),
     "square_t": lambda x: fc.square(fc.tanh(x)),
     "scale": lambda x: x * 0.5 - 1.0,
-    "identities": lambda x: ((-(-x)) * 1.0 + 0.0) / 1.0,  # passes must remove all of it
+    "identities": lambda x: ((-(-x)) * 1.0 + 0.0) / 1.0,  # noqa: B002 - passes remove all of it
     "plus_zeros": lambda x: x + fc.zeros(x.shape) * 1.0,
 }
 
@@ -128,7 +129,7 @@ def _inputs(seed, dtype):
 
 
 def _tol(dtype):
-    return dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-10)
+    return {"rtol": 2e-4, "atol": 2e-5} if dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-10}
 
 
 def _compare(f, args, dtype):

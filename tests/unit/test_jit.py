@@ -488,8 +488,8 @@ def test_numpy_leaves_in_pytrees_and_keywords():
     for _ in range(2):
         r3 = f(p, batch, lr=np.float32(0.1))
         r4 = f(p, {"x": batch["x"].copy()}, lr=0.1)
-    for k in p:
-        expected = np.asarray(p[k]) - 0.1 * (batch["x"] @ np.asarray(p[k])).sum()
+    for k, v in p.items():
+        expected = np.asarray(v) - 0.1 * (batch["x"] @ np.asarray(v)).sum()
         for r in (r1, r2, r3, r4):
             close(r[k], expected)
     assert f.compiles == 2  # a Python scalar (weak) and a NumPy scalar (strong) differ
@@ -516,7 +516,7 @@ def test_python_scalar_arguments_are_weakly_typed_like_eager():
     close(r, np.asarray(x32) * 2)
     # against every dtype and every kind of scalar, jit gives eager's result dtype
     ops = [lambda x, a: x * a, lambda x, a: a - x, lambda x, a: fc.maximum(x, a),
-           lambda x, a: x / a, lambda x, a: fc.where(x == x, x, a)]
+           lambda x, a: x / a, lambda x, a: fc.where(x == x, x, a)]  # noqa: PLR0124
     for dt in (np.bool_, np.int32, np.int64, np.float32, np.float64, np.complex64,
                np.complex128):
         x = fc.asarray(np.ones(3, dt))
@@ -596,10 +596,11 @@ def test_donated_array_is_deleted_and_later_use_raises_clearly():
         new = f(p, g)
         assert p.is_deleted() and not g.is_deleted() and not new.is_deleted()
         assert "deleted" in repr(p) and "deleted" in str(p)
-        for use in (lambda: p.shape, lambda: p.dtype, lambda: p + 1.0, lambda: np.asarray(p),
-                    lambda: float(p.sum()), lambda: f(p, g), lambda: fc.grad(lambda q: q.sum())(p)):
+        uses = (lambda p: p.shape, lambda p: p.dtype, lambda p: p + 1.0, np.asarray,
+                lambda p: float(p.sum()), lambda p: f(p, g), fc.grad(lambda q: q.sum()))
+        for use in uses:
             with pytest.raises(ArgumentError, match="donated to a jitted call"):
-                use()
+                use(p)
         close(new + 0.0, new)  # the result is an ordinary array
 
 

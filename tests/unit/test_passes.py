@@ -3,10 +3,10 @@
 
 import numpy as np
 import pytest
+from funconv.backends.interpreter import evaluate
 
 import funconv as fc
 from funconv import passes
-from funconv.backends.interpreter import evaluate
 from funconv.ir import Apply, Const, Graph, Input, Literal
 from funconv.ops import elementwise as ew
 from funconv.ops.shape import broadcast_to_p
@@ -72,7 +72,7 @@ def test_fold_does_not_grow_constants():
 
 @pytest.mark.parametrize("f", [
     lambda x: x * 1.0, lambda x: 1.0 * x, lambda x: x + 0.0, lambda x: 0.0 + x,
-    lambda x: x - 0.0, lambda x: x / 1.0, lambda x: -(-x), lambda x: x.T.T,
+    lambda x: x - 0.0, lambda x: x / 1.0, lambda x: -(-x), lambda x: x.T.T,  # noqa: B002
     lambda x: x.reshape(4, 3).reshape(12).reshape(3, 4), lambda x: fc.where(x > 0, x, x),
     lambda x: fc.stop_gradient(x),
 ], ids=["x*1", "1*x", "x+0", "0+x", "x-0", "x/1", "--x", "TT", "reshape3", "where_same", "stopgrad"])
@@ -160,7 +160,7 @@ def test_cse_merges_equal_nodes():
 
 def test_cse_holds_across_passes():
     # two spellings of x*2 become the same node once --x is simplified
-    g2 = _check(lambda x: (-(-x)) * 2.0 + x * 2.0, [X], passes.optimize, drop=3)
+    g2 = _check(lambda x: (-(-x)) * 2.0 + x * 2.0, [X], passes.optimize, drop=3)  # noqa: B002
     assert prims(g2).count("mul") == 1
 
 
