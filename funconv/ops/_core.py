@@ -41,7 +41,10 @@ def _numpy_from_python(x, dtype=None) -> np.ndarray:
         if v.dtype == np.float64:
             v = v.astype(DEFAULT_FLOAT)
         elif v.dtype.kind in "iu":
-            v = v.astype(DEFAULT_INT)
+            info = np.iinfo(DEFAULT_INT)
+            # ints beyond int32 stay int64 rather than silently wrapping
+            if v.size == 0 or (info.min <= v.min() and v.max() <= info.max):
+                v = v.astype(DEFAULT_INT)
         elif v.dtype == np.complex128:
             v = v.astype(DEFAULT_COMPLEX)
     if v.dtype.kind not in "biufc":

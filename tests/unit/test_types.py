@@ -46,3 +46,9 @@ def test_canonical_dtype_errors():
         canonical_dtype("bogus")
     with pytest.raises(DTypeError, match="not supported"):
         canonical_dtype(np.dtype("datetime64[s]"))
+
+
+def test_big_python_ints_do_not_wrap():
+    assert fc.array(2**40).dtype == np.int64 and int(fc.array(2**40)) == 2**40
+    assert fc.array([1, 2**40]).dtype == np.int64
+    assert fc.array([1, 2]).dtype == np.int32
