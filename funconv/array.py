@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from funconv.errors import ArgumentError, ConcretizationError, ImmutableError
+from funconv.errors import ConcretizationError, DeletedArrayError, ImmutableError
 from funconv.types import ArrayType
 
 _ops = None  # funconv.ops, installed by funconv/ops/__init__.py
@@ -40,8 +40,8 @@ class _Donated:
 DONATED = _Donated()
 
 
-def _donated_error() -> ArgumentError:
-    return ArgumentError(
+def _donated_error() -> DeletedArrayError:
+    return DeletedArrayError(
         "this array was donated to a jitted call (donate_argnums) and deleted: its buffer "
         "may hold that call's result. Use the call's result instead, or do not donate an "
         "array you still need")

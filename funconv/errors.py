@@ -98,5 +98,9 @@ class TracerLeakError(FuncConvError, RuntimeError):
     """A traced value escaped the transformation that created it."""
 
 
+class DeletedArrayError(FuncConvError, RuntimeError):
+    """An array donated to a jitted call (`donate_argnums`) was used afterwards."""
+
+
 class TreeError(FuncConvError, ValueError):
     """Pytree structures do not match, or a node type is not registered."""
