@@ -24,11 +24,14 @@ from funconv.primitive import Primitive, comparison, elementwise
 from funconv.types import (ArrayType, DEFAULT_FLOAT, bool_, canonical_dtype, complex_dtype, int32,
                            is_inexact, real_dtype)
 
-# NumPy warns on log(0), 1/0, ...; funconv returns inf/nan like JAX without warnings.
-_quiet = np.errstate(all="ignore")
-
 
 def _q(f):
+    """`f` without NumPy's warnings: log(0), 1/0, ... give inf/nan silently, as in JAX.
+
+    add/sub/mul stay bare ufuncs: an errstate costs ~1 us per eager call, and their
+    warnings (overflow, inf*0) are rare and informative.
+    """
+
     def impl(*args, **params):
         with np.errstate(all="ignore"):  # a fresh one: NumPy 2 errstate objects are single-use
             return f(*args, **params)
