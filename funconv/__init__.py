@@ -21,3 +21,14 @@ from funconv.types import (ArrayType, bool_, complex64, complex128, float32, flo
 
 float_ = float32
 __version__ = "0.1.0"
+
+from funconv import ops as _ops  # noqa: E402
+
+__all__ = sorted(set(_ops.__all__) | {
+    "Array", "ArrayType", "abs", "all", "any", "max", "min", "sum",
+    "conv", "conv_transpose", "avg_pool", "max_pool",
+    "custom_vjp", "grad", "hessian", "jacfwd", "jacrev", "jvp", "stop_gradient", "value_and_grad", "vjp",
+    "jit", "make_graph", "load", "save",
+    "config", "errors", "tree", "nn", "optim", "random", "testing",
+    "bool_", "complex64", "complex128", "float32", "float64", "float_", "int32", "int64",
+})
