@@ -34,7 +34,8 @@ def naive_log1pexp(x):
 
 def test_log1pexp_gradient_is_finite_where_the_naive_one_is_nan():
     x = fc.array([-100.0, -1.0, 0.0, 1.0, 100.0])
-    naive = np.asarray(fc.grad(lambda x: naive_log1pexp(x).sum())(x))
+    with pytest.warns(RuntimeWarning, match="invalid value"):  # inf * 0 in the naive rule
+        naive = np.asarray(fc.grad(lambda x: naive_log1pexp(x).sum())(x))
     assert np.isnan(naive[-1])  # the reason for a custom rule
     g = np.asarray(fc.grad(lambda x: log1pexp(x).sum())(x))
     xs = np.array([-100.0, -1.0, 0.0, 1.0, 100.0])
