@@ -159,8 +159,8 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
     input is made, the padding stays the zeros of the column buffer. Two layouts,
     chosen so that those copies read long runs of the input:
     - output larger than the kernel (forward, input gradient): columns
-      (Cg * window, output positions) per image, one batched GEMM per chunk
-      of images, the result already in N O spatial... order;
+      (Cg * window, images of the chunk * output positions), one GEMM per
+      chunk of images (small images batch into one big GEMM);
     - kernel larger than the output (the weight gradient, whose "kernel" is
       the cotangent image and whose output is the small kernel): columns
       (output positions, Cg * window) per chunk of input channels, the GEMM
@@ -186,17 +186,25 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
     item = np.dtype(dtype).itemsize
     every = (slice(None),)
     if P >= K:
-        # columns (chunk, G, Cg, window..., out...) -> GEMM (G, Og, Cg*K) @ (chunk, G, Cg*K, P)
+        # columns (G, Cg, window..., chunk, out...) -> one GEMM per chunk:
+        # (G, Og, Cg*K) @ (G, Cg*K, chunk*P); many small images make one big GEMM
         copies = _tap_copies(isp, ksp, osp, rhs_dilation, window_strides, padding)
         wm = np.ascontiguousarray(w).reshape(G, Og, Cg * K)
+        xs = xg.transpose((1, 2, 0) + tuple(range(3, 3 + nd)))  # (G, Cg, N, spatial...): a view
         nb = max(1, min(N, _COLS_CHUNK_BYTES // max(1, G * Cg * K * P * item)))
-        cols = np.zeros((nb, G, Cg) + ksp + osp, dtype)
+        cols = np.zeros((G, Cg) + ksp + (nb,) + osp, dtype)
         out = np.empty((N, G, Og, P), dtype)
         for n0 in range(0, N, nb):
             m = min(nb, N - n0)
+            if m < nb:  # the last, partial chunk: a fresh buffer, contiguous for the reshape
+                cols = np.zeros((G, Cg) + ksp + (m,) + osp, dtype)
             for tap, dst, src in copies:
-                cols[(slice(0, m),) + every * 2 + tap + dst] = xg[(slice(n0, n0 + m),) + every * 2 + src]
-            np.matmul(wm, cols[:m].reshape(m, G, Cg * K, P), out=out[n0:n0 + m])
+                cols[every * 2 + tap + every + dst] = xs[every * 2 + (slice(n0, n0 + m),) + src]
+            if m == 1:  # (G, Og, P) is already out[n0]'s layout
+                np.matmul(wm, cols.reshape(G, Cg * K, P), out=out[n0])
+            else:
+                res = np.matmul(wm, cols.reshape(G, Cg * K, m * P))
+                out[n0:n0 + m] = res.reshape(G, Og, m, P).transpose(2, 0, 1, 3)
         return out.reshape((N, O) + osp)
     # columns (G, N, out..., chunk, window...) -> GEMM (G, Og, chunk*K) @ (G, chunk*K, N*P),
     # accumulated over the chunks of input channels
