@@ -92,18 +92,12 @@ def asarray(x, dtype=None) -> Array:
 
 
 def array(x, dtype=None, copy: bool = True) -> Array:
-    """Like `np.array`: a new immutable Array from `x`."""
-    if isinstance(x, Array):
-        return x if dtype is None else astype(x, dtype)
-    if isinstance(x, (list, tuple)) and _holds_array(x):
-        return _stack_nested(x, dtype)
-    try:
-        v = _numpy_from_python(x, dtype)
-    except (ValueError, TypeError) as e:
-        if isinstance(e, ArgumentError):
-            raise
-        raise ArgumentError(f"cannot make an array from {describe(x)}: {e}") from None
-    return Array._from_value(np.array(v, copy=True) if copy else v)
+    """Like `np.array`: an immutable Array from `x`.
+
+    NumPy data is always copied (an Array never shares a caller's buffer), so
+    `copy` only exists for NumPy's signature.
+    """
+    return asarray(x, dtype)
 
 
 def operand(x, opname: str):
