@@ -101,6 +101,121 @@ def _taps(xp_shape, window, strides, out_shape):
             slice(k[i], k[i] + (osp[i] - 1) * strides[i] + 1, strides[i]) for i in range(nd))
 
 
+# --- the non-overlapping fast path ------------------------------------------------------------
+
+
+def _non_overlapping(window, strides) -> bool:
+    """Whether the fast path applies: windows tile the (padded) operand without overlap.
+
+    This is the one place that chooses between the two NumPy paths of all three
+    primitives. Pooling with stride == window (max_pool's default, e.g. 2x2) is
+    the common case; any padding and sizes that are not multiples are handled too
+    (the trailing positions that no window covers are cropped).
+    """
+    return tuple(window) == tuple(strides)
+
+
+def _tiles(xp, window, out_shape):
+    """xp cropped to the positions windows cover, as a C-contiguous array."""
+    lead = xp.ndim - len(window)
+    return np.ascontiguousarray(xp[(slice(None),) * lead + tuple(
+        slice(0, o * w) for o, w in zip(out_shape[lead:], window))])
+
+
+def _stages(shape, window):
+    """Per pooled dim, last first: the (A, w, B) shape that puts that dim's window taps on
+    axis 1 of the tiled operand, whose later pooled dims are already reduced.
+
+    Reducing one dim at a time, last dim first, and keeping the first maximum of each
+    stage gives the first maximum of the whole window in row-major order (the
+    lexicographically smallest tap among the maxima). For 2x2 this is 2 whole-array
+    passes over (A, 2, B) views instead of 4 passes over quarter-size strided
+    slices: NumPy's per-inner-loop overhead, not arithmetic, dominates the latter.
+    """
+    nd = len(window)
+    lead = len(shape) - nd
+    outer = math.prod(shape[:lead])
+    sizes = list(shape[lead:])  # tiled sizes: sizes[i] = out[i] * window[i]
+    res = []
+    for i in reversed(range(nd)):
+        o = sizes[i] // window[i]
+        if window[i] > 1:  # a 1-wide window reduces nothing
+            res.append((outer * math.prod(sizes[:i]) * o, window[i], math.prod(sizes[i + 1:])))
+        sizes[i] = o
+    return res
+
+
+def _stage_taps(a, A, w, B):
+    """A stage's w taps as arrays, and the slice that picks its (A, B) results from
+    whole-array operations on them.
+
+    When B == 1 (the last dim) a tap is every w-th element: NumPy runs such
+    stride-w loops about 4x slower than contiguous ones, so the taps are the
+    contiguous shifted slices instead (every position's window, twice the
+    arithmetic), and the results are every w-th element of those.
+    """
+    flat = a.reshape(-1)
+    if B == 1:
+        n = flat.size - w + 1
+        return [flat[k:k + n] for k in range(w)], slice(None, None, w)
+    v = a.reshape(A, w, B)
+    return [v[:, k] for k in range(w)], slice(None)
+
+
+def _first_max_stages(xt, window):
+    """The stage shapes and, per stage, the (A, B) index of the first maximum along its taps."""
+    stages = _stages(xt.shape, window)
+    a, idx = xt, []
+    for s, (A, w, B) in enumerate(stages):
+        taps, pick = _stage_taps(a, A, w, B)
+        # strict comparisons: ties keep the earlier tap; a bool viewed as uint8 is 0 or 1
+        sel = np.greater(taps[1], taps[0]).view(np.uint8)
+        if w > 256:
+            sel = sel.astype(np.int32)
+        if w > 2 or s + 1 < len(stages):  # (the last 2-tap stage's maximum is not needed)
+            best = np.maximum(taps[0], taps[1])
+            for k in range(2, w):
+                # taps come in increasing order: max(sel, hit * k) records the last improvement
+                hit = taps[k] > best
+                np.maximum(best, taps[k], out=best)
+                np.maximum(sel, np.multiply(hit, k, dtype=sel.dtype), out=sel)
+            a = best[pick]
+        idx.append(sel[pick].reshape(A, B))
+    return stages, idx
+
+
+def _reduce_tiles(xt, window, combine):
+    """The windowed reduction of the tiled operand, flat (one stage per pooled dim)."""
+    a = xt
+    for A, w, B in _stages(xt.shape, window):
+        taps, pick = _stage_taps(a, A, w, B)
+        r = combine(taps[0], taps[1])
+        for k in range(2, w):
+            combine(r, taps[k], out=r)
+        a = r[pick]
+    return a.reshape(-1) if a is not xt else np.array(a).reshape(-1)  # never the input itself
+
+
+def _scatter_tiles(g, stages, idx):
+    """Undo the stages: each stage's values go to the tap its index names (zeros elsewhere)."""
+    # multiplying by the 0/1 selection is much faster than np.where, but 0 * inf is nan:
+    # non-finite (or non-float) values take np.where
+    fast = g.dtype.kind in "fc" and bool(np.isfinite(g).all())
+    for (A, w, B), sel in zip(reversed(stages), reversed(idx)):
+        g = g.reshape(A, B)
+        out = np.empty((A, w, B), g.dtype)
+        for k in range(1 if fast else 0, w):
+            hit = sel if w == 2 else sel == k
+            if fast:
+                np.multiply(g, hit, out=out[:, k])
+            else:
+                out[:, k] = np.where(hit if k else sel == 0, g, np.zeros((), g.dtype))
+        if fast:  # the rest of g goes to tap 0 (g - g == 0 and g - 0 == g exactly)
+            np.subtract(g, out[:, 1:].sum(axis=1) if w > 2 else out[:, 1], out=out[:, 0])
+        g = out
+    return g.reshape(-1) if stages else np.array(g).reshape(-1)  # never the input itself
+
+
 # --- reduce_window ---------------------------------------------------------------------------
 
 
@@ -120,6 +235,8 @@ def _reduce_window_impl(x, *, computation, window, strides, padding, base_dilati
     out_shape = _out_sizes(x.shape, window, strides, padding, base_dilation, "reduce_window")
     xp = _pad(x, nd, padding, base_dilation, _identity(computation, x.dtype))
     combine = np.maximum if computation == "max" else np.add
+    if _non_overlapping(window, strides):
+        return _reduce_tiles(_tiles(xp, window, out_shape), window, combine).reshape(out_shape)
     out = None
     for t, sl in _taps(xp.shape, window, strides, out_shape):
         if out is None:
@@ -204,20 +321,32 @@ def _masked(values, mask):
 
 
 def _select_and_scatter_add_impl(ct, x, *, window, strides, padding):
-    idx, padded_shape, out_shape = _first_max_tap(x, window, strides, padding)
     nd = len(window)
     lead = x.ndim - nd
-    res = np.zeros(padded_shape, ct.dtype)
-    for t, sl in _taps(padded_shape, window, strides, out_shape):
-        # one tap's positions are distinct (stride >= 1), so += through the slice is exact
-        res[sl] += _masked(ct, idx == t)
+    if _non_overlapping(window, strides):
+        xp = _pad(x, nd, padding, (1,) * nd, _identity("max", x.dtype))
+        xt = _tiles(xp, window, ct.shape)
+        g = _scatter_tiles(ct, *_first_max_stages(xt, window)).reshape(xt.shape)
+        if xp is x and xt.shape == x.shape:  # no padding, sizes multiples of the window
+            return g
+        res = np.zeros(xp.shape, ct.dtype)
+        res[tuple(slice(0, n) for n in xt.shape)] = g
+    else:
+        idx, padded_shape, out_shape = _first_max_tap(x, window, strides, padding)
+        res = np.zeros(padded_shape, ct.dtype)
+        for t, sl in _taps(padded_shape, window, strides, out_shape):
+            # one tap's positions are distinct (stride >= 1), so += through the slice is exact
+            res[sl] += _masked(ct, idx == t)
     return res[(slice(None),) * lead + tuple(
         slice(lo, lo + x.shape[lead + i]) for i, (lo, _) in enumerate(padding))]
 
 
 def _select_and_gather_impl(t_, x, *, window, strides, padding):
+    # (no fast path: the stages and np.where measured slower than this; it only runs in
+    # second derivatives)
+    nd = len(window)
     idx, padded_shape, out_shape = _first_max_tap(x, window, strides, padding)
-    tp = _pad(t_, len(window), padding, (1,) * len(window), 0)
+    tp = _pad(t_, nd, padding, (1,) * nd, 0)
     res = np.zeros(out_shape, t_.dtype)
     for t, sl in _taps(padded_shape, window, strides, out_shape):
         res += _masked(tp[sl], idx == t)

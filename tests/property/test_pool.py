@@ -110,3 +110,32 @@ def test_select_primitives_first_maximum(data):
     # and max_pool's gradient is the scatter of the cotangent
     g = fc.grad(lambda x: (fc.max_pool(x, window, stride=strides, padding=pairs) * ct).sum())(x)
     np.testing.assert_allclose(np.asarray(g), direct_select_and_scatter_add(ct, x, **p), atol=1e-12)
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_non_overlapping_fast_path(data):
+    """stride == window (the fast path): ties, -inf, padding, sizes that are not multiples of
+    the window, 1-wide window dims; max and sum forward, the scatter and the gather."""
+    nd = data.draw(st.integers(1, 3), label="nd")
+    ins = tuple(data.draw(st.lists(st.integers(1, 4 if nd == 3 else 7), min_size=nd, max_size=nd),
+                          label="in"))
+    window = tuple(data.draw(st.integers(1, min(3, n + 1)), label="window") for n in ins)
+    pairs = tuple(data.draw(st.tuples(st.integers(0, w - 1), st.integers(0, w - 1)), label="pad")
+                  for w in window)
+    pairs = tuple((lo, hi + max(0, w - (n + lo + hi))) for (lo, hi), w, n in zip(pairs, window, ins))
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.integers(-1, 2, size=(2, 3) + ins).astype(np.float32)  # many ties
+    x[r.random(x.shape) < 0.2] = -np.inf
+    p = {"window": window, "strides": window, "padding": pairs}
+    ref = direct_pool(x, window, window, pairs, "max")
+    np.testing.assert_array_equal(np.asarray(fc.max_pool(x, window, padding=pairs)), ref)
+    np.testing.assert_allclose(np.asarray(fc.avg_pool(np.where(np.isinf(x), 0.5, x), window, padding=pairs)),
+                               direct_pool(np.where(np.isinf(x), 0.5, x), window, window, pairs, "mean"),
+                               rtol=1e-6, atol=1e-6)
+    ct = r.standard_normal(ref.shape).astype(np.float32)
+    t = r.standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(select_and_scatter_add_p(fc.asarray(ct), fc.asarray(x), **p)),
+                                  direct_select_and_scatter_add(ct, x, **p).astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(select_and_gather_p(fc.asarray(t), fc.asarray(x), **p)),
+                                  direct_select_and_gather(t, x, **p).astype(np.float32))

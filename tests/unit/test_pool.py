@@ -97,3 +97,33 @@ def test_matches_pytorch():
         ref = F.avg_pool2d(torch.tensor(x), k, s, p, count_include_pad=True).numpy()
         np.testing.assert_allclose(np.asarray(fc.avg_pool(x, k, stride=s, padding=pairs)), ref,
                                    rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 8, 8), (2, 3, 7, 9)])
+def test_non_overlapping_fast_path_matches_general_path(shape, monkeypatch):
+    """The fast path (stride == window) and the per-tap general path agree exactly, on
+    relu-like inputs (many tied zeros), with -inf entries and non-finite cotangents."""
+    from funconv.ops import pool
+
+    x = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)
+    x[0, 0, 0, :3] = -np.inf
+    p = {"window": (2, 2), "strides": (2, 2), "padding": ((0, 0), (1, 0))}
+    out_shape = shape[:2] + (shape[2] // 2, (shape[3] + 1) // 2)
+    ct = rng.standard_normal(out_shape).astype(np.float32)
+    ct_inf = ct.copy()
+    ct_inf[1, 1, 1, 1] = np.inf
+
+    def run():
+        return [pool._reduce_window_impl(x, computation=c, base_dilation=(1, 1), **p) for c in ("max", "sum")] + [
+            pool._select_and_scatter_add_impl(c, x, **p) for c in (ct, ct_inf)] + [
+            pool._select_and_gather_impl(x * 2, x, **p)]
+
+    fast = run()
+    monkeypatch.setattr(pool, "_non_overlapping", lambda window, strides: False)
+    general = run()
+    for f, g in zip(fast, general):
+        assert f.dtype == g.dtype and f.shape == g.shape
+        np.testing.assert_allclose(f, g, rtol=1e-6)  # sums may round differently
+    np.testing.assert_array_equal(fast[2], general[2])
+    np.testing.assert_array_equal(fast[3], general[3])
+    assert np.isinf(fast[3]).sum() == 1 and not np.isnan(fast[3]).any()  # no 0 * inf
