@@ -19,9 +19,13 @@ spatial dims of an N C spatial... array); leading dims are batch-like.
   transpose, so max pooling is differentiable to any order (the selection
   itself is piecewise constant in x: zero derivative).
 
-The NumPy impls loop over the window taps (a handful) with whole-array
-operations on strided slices, which keeps the common non-overlapping 2x2 case
-at four vectorised passes. Imports ops._core, primitive, types and errors.
+The NumPy impls have two paths, chosen in `_non_overlapping`. The general one
+loops over the window taps (a handful) with whole-array operations on strided
+slices. The fast one, for stride == window (max_pool's default, e.g. 2x2),
+reduces one pooled dim at a time over contiguous or long-strided views, where
+NumPy runs long inner loops (see `_stages`); select_and_gather (second
+derivatives only) measured faster on the general path and stays there.
+Imports ops._core, primitive, types and errors.
 """
 
 from __future__ import annotations
