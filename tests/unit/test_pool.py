@@ -127,3 +127,18 @@ def test_non_overlapping_fast_path_matches_general_path(shape, monkeypatch):
     np.testing.assert_array_equal(fast[2], general[2])
     np.testing.assert_array_equal(fast[3], general[3])
     assert np.isinf(fast[3]).sum() == 1 and not np.isnan(fast[3]).any()  # no 0 * inf
+
+
+def test_fast_path_wide_window_and_empty_batch():
+    # more than 256 taps: the tap index no longer fits uint8; ties (integers) everywhere
+    x = np.zeros((1, 1, 610))
+    x[0, 0, [5, 17, 299, 300, 450, 599]] = [1, 2, 2, 7, 7, 3]
+    out = fc.max_pool(x, (300,))
+    np.testing.assert_array_equal(np.asarray(out), [[[2, 7]]])
+    g = fc.grad(lambda x: (fc.max_pool(x, (300,)) * np.array([1.0, 10.0])).sum())(x)
+    expect = np.zeros_like(x)
+    expect[0, 0, [17, 300]] = [1, 10]  # first of the tied maxima; 600..609 lie outside
+    np.testing.assert_array_equal(np.asarray(g), expect)
+    empty = np.zeros((0, 3, 4, 4), np.float32)
+    assert fc.max_pool(empty, 2).shape == (0, 3, 2, 2)
+    assert fc.grad(lambda x: fc.max_pool(x, 2).sum())(empty).shape == empty.shape
