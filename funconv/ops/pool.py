@@ -132,9 +132,10 @@ def _stages(shape, window):
 
     Reducing one dim at a time, last dim first, and keeping the first maximum of each
     stage gives the first maximum of the whole window in row-major order (the
-    lexicographically smallest tap among the maxima). For 2x2 this is 2 whole-array
-    passes over (A, 2, B) views instead of 4 passes over quarter-size strided
-    slices: NumPy's per-inner-loop overhead, not arithmetic, dominates the latter.
+    lexicographically smallest tap among the maxima). For 2x2 that is one comparison
+    (and one maximum) per dim over whole arrays, instead of one per tap over strided
+    quarter-size slices, whose cost is NumPy's per-inner-loop overhead (inner loops
+    of W/2 elements), not arithmetic.
     """
     nd = len(window)
     lead = len(shape) - nd
@@ -205,17 +206,16 @@ def _scatter_tiles(g, stages, idx):
     # multiplying by the 0/1 selection is much faster than np.where, but 0 * inf is nan:
     # non-finite (or non-float) values take np.where
     fast = g.dtype.kind in "fc" and bool(np.isfinite(g).all())
+    zero = np.zeros((), g.dtype)
     for (A, w, B), sel in zip(reversed(stages), reversed(idx)):
         g = g.reshape(A, B)
         out = np.empty((A, w, B), g.dtype)
-        for k in range(1 if fast else 0, w):
-            hit = sel if w == 2 else sel == k
-            if fast:
-                np.multiply(g, hit, out=out[:, k])
-            else:
-                out[:, k] = np.where(hit if k else sel == 0, g, np.zeros((), g.dtype))
-        if fast:  # the rest of g goes to tap 0 (g - g == 0 and g - 0 == g exactly)
-            np.subtract(g, out[:, 1:].sum(axis=1) if w > 2 else out[:, 1], out=out[:, 0])
+        if fast and w == 2:  # sel is 0/1; the rest of g (exactly g or 0) goes to tap 0
+            np.multiply(g, sel, out=out[:, 1])
+            np.subtract(g, out[:, 1], out=out[:, 0])
+        else:
+            for k in range(w):
+                out[:, k] = g * (sel == k) if fast else np.where(sel == k, g, zero)
         g = out
     return g.reshape(-1) if stages else np.array(g).reshape(-1)  # never the input itself
 
