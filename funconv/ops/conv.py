@@ -25,9 +25,13 @@ and backward, as one kind of node):
   dilation and the kernel dilation becomes the stride.
 
 The NumPy impl is im2col + GEMM: the column matrix is filled chunk by chunk
-(bounded memory) with strided slice copies straight from the unpadded input,
-and BLAS does the multiplications; an input-dilated convolution is split into
-its stride phases instead of multiplying by the inserted zeros. Imports
+(bounded memory) with strided slice copies, and BLAS does the
+multiplications; an input-dilated convolution is split into its stride
+phases instead of multiplying by the inserted zeros. `_algorithm` picks the
+column layout from the shapes: batch first (rows of the input copied as
+runs), batch last for short rows (runs of row * batch elements), a scatter
+form for "full" correlations, and a weight-gradient layout for kernels
+larger than the output. Imports
 ops._core, ops.shape, primitive, types and errors.
 """
 
@@ -162,10 +166,22 @@ _SHORT_ROW = 16
 
 
 def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, feature_group_count):
-    """The NumPy impl: picks the algorithm for the shapes (all are im2col + GEMM variants).
+    """The NumPy impl: input dilation by stride phases, then the algorithm `_algorithm` picks."""
+    nd = w.ndim - 2
+    if any(d > 1 for d in lhs_dilation):
+        if all(s == 1 for s in window_strides):
+            return _conv_polyphase(x, w, padding, lhs_dilation, rhs_dilation, feature_group_count)
+        x = _dilate_and_pad(x, lhs_dilation, ((0, 0),) * nd)  # rare: strided and input-dilated
+    isp, ksp = x.shape[2:], w.shape[2:]
+    osp = tuple((isp[i] + padding[i][0] + padding[i][1] - _dilate(ksp[i], rhs_dilation[i]))
+                // window_strides[i] + 1 for i in range(nd))
+    algorithm = _algorithm(x.shape, w.shape, osp, window_strides, feature_group_count)
+    return algorithm(x, w, window_strides, padding, rhs_dilation, feature_group_count, osp)
 
-    - input-dilated (transposed) convolutions are split into stride phases
-      (`_conv_polyphase`), each an ordinary convolution;
+
+def _algorithm(x_shape, w_shape, osp, window_strides, groups):
+    """The im2col + GEMM variant for these shapes (no input dilation left), the choice in one place.
+
     - short rows, no groups: the batch-last layouts, whose copies read runs of
       row * batch elements (see `_SHORT_ROW`): `_conv_scatter_batch_last` for
       a stride-1 convolution whose output is larger than its input (the input
@@ -173,26 +189,19 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
       padded output skips the multiplications by the padding zeros),
       `_conv_wgrad_batch_last` when the kernel is larger than the output (the
       weight gradient), `_conv_batch_last` otherwise;
-    - everything else: `_conv_batch_first`.
+    - everything else: `_conv_batch_first` (its copies read rows of >= 16
+      elements; groups; empty operands).
     """
-    nd = w.ndim - 2
-    G = feature_group_count
-    if any(d > 1 for d in lhs_dilation):
-        if all(s == 1 for s in window_strides):
-            return _conv_polyphase(x, w, padding, lhs_dilation, rhs_dilation, G)
-        x = _dilate_and_pad(x, lhs_dilation, ((0, 0),) * nd)  # rare: strided and input-dilated
-    isp, ksp = x.shape[2:], w.shape[2:]
-    osp = tuple((isp[i] + padding[i][0] + padding[i][1] - _dilate(ksp[i], rhs_dilation[i]))
-                // window_strides[i] + 1 for i in range(nd))
-    if G == 1 and x.size and w.size:
+    isp, ksp = x_shape[2:], w_shape[2:]
+    if groups == 1 and math.prod(x_shape) and math.prod(w_shape):
         P, K = math.prod(osp), math.prod(ksp)
         if P >= K and osp[-1] < _SHORT_ROW:
             if all(s == 1 for s in window_strides) and math.prod(isp) < P:
-                return _conv_scatter_batch_last(x, w, padding, rhs_dilation, osp)
-            return _conv_batch_last(x, w, window_strides, padding, rhs_dilation, osp)
+                return _conv_scatter_batch_last
+            return _conv_batch_last
         if P < K and ksp[-1] < _SHORT_ROW:
-            return _conv_wgrad_batch_last(x, w, window_strides, padding, rhs_dilation, osp)
-    return _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp)
+            return _conv_wgrad_batch_last
+    return _conv_batch_first
 
 
 def _batch_last_padded(x, padding) -> np.ndarray:
@@ -214,8 +223,8 @@ def _window(start, count, step):
     return slice(start, start + (count - 1) * step + 1, step)
 
 
-def _conv_batch_last(x, w, strides, padding, rhs_dilation, osp):
-    """im2col in the batch-last layout (no groups): columns (C, window..., out..., N).
+def _conv_batch_last(x, w, strides, padding, rhs_dilation, groups, osp):
+    """im2col in the batch-last layout: columns (C, window..., out..., N); groups == 1.
 
     The input is copied once to (C, padded spatial..., N); then one strided
     slice copy per kernel tap fills the columns with runs of (output row * N)
@@ -247,8 +256,8 @@ def _conv_batch_last(x, w, strides, padding, rhs_dilation, osp):
     return np.ascontiguousarray(out.transpose((nd + 1, 0) + tuple(range(1, nd + 1))))
 
 
-def _conv_scatter_batch_last(x, w, padding, rhs_dilation, osp):
-    """A stride-1 convolution as GEMM then shifted adds ("col2im"; no groups, batch last).
+def _conv_scatter_batch_last(x, w, strides, padding, rhs_dilation, groups, osp):
+    """A convolution as GEMM then shifted adds ("col2im", batch last); strides and groups 1.
 
     Z[tap, o, input position] = sum_c w[o, c, tap] x[c, input position] is one
     GEMM per chunk of taps over the input positions; each tap then adds its
@@ -278,8 +287,9 @@ def _conv_scatter_batch_last(x, w, padding, rhs_dilation, osp):
     return np.ascontiguousarray(out.transpose((nd + 1, 0) + tuple(range(1, nd + 1))))
 
 
-def _conv_wgrad_batch_last(x, w, strides, padding, rhs_dilation, osp):
-    """A convolution whose kernel is larger than its output (the weight gradient), batch last.
+def _conv_wgrad_batch_last(x, w, strides, padding, rhs_dilation, groups, osp):
+    """A convolution whose kernel is larger than its output (the weight gradient), batch
+    last; groups == 1.
 
     The VJP passes the input with batch and channels exchanged, (C, N, S...),
     and the cotangent as the kernel, (O, N, k...): the contraction runs over

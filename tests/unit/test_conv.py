@@ -281,3 +281,38 @@ def test_small_cnn_hessian_vector_product_under_jit():
     eps = 1e-5
     fd = (np.asarray(g(w + eps * v, x)) - np.asarray(g(w - eps * v, x))) / (2 * eps)
     np.testing.assert_allclose(np.asarray(hvp(w, v, x)), fd, rtol=1e-6, atol=1e-6 * np.abs(fd).max())
+
+
+def test_impl_algorithm_choice(monkeypatch):
+    """The NumPy impl's choice on the benchmark shapes (scaled down in batch), and the
+    values of every path against float64 im2col forced for all: short rows (LeNet's
+    second layer) take the batch-last layouts, the full correlation of its input
+    gradient the scatter; long rows (conv3x3, LeNet's first layer) and groups the
+    batch-first im2col."""
+    import funconv.ops.conv as conv_mod
+
+    names = ("_conv_batch_first", "_conv_batch_last", "_conv_scatter_batch_last",
+             "_conv_wgrad_batch_last")
+    calls, short_row = [], conv_mod._SHORT_ROW
+    for name in names:
+        f = getattr(conv_mod, name)
+        monkeypatch.setattr(conv_mod, name,
+                            lambda *a, _f=f, _n=name, **k: (calls.append(_n), _f(*a, **k))[1])
+    r = np.random.default_rng(2)
+    cases = [  # (x, w, conv kwargs, algorithms of forward, input gradient, weight gradient)
+        ((4, 16, 12, 12), (32, 16, 5, 5), {},
+         ["_conv_batch_last", "_conv_scatter_batch_last", "_conv_wgrad_batch_last"]),
+        ((2, 8, 20, 20), (8, 8, 3, 3), {"padding": 1}, ["_conv_batch_first"] * 3),
+        ((2, 4, 6, 6), (4, 2, 3, 3), {"groups": 2}, ["_conv_batch_first"] * 3),
+    ]
+    for xs, ws, kw, expected in cases:
+        x, w = r.standard_normal(xs), r.standard_normal(ws)
+        loss = lambda x, w: (fc.conv(x, w, **kw) ** 2).sum()
+        calls.clear()
+        gx, gw = fc.grad(loss, argnums=(0, 1))(x, w)
+        assert sorted(calls) == sorted(expected)
+        monkeypatch.setattr(conv_mod, "_SHORT_ROW", 0)  # batch-first everywhere
+        rx, rw = fc.grad(loss, argnums=(0, 1))(x, w)
+        monkeypatch.setattr(conv_mod, "_SHORT_ROW", short_row)
+        np.testing.assert_allclose(np.asarray(gx), np.asarray(rx), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(np.asarray(gw), np.asarray(rw), rtol=1e-10, atol=1e-10)
