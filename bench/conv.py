@@ -7,7 +7,11 @@ JAX when they are importable, all in the same run, and NumPy's float32 matmul
 for the bound. Prints median milliseconds, effective GFLOP/s and the share of
 NumPy's matmul throughput. Nothing is asserted.
 
-Run: python bench/conv.py [--repeat 20] [--threads N]
+Run: python bench/conv.py [--repeat 20] [--threads N] [--calls]
+
+`--calls` instead times each convolution of the conv3x3 step and of the
+LeNet step of bench/run.py (its two conv layers) on its own: shapes,
+parameters, the NumPy impl's algorithm and median milliseconds.
 
 `--threads N` pins every library to N threads (OpenBLAS, PyTorch, XLA): a
 fairer comparison on a machine shared with other work, where BLAS threads
@@ -27,6 +31,7 @@ def _parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0, help="threads per library (0: their default)")
+    ap.add_argument("--calls", action="store_true", help="time each convolution of the steps")
     args = ap.parse_args()
     if args.threads:
         # must be set before NumPy / PyTorch / JAX load their thread pools
@@ -124,8 +129,63 @@ def jax_step(x, w):
     return lambda: jax.block_until_ready(f(xj, wj))
 
 
+def lenet_convs(x, w1, w2):
+    """The convolutions of bench/run.py's LeNet step (its loss reduced to a sum of squares)."""
+    h = fc.max_pool(fc.nn.relu(fc.conv(x, w1)), 2)
+    h = fc.max_pool(fc.nn.relu(fc.conv(h, w2)), 2)
+    return (h ** 2).sum()
+
+
+def conv_calls(repeat: int):
+    """Time every conv_general node of the conv3x3 and LeNet gradient graphs on its own.
+
+    The graph is evaluated node by node with the NumPy impls (the operands of
+    each convolution are laid out as in a real step: transposed views stay
+    views); each conv node is then re-run `repeat` times.
+    """
+    from funconv.ops import conv as conv_mod
+
+    rng = np.random.default_rng(0)
+    f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+    steps = {
+        "conv3x3": (loss, (f32(N, C, H, W), f32(O, C, K, K))),
+        "lenet": (lenet_convs, (f32(64, 1, 28, 28), f32(16, 1, 5, 5), f32(32, 16, 5, 5))),
+    }
+    for name, (fn, args) in steps.items():
+        # the gradients of a training step: w.r.t. x and w (conv3x3), the weights only (LeNet)
+        grad = fc.value_and_grad(fn, argnums=(0, 1) if name == "conv3x3" else (1, 2))
+        graph = fc.make_graph(grad)(*args)
+        values = {id(i): a for i, a in zip(graph.inputs, args)}
+        total = 0.0
+        print(f"{name}:")
+        for node in graph.nodes():
+            if id(node) in values:
+                continue
+            if not hasattr(node, "prim"):  # a literal or constant
+                values[id(node)] = np.asarray(node.value, dtype=node.dtype)
+                continue
+            vals = [values[id(a)] for a in node.args]
+            values[id(node)] = node.prim.impl(*vals, **node.params)
+            if node.prim is not conv_mod.conv_general_p:
+                continue
+            ms = median_ms(lambda: node.prim.impl(*vals, **node.params), repeat)
+            total += ms
+            p = node.params
+            osp = node.shape[2:]
+            algo = (conv_mod._conv_polyphase if any(d > 1 for d in p["lhs_dilation"]) else
+                    conv_mod._algorithm(vals[0].shape, vals[1].shape, osp, p["window_strides"],
+                                        p["feature_group_count"]))
+            print(f"  {str(vals[0].shape):18s} * {str(vals[1].shape):18s} -> {str(node.shape):18s} "
+                  f"stride {p['window_strides']} pad {p['padding']} lhs_dil {p['lhs_dilation']} "
+                  f"rhs_dil {p['rhs_dilation']}: {algo.__name__:26s} {ms:6.2f} ms")
+        print(f"  all convolutions: {total:.1f} ms")
+
+
 def main():
     args = ARGS
+    if args.calls:
+        conv_calls(args.repeat)
+        return
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     w = (rng.standard_normal((O, C, K, K)) / np.sqrt(C * K * K)).astype(np.float32)
