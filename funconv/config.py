@@ -10,6 +10,9 @@ class _Config(types.ModuleType):
     _defaults = {
         "explain_recompiles": False,  # log why jit recompiles (issue 4)
         "debug_passes": False,  # re-check types after every graph pass
+        # raise glibc's malloc mmap/trim thresholds when the NumPy backend first compiles,
+        # so jitted steps reuse freed memory (see funconv/backends/numpy/malloc.py)
+        "tune_malloc": True,
     }
 
     def update(self, name: str, value) -> None:

@@ -41,4 +41,7 @@ def compile(graph: Graph, donate=(), name: str = "jitted") -> Executable:
         donate: indices of graph inputs whose buffers the code may overwrite.
         name: used in the generated function's name and file name.
     """
+    from funconv.backends.numpy import malloc
+
+    malloc.tune()
     return Executable(graph, donate, name)
