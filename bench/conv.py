@@ -168,14 +168,14 @@ def conv_calls(repeat: int):
             values[id(node)] = node.prim.impl(*vals, **node.params)
             if node.prim is not conv_mod.conv_general_p:
                 continue
-            ms = median_ms(lambda: node.prim.impl(*vals, **node.params), repeat)
+            ms = median_ms(lambda n=node, v=vals: n.prim.impl(*v, **n.params), repeat)
             total += ms
             p = node.params
             osp = node.shape[2:]
             algo = (conv_mod._conv_polyphase if any(d > 1 for d in p["lhs_dilation"]) else
                     conv_mod._algorithm(vals[0].shape, vals[1].shape, osp, p["window_strides"],
                                         p["feature_group_count"]))
-            print(f"  {str(vals[0].shape):18s} * {str(vals[1].shape):18s} -> {str(node.shape):18s} "
+            print(f"  {vals[0].shape!s:18s} * {vals[1].shape!s:18s} -> {node.shape!s:18s} "
                   f"stride {p['window_strides']} pad {p['padding']} lhs_dil {p['lhs_dilation']} "
                   f"rhs_dil {p['rhs_dilation']}: {algo.__name__:26s} {ms:6.2f} ms")
         print(f"  all convolutions: {total:.1f} ms")

@@ -307,7 +307,7 @@ def test_impl_algorithm_choice(monkeypatch):
     ]
     for xs, ws, kw, expected in cases:
         x, w = r.standard_normal(xs), r.standard_normal(ws)
-        loss = lambda x, w: (fc.conv(x, w, **kw) ** 2).sum()
+        loss = lambda x, w, kw=kw: (fc.conv(x, w, **kw) ** 2).sum()
         calls.clear()
         gx, gw = fc.grad(loss, argnums=(0, 1))(x, w)
         assert sorted(calls) == sorted(expected)
