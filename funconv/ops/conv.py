@@ -174,6 +174,37 @@ _SHORT_ROW = 16
 _SCATTER_RATIO = 1.25
 
 
+def _flat_tap_copies(in_sizes, out_sizes, ksp, rhs_dilation, padding):
+    """The column matrix of a stride-1 convolution whose output has the input's sizes in
+    every spatial dim but the first, as one flat copy per kernel tap.
+
+    With spatial dims flattened (row-major, the same strides for input and
+    output), tap k reads input position q + d for output position q, d = sum_i
+    (k_i*dilation_i - lo_i) * stride_i: one contiguous run per channel and
+    image, instead of one per row. The run also reads, at the positions whose
+    index in a later dim i falls outside the input, a neighbouring row's sample
+    (the wrap-around); those positions are zeroed after the copy ("wraps").
+    Positions whose flat source lies outside the input are outside the copied
+    range (they keep the column buffer's zeros). Returns (tap, output flat
+    slice, input flat slice, wraps) per tap that sees any input, wraps a list
+    of (spatial dim, output index slice) to zero.
+    """
+    nd = len(in_sizes)
+    p_in, p_out = math.prod(in_sizes), math.prod(out_sizes)
+    strides = [math.prod(in_sizes[i + 1:]) for i in range(nd)]
+    copies = []
+    for tap in itertools.product(*(range(k) for k in ksp)):
+        shift = [tap[i] * rhs_dilation[i] - padding[i][0] for i in range(nd)]
+        d = sum(e * st for e, st in zip(shift, strides))
+        q0, q1 = max(0, -d), min(p_out, p_in - d)
+        if q1 <= q0:
+            continue
+        wraps = [(i, slice(0, -shift[i]) if shift[i] < 0 else slice(max(0, in_sizes[i] - shift[i]), None))
+                 for i in range(1, nd) if shift[i]]
+        copies.append((tap, slice(q0, q1), slice(q0 + d, q1 + d), wraps))
+    return copies
+
+
 def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, feature_group_count):
     """The NumPy impl: input dilation by stride phases, then the algorithm `_algorithm` picks."""
     nd = w.ndim - 2
@@ -359,9 +390,16 @@ def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
     if P >= K:
         # columns (G, Cg, window..., chunk, out...) -> one GEMM per chunk:
         # (G, Og, Cg*K) @ (G, Cg*K, chunk*P); many small images make one big GEMM
-        copies = _tap_copies(isp, ksp, osp, rhs_dilation, window_strides, padding)
         wm = np.ascontiguousarray(w).reshape(G, Og, Cg * K)
-        xs = xg.transpose((1, 2, 0) + tuple(range(3, 3 + nd)))  # (G, Cg, N, spatial...): a view
+        # stride 1 and the output as wide as the input (a "SAME" convolution): one flat copy
+        # per tap and channel instead of one per row (see _flat_tap_copies)
+        flat = all(s == 1 for s in window_strides) and osp[1:] == isp[1:]
+        if flat:
+            copies = _flat_tap_copies(isp, osp, ksp, rhs_dilation, padding)
+            xs = xg.reshape(N, G, Cg, -1).transpose(1, 2, 0, 3)  # (G, Cg, N, flat spatial)
+        else:
+            copies = _tap_copies(isp, ksp, osp, rhs_dilation, window_strides, padding)
+            xs = xg.transpose((1, 2, 0) + tuple(range(3, 3 + nd)))  # (G, Cg, N, spatial...): a view
         nb = max(1, min(N, _COLS_CHUNK_BYTES // max(1, G * Cg * K * P * item)))
         cols = np.zeros((G, Cg) + ksp + (nb,) + osp, dtype)
         out = np.empty((N, G, Og, P), dtype)
@@ -369,8 +407,15 @@ def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
             m = min(nb, N - n0)
             if m < nb:  # the last, partial chunk: a fresh buffer, contiguous for the reshape
                 cols = np.zeros((G, Cg) + ksp + (m,) + osp, dtype)
-            for tap, dst, src in copies:
-                cols[every * 2 + tap + every + dst] = xs[every * 2 + (slice(n0, n0 + m),) + src]
+            if flat:
+                flat_cols = cols.reshape((G, Cg) + ksp + (m, P))
+                for tap, dst, src, wraps in copies:
+                    flat_cols[every * 2 + tap + every + (dst,)] = xs[:, :, n0:n0 + m, src]
+                    for i, wrapped in wraps:
+                        cols[every * 2 + tap + every * (1 + i) + (wrapped,)] = 0
+            else:
+                for tap, dst, src in copies:
+                    cols[every * 2 + tap + every + dst] = xs[every * 2 + (slice(n0, n0 + m),) + src]
             if m == 1:  # (G, Og, P) is already out[n0]'s layout
                 np.matmul(wm, cols.reshape(G, Cg * K, P), out=out[n0])
             else:

@@ -203,3 +203,43 @@ def test_every_impl_algorithm_matches_direct_definition(data):
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = saved
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_flat_column_copies_of_same_width_convolutions(data):
+    """The batch-first im2col's flat copies (stride 1, output as wide as the input in
+    every spatial dim but the first): wrap-around zeroing, negative and lopsided pads,
+    dilation, groups, chunks of one image or all."""
+    import funconv.ops.conv as conv_mod
+
+    nd = data.draw(st.integers(2, 3), label="nd")
+    groups = data.draw(st.integers(1, 2), label="groups")
+    ins = _sides(data, nd, 1, 4 if nd == 3 else 7, "in")
+    ks = _sides(data, nd, 1, 3, "k")
+    dil = _sides(data, nd, 1, 2, "dil")
+    pads = []
+    for i in range(nd):
+        span = (ks[i] - 1) * dil[i]
+        lo = data.draw(st.integers(-1, span + 1), label=f"lo{i}")
+        if i == 0:  # the first dim: any padding that leaves an output
+            hi = data.draw(st.integers(max(-1, span + 1 - ins[0] - lo), span + 1), label="hi0")
+        else:  # the others: output as wide as the input
+            hi = span - lo
+            if ins[i] + lo + hi < span + 1 or min(lo, hi) < -ins[i] + 1:
+                lo, hi = span // 2, span - span // 2
+        pads.append((lo, hi))
+    params = {"window_strides": (1,) * nd, "padding": tuple(pads), "lhs_dilation": (1,) * nd,
+              "rhs_dilation": dil}
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.standard_normal((data.draw(st.integers(1, 3), label="n"), groups * 2) + ins)
+    w = r.standard_normal((groups * 2, 2) + ks)
+    ref = direct_conv(x, w, (1,) * nd, tuple(pads), (1,) * nd, dil, groups)
+    saved = conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES, conv_mod._SCATTER_RATIO
+    conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO = 0, float("inf")  # batch-first im2col
+    conv_mod._COLS_CHUNK_BYTES = data.draw(st.sampled_from([1, 1 << 40]), label="chunk_bytes")
+    try:
+        got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+    finally:
+        conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES, conv_mod._SCATTER_RATIO = saved
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
