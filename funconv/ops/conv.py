@@ -187,7 +187,8 @@ def _flat_tap_copies(in_sizes, out_sizes, ksp, rhs_dilation, padding):
     Positions whose flat source lies outside the input are outside the copied
     range (they keep the column buffer's zeros). Returns (tap, output flat
     slice, input flat slice, wraps) per tap that sees any input, wraps a list
-    of (spatial dim, output index slice) to zero.
+    of (spatial dim, output index slice) to zero. (The weight-gradient layout
+    calls it with the roles of output and kernel positions exchanged.)
     """
     nd = len(in_sizes)
     p_in, p_out = math.prod(in_sizes), math.prod(out_sizes)
@@ -424,8 +425,15 @@ def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
         return out.reshape((N, O) + osp)
     # columns (G, N, out..., chunk, window...) -> GEMM (G, Og, chunk*K) @ (G, chunk*K, N*P),
     # accumulated over the chunks of input channels
-    copies = _tap_copies(isp, osp, ksp, window_strides, rhs_dilation, padding)
-    xt = xg.transpose((1, 0, 2) + tuple(range(3, 3 + nd)))  # (G, N, Cg, spatial...): a view
+    # the flat copies of the other layout, roles exchanged: output positions are the
+    # "taps", kernel positions the "outputs" (no kernel dilation: the forward stride)
+    flat = all(d == 1 for d in rhs_dilation) and ksp[1:] == isp[1:]
+    if flat:
+        copies = _flat_tap_copies(isp, ksp, osp, window_strides, padding)
+        xt = xg.reshape(N, G, Cg, -1).transpose(1, 0, 2, 3)  # (G, N, Cg, flat spatial)
+    else:
+        copies = _tap_copies(isp, osp, ksp, window_strides, rhs_dilation, padding)
+        xt = xg.transpose((1, 0, 2) + tuple(range(3, 3 + nd)))  # (G, N, Cg, spatial...): a view
     cb = max(1, min(Cg, _COLS_CHUNK_BYTES // max(1, G * N * P * K * item)))
     cols = np.zeros((G, N) + osp + (cb,) + ksp, dtype)
     acc = None
@@ -433,8 +441,15 @@ def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
         m = min(cb, Cg - c0)
         if m < cb:  # the last, partial chunk: a fresh buffer, contiguous for the reshape
             cols = np.zeros((G, N) + osp + (m,) + ksp, dtype)
-        for pos, dst, src in copies:
-            cols[every * 2 + pos + every + dst] = xt[every * 2 + (slice(c0, c0 + m),) + src]
+        if flat:
+            flat_cols = cols.reshape((G, N) + osp + (m, K))
+            for pos, dst, src, wraps in copies:
+                flat_cols[every * 2 + pos + every + (dst,)] = xt[:, :, c0:c0 + m, src]
+                for i, wrapped in wraps:
+                    cols[every * 2 + pos + every * (1 + i) + (wrapped,)] = 0
+        else:
+            for pos, dst, src in copies:
+                cols[every * 2 + pos + every + dst] = xt[every * 2 + (slice(c0, c0 + m),) + src]
         # the kernel's chunk as a (G, Og, m*K) view when its layout allows (no copy of a
         # transposed cotangent, which is what the weight gradient passes here)
         wc = w[:, c0:c0 + m].reshape(G, Og, m * K)

@@ -243,3 +243,35 @@ def test_flat_column_copies_of_same_width_convolutions(data):
     finally:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES, conv_mod._SCATTER_RATIO = saved
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_flat_column_copies_of_weight_gradient_layout(data):
+    """The same flat copies in the weight-gradient layout (kernel larger than the output,
+    kernel as wide as the input in every spatial dim but the first): strides, pads."""
+    import funconv.ops.conv as conv_mod
+
+    nd = data.draw(st.integers(2, 3), label="nd")
+    groups = data.draw(st.integers(1, 2), label="groups")
+    ins = _sides(data, nd, 2, 4 if nd == 3 else 8, "in")
+    k0 = data.draw(st.integers(1, ins[0]), label="k0")
+    ks = (k0,) + ins[1:]
+    strides = _sides(data, nd, 1, 2, "strides")
+    pads = tuple(data.draw(st.lists(st.tuples(st.integers(-1, 2), st.integers(-1, 2)),
+                                    min_size=nd, max_size=nd), label="pads"))
+    pads = tuple((lo, max(hi, -lo)) for lo, hi in pads)  # padded size >= kernel size
+    params = {"window_strides": strides, "padding": pads, "lhs_dilation": (1,) * nd,
+              "rhs_dilation": (1,) * nd}
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.standard_normal((data.draw(st.integers(1, 3), label="n"), groups * 2) + ins)
+    w = r.standard_normal((groups * 2, 2) + ks)
+    ref = direct_conv(x, w, strides, pads, (1,) * nd, (1,) * nd, groups)
+    saved = conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES
+    conv_mod._SHORT_ROW = 0  # the batch-first layouts
+    conv_mod._COLS_CHUNK_BYTES = data.draw(st.sampled_from([1, 1 << 40]), label="chunk_bytes")
+    try:
+        got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+    finally:
+        conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = saved
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
