@@ -165,7 +165,7 @@ def _tap_copies(in_sizes, small, big, small_mult, big_mult, pads):
 # runs of one output row (or one cotangent row, in the weight-gradient layout).
 # Measured on the LeNet shapes (2-core EPYC): rows of 8 or 12 spend most of the
 # time in that overhead, and the batch-last layouts (runs of row * batch) run
-# them 1.7x to 4x faster; with rows of 24 and 32 (LeNet's first layer, conv3x3),
+# them 1.6x to 1.8x faster; with rows of 24 and 32 (LeNet's first layer, conv3x3),
 # the extra transposes of the batch-last layouts cost more than they save.
 _SHORT_ROW = 16
 
