@@ -196,8 +196,8 @@ def test_every_impl_algorithm_matches_direct_definition(data):
     ref = direct_conv(x, w, params["window_strides"], params["padding"], params["lhs_dilation"],
                       params["rhs_dilation"], groups)
     saved = conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES
-    conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = short_row, chunk
     try:
+        conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = short_row, chunk
         got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
     finally:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = saved
@@ -235,10 +235,12 @@ def test_flat_column_copies_of_same_width_convolutions(data):
     x = r.standard_normal((data.draw(st.integers(1, 3), label="n"), groups * 2) + ins)
     w = r.standard_normal((groups * 2, 2) + ks)
     ref = direct_conv(x, w, (1,) * nd, tuple(pads), (1,) * nd, dil, groups)
+    # draw before patching: a draw may end the example (hypothesis raises), skipping `finally`
+    chunk = data.draw(st.sampled_from([1, 1 << 40]), label="chunk_bytes")
     saved = conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES, conv_mod._SCATTER_RATIO
-    conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO = 0, float("inf")  # batch-first im2col
-    conv_mod._COLS_CHUNK_BYTES = data.draw(st.sampled_from([1, 1 << 40]), label="chunk_bytes")
     try:
+        conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO = 0, float("inf")  # batch-first im2col
+        conv_mod._COLS_CHUNK_BYTES = chunk
         got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
     finally:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES, conv_mod._SCATTER_RATIO = saved
@@ -267,10 +269,11 @@ def test_flat_column_copies_of_weight_gradient_layout(data):
     x = r.standard_normal((data.draw(st.integers(1, 3), label="n"), groups * 2) + ins)
     w = r.standard_normal((groups * 2, 2) + ks)
     ref = direct_conv(x, w, strides, pads, (1,) * nd, (1,) * nd, groups)
+    # draw before patching: a draw may end the example (hypothesis raises), skipping `finally`
+    chunk = data.draw(st.sampled_from([1, 1 << 40]), label="chunk_bytes")
     saved = conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES
-    conv_mod._SHORT_ROW = 0  # the batch-first layouts
-    conv_mod._COLS_CHUNK_BYTES = data.draw(st.sampled_from([1, 1 << 40]), label="chunk_bytes")
     try:
+        conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = 0, chunk  # the batch-first layouts
         got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
     finally:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = saved
