@@ -31,29 +31,17 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmarks
 
 import funconv as fc  # noqa: E402  (after the sys.path line)
+from conv import median_ms  # noqa: E402
 
 PEERS = ("pytorch", "jax", "scipy")
-
-
-def median_ms(f, repeat: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        f()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ts)
 
 
 def _try(make):

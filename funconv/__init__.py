@@ -4,6 +4,8 @@ Write a model as a pure function over immutable arrays; `grad`, `vjp`, `jvp`
 and `jit` trace it into a graph, differentiate it symbolically and compile it.
 """
 
+# ruff: noqa: F401  (this module re-exports; __all__ below is computed)
+
 from funconv import config, errors, tree  # noqa: F401
 from funconv.array import Array
 from funconv.ops import *  # noqa: F401,F403

@@ -226,5 +226,21 @@ def is_scalar(x) -> bool:
     return isinstance(x, numbers.Number) and not isinstance(x, Array)
 
 
+def per_dim(value, nd: int, name: str, opname: str, minimum: int = 1) -> tuple[int, ...]:
+    """An int or a sequence of `nd` ints (each >= minimum) as a tuple."""
+    vals = (value,) * nd if isinstance(value, (int, np.integer)) else value
+    try:
+        vals = tuple(vals)
+    except TypeError:
+        vals = None
+    if (vals is None or len(vals) != nd
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)):
+        raise ArgumentError(f"{opname}: {name} must be an int or {nd} ints (one per spatial "
+                            f"dim), got {value!r}")
+    if any(v < minimum for v in vals):
+        raise ArgumentError(f"{opname}: {name} must be >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in vals)
+
+
 __all__ = ["asarray", "array", "operand", "promote", "broadcast_to", "broadcast_shapes",
            "normalize_axis", "normalize_axes", "to_dtype", "astype", "bool_"]

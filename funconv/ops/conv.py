@@ -49,7 +49,7 @@ import numpy as np
 
 from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError, ShapeError
-from funconv.ops._core import asarray, operand, to_dtype
+from funconv.ops._core import asarray, operand, per_dim, to_dtype
 from funconv.primitive import Primitive
 from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact, result_type
 
@@ -586,22 +586,6 @@ def _operands(opname, x, w):
     return to_dtype(x, dt), to_dtype(w, dt)
 
 
-def _per_dim(value, nd: int, name: str, opname: str, minimum: int = 1) -> tuple[int, ...]:
-    """An int or a sequence of `nd` ints (each >= minimum) as a tuple."""
-    vals = (value,) * nd if isinstance(value, (int, np.integer)) else value
-    try:
-        vals = tuple(vals)
-    except TypeError:
-        vals = None
-    if (vals is None or len(vals) != nd
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)):
-        raise ArgumentError(f"{opname}: {name} must be an int or {nd} ints (one per spatial "
-                            f"dim), got {value!r}")
-    if any(v < minimum for v in vals):
-        raise ArgumentError(f"{opname}: {name} must be >= {minimum}, got {value!r}")
-    return tuple(int(v) for v in vals)
-
-
 def _explicit_padding(padding, nd: int, opname: str, where: str):
     """int, per-dim ints or per-dim (lo, hi) pairs -> tuple of (lo, hi) pairs."""
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
@@ -692,8 +676,8 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, algorithm="auto") -
     x, w = _operands("conv", x, w)
     _check_kernel("conv", x, w, groups)
     nd = w.ndim - 2
-    strides = _per_dim(stride, nd, "stride", "conv")
-    dil = _per_dim(dilation, nd, "dilation", "conv")
+    strides = per_dim(stride, nd, "stride", "conv")
+    dil = per_dim(dilation, nd, "dilation", "conv")
     where = (f"conv({x.aval.short()}, {w.aval.short()}, stride={stride}, padding={padding!r}, "
              f"dilation={dilation}, groups={groups})")
     O, Cg = w.shape[:2]
@@ -743,9 +727,9 @@ def conv_transpose(y, w, *, stride=1, padding=0, output_padding=0, dilation=1, g
     y, w = _operands("conv_transpose", y, w)
     _check_kernel("conv_transpose", y, w, groups, "y")
     nd = w.ndim - 2
-    strides = _per_dim(stride, nd, "stride", "conv_transpose")
-    dil = _per_dim(dilation, nd, "dilation", "conv_transpose")
-    opad = _per_dim(output_padding, nd, "output_padding", "conv_transpose", minimum=0)
+    strides = per_dim(stride, nd, "stride", "conv_transpose")
+    dil = per_dim(dilation, nd, "dilation", "conv_transpose")
+    opad = per_dim(output_padding, nd, "output_padding", "conv_transpose", minimum=0)
     where = (f"conv_transpose({y.aval.short()}, {w.aval.short()}, stride={stride}, "
              f"padding={padding!r}, output_padding={output_padding}, dilation={dilation}, "
              f"groups={groups})")

@@ -37,7 +37,7 @@ import numpy as np
 
 from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError, ShapeError
-from funconv.ops._core import asarray, operand, to_dtype
+from funconv.ops._core import asarray, operand, per_dim, to_dtype
 from funconv.primitive import Primitive
 from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact
 
@@ -368,20 +368,6 @@ select_and_gather_p = Primitive(
 # --- wrappers ------------------------------------------------------------------------------
 
 
-def _per_dim(value, nd, name, opname, minimum=1):
-    vals = (value,) * nd if isinstance(value, (int, np.integer)) else value
-    try:
-        vals = tuple(vals)
-    except TypeError:
-        vals = None
-    if (vals is None or len(vals) != nd
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)):
-        raise ArgumentError(f"{opname}: {name} must be an int or {nd} ints, got {value!r}")
-    if any(v < minimum for v in vals):
-        raise ArgumentError(f"{opname}: {name} must be >= {minimum}, got {value!r}")
-    return tuple(int(v) for v in vals)
-
-
 def _pool_args(opname, x, window, stride, padding):
     from funconv.ops.conv import _padding
 
@@ -401,8 +387,8 @@ def _pool_args(opname, x, window, stride, padding):
                                 f"got {window!r}") from None
     if nd < 1 or nd > x.ndim:
         raise ShapeError(f"{opname}: a window {window!r} does not fit {x.aval.short()}")
-    window = _per_dim(window, nd, "window", opname)
-    strides = window if stride is None else _per_dim(stride, nd, "stride", opname)
+    window = per_dim(window, nd, "window", opname)
+    strides = window if stride is None else per_dim(stride, nd, "stride", opname)
     where = f"{opname}({x.aval.short()}, window={window}, stride={stride}, padding={padding!r})"
     pads = _padding(padding, x.shape[x.ndim - nd:], window, strides, opname, where)
     if any(lo < 0 or hi < 0 for lo, hi in pads):
