@@ -365,6 +365,27 @@ def _conv_wgrad_batch_last(x, w, strides, padding, rhs_dilation, groups, osp):
     return np.ascontiguousarray(out.transpose(1, 2, 0)).reshape((B, O) + osp)
 
 
+def _fill_columns(cols, xs, chunk: slice, copies, flat: bool) -> None:
+    """Copy the chunk `xs[:, :, chunk]` into the column buffer `cols`, one copy per entry of
+    `copies` (from `_tap_copies`, or `_flat_tap_copies` when `flat`).
+
+    Both layouts of `_conv_batch_first` share this: cols is (G, B) + A + (chunk,) + C and
+    the copies index A, then C (flattened, with the wrapped-around entries zeroed, when
+    `flat`).
+    """
+    every = (slice(None),)
+    nd = (cols.ndim - 3) // 2  # A and C have one entry per spatial dim
+    if flat:
+        flat_cols = cols.reshape(cols.shape[:cols.ndim - nd] + (-1,))
+        for a, dst, src, wraps in copies:
+            flat_cols[every * 2 + a + every + (dst,)] = xs[:, :, chunk, src]
+            for i, wrapped in wraps:
+                cols[every * 2 + a + every * (1 + i) + (wrapped,)] = 0
+    else:
+        for a, dst, src in copies:
+            cols[every * 2 + a + every + dst] = xs[every * 2 + (chunk,) + src]
+
+
 def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
     """im2col + GEMM in the batch-first layout: the column matrix is copied chunk by chunk
     from the input, BLAS multiplies.
@@ -392,7 +413,6 @@ def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
         return np.zeros((N, O) + osp, dtype)
     xg = x.reshape((N, G, Cg) + isp)
     item = np.dtype(dtype).itemsize
-    every = (slice(None),)
     if P >= K:
         # columns (G, Cg, window..., chunk, out...) -> one GEMM per chunk:
         # (G, Og, Cg*K) @ (G, Cg*K, chunk*P); many small images make one big GEMM
@@ -413,15 +433,7 @@ def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
             m = min(nb, N - n0)
             if m < nb:  # the last, partial chunk: a fresh buffer, contiguous for the reshape
                 cols = np.zeros((G, Cg) + ksp + (m,) + osp, dtype)
-            if flat:
-                flat_cols = cols.reshape((G, Cg) + ksp + (m, P))
-                for tap, dst, src, wraps in copies:
-                    flat_cols[every * 2 + tap + every + (dst,)] = xs[:, :, n0:n0 + m, src]
-                    for i, wrapped in wraps:
-                        cols[every * 2 + tap + every * (1 + i) + (wrapped,)] = 0
-            else:
-                for tap, dst, src in copies:
-                    cols[every * 2 + tap + every + dst] = xs[every * 2 + (slice(n0, n0 + m),) + src]
+            _fill_columns(cols, xs, slice(n0, n0 + m), copies, flat)
             if m == 1:  # (G, Og, P) is already out[n0]'s layout
                 np.matmul(wm, cols.reshape(G, Cg * K, P), out=out[n0])
             else:
@@ -446,15 +458,7 @@ def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
         m = min(cb, Cg - c0)
         if m < cb:  # the last, partial chunk: a fresh buffer, contiguous for the reshape
             cols = np.zeros((G, N) + osp + (m,) + ksp, dtype)
-        if flat:
-            flat_cols = cols.reshape((G, N) + osp + (m, K))
-            for pos, dst, src, wraps in copies:
-                flat_cols[every * 2 + pos + every + (dst,)] = xt[:, :, c0:c0 + m, src]
-                for i, wrapped in wraps:
-                    cols[every * 2 + pos + every * (1 + i) + (wrapped,)] = 0
-        else:
-            for pos, dst, src in copies:
-                cols[every * 2 + pos + every + dst] = xt[every * 2 + (slice(c0, c0 + m),) + src]
+        _fill_columns(cols, xt, slice(c0, c0 + m), copies, flat)
         # the kernel's chunk as a (G, Og, m*K) view when its layout allows (no copy of a
         # transposed cotangent, which is what the weight gradient passes here)
         wc = w[:, c0:c0 + m].reshape(G, Og, m * K)
