@@ -316,3 +316,19 @@ def test_impl_algorithm_choice(monkeypatch):
         monkeypatch.setattr(conv_mod, "_SHORT_ROW", short_row)
         np.testing.assert_allclose(np.asarray(gx), np.asarray(rx), rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(np.asarray(gw), np.asarray(rw), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+def test_column_buffers_sit_half_a_page_from_their_source(dtype):
+    # the column buffers avoid 4K aliasing with the input they copy (see conv_mod._scratch)
+    from funconv.ops import conv as conv_mod
+
+    for offset in (0, 4, 64, 2048, 4092):
+        raw = np.zeros(9000, np.uint8)
+        start = (offset - raw.ctypes.data) % 4096
+        src = raw[start:start + 4096].view(np.float32)
+        buf = conv_mod._scratch((3, 5, 7), dtype, src)
+        assert buf.shape == (3, 5, 7) and buf.dtype == dtype and buf.flags.c_contiguous
+        assert buf.ctypes.data % 64 == 0
+        assert (buf.ctypes.data - (src.ctypes.data & ~63)) % 4096 == 2048
+        assert not buf.any()
