@@ -76,6 +76,26 @@ def _scratch(shape, dtype, src: np.ndarray, zero: bool = True) -> np.ndarray:
     off = (want - raw.ctypes.data) % _PAGE
     return raw[off:off + nbytes].view(dtype).reshape(shape)
 
+
+# NOTE: the column matrix is the GEMM's B operand. OpenBLAS packs it reading a
+# few rows at a time; when the rows are a multiple of 4096 bytes apart (a 32x32
+# image: 1024 floats) those reads collide in the cache sets and alias the pack
+# buffer, and one GEMM of the conv3x3 forward took 7.4 to 11.7 ms depending on
+# where malloc put the matrix. Rows padded to 512+ bytes off a page multiple:
+# 7.2-7.6 ms wherever it lands (2-core box).
+_ROW_SLACK = 512
+
+
+def _column_matrix(lead, n: int, fill_shape, dtype, src: np.ndarray):
+    """A zeroed matrix (lead..., n) for a GEMM operand, its rows padded off page multiples
+    and placed away from `src` (see `_scratch`); returns it and the same memory viewed
+    as `fill_shape` (the layout the column copies write)."""
+    dtype = np.dtype(dtype)
+    r = n * dtype.itemsize % _PAGE
+    pad = 0 if _ROW_SLACK <= r <= _PAGE - _ROW_SLACK else (_ROW_SLACK - r) % _PAGE
+    mat = _scratch(tuple(lead) + (n + pad // dtype.itemsize,), dtype, src)[..., :n]
+    return mat, np.reshape(mat, fill_shape, copy=False)
+
 # --- the primitive: shape rule ----------------------------------------------------------
 
 
@@ -394,7 +414,7 @@ def _fill_columns(cols, xs, chunk: slice, copies, flat: bool) -> None:
     every = (slice(None),)
     nd = (cols.ndim - 3) // 2  # A and C have one entry per spatial dim
     if flat:
-        flat_cols = cols.reshape(cols.shape[:cols.ndim - nd] + (-1,))
+        flat_cols = np.reshape(cols, cols.shape[:cols.ndim - nd] + (-1,), copy=False)
         for a, dst, src, wraps in copies:
             flat_cols[every * 2 + a + every + (dst,)] = xs[:, :, chunk, src]
             for i, wrapped in wraps:
@@ -445,17 +465,17 @@ def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
             copies = _tap_copies(isp, ksp, osp, rhs_dilation, window_strides, padding)
             xs = xg.transpose((1, 2, 0) + tuple(range(3, 3 + nd)))  # (G, Cg, N, spatial...): a view
         nb = max(1, min(N, _COLS_CHUNK_BYTES // max(1, G * Cg * K * P * item)))
-        cols = _scratch((G, Cg) + ksp + (nb,) + osp, dtype, x)
         out = np.empty((N, G, Og, P), dtype)
         for n0 in range(0, N, nb):
             m = min(nb, N - n0)
-            if m < nb:  # the last, partial chunk: a fresh buffer, contiguous for the reshape
-                cols = _scratch((G, Cg) + ksp + (m,) + osp, dtype, x)
+            if n0 == 0 or m < nb:  # the last chunk may be partial: a buffer of its own size
+                mat, cols = _column_matrix((G, Cg * K), m * P, (G, Cg) + ksp + (m,) + osp,
+                                           dtype, x)
             _fill_columns(cols, xs, slice(n0, n0 + m), copies, flat)
             if m == 1:  # (G, Og, P) is already out[n0]'s layout
-                np.matmul(wm, cols.reshape(G, Cg * K, P), out=out[n0])
+                np.matmul(wm, mat, out=out[n0])
             else:
-                res = np.matmul(wm, cols.reshape(G, Cg * K, m * P))
+                res = np.matmul(wm, mat)
                 out[n0:n0 + m] = res.reshape(G, Og, m, P).transpose(2, 0, 1, 3)
         return out.reshape((N, O) + osp)
     # columns (G, N, out..., chunk, window...) -> GEMM (G, Og, chunk*K) @ (G, chunk*K, N*P),
@@ -470,17 +490,16 @@ def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
         copies = _tap_copies(isp, osp, ksp, window_strides, rhs_dilation, padding)
         xt = xg.transpose((1, 0, 2) + tuple(range(3, 3 + nd)))  # (G, N, Cg, spatial...): a view
     cb = max(1, min(Cg, _COLS_CHUNK_BYTES // max(1, G * N * P * K * item)))
-    cols = _scratch((G, N) + osp + (cb,) + ksp, dtype, x)
     acc = None
     for c0 in range(0, Cg, cb):
         m = min(cb, Cg - c0)
-        if m < cb:  # the last, partial chunk: a fresh buffer, contiguous for the reshape
-            cols = _scratch((G, N) + osp + (m,) + ksp, dtype, x)
+        if c0 == 0 or m < cb:  # the last chunk may be partial: a buffer of its own size
+            mat, cols = _column_matrix((G, N * P), m * K, (G, N) + osp + (m,) + ksp, dtype, x)
         _fill_columns(cols, xt, slice(c0, c0 + m), copies, flat)
         # the kernel's chunk as a (G, Og, m*K) view when its layout allows (no copy of a
         # transposed cotangent, which is what the weight gradient passes here)
         wc = w[:, c0:c0 + m].reshape(G, Og, m * K)
-        prod = np.matmul(wc, cols.reshape(G, N * P, m * K).transpose(0, 2, 1))
+        prod = np.matmul(wc, mat.transpose(0, 2, 1))
         if acc is None:
             acc = prod
         else:
