@@ -690,7 +690,44 @@ def _check_kernel(opname, x: Array, w: Array, groups, x_channels_name="input"):
         raise ArgumentError(f"{opname}: groups must be a positive int, got {groups!r}")
 
 
-def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, algorithm="auto") -> Array:
+# PyTorch's padding_mode -> fc.pad's mode
+_PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
+                  "circular": "wrap"}
+
+
+def _layout_perms(dimension_numbers, nd: int):
+    """JAX's `dimension_numbers=(lhs, rhs, out)` specs, e.g. ("NHWC", "HWIO", "NHWC"), ->
+    the permutations taking x and w to (N, C, spatial...) and (O, I, spatial...), and the
+    one taking the (N, O, spatial...) result to `out`'s layout.
+
+    As in `jax.lax.conv_general_dilated`, spatial dims are matched by letter and come
+    in the kernel spec's order, which is also the order of stride, padding and dilation.
+    """
+    where = f"conv(dimension_numbers={dimension_numbers!r})"
+    try:
+        lhs, rhs, out = dimension_numbers
+        ok = all(isinstance(spec, str) for spec in (lhs, rhs, out))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ArgumentError(f"{where}: expected three layout strings (lhs, rhs, out) as in JAX, "
+                            "e.g. ('NHWC', 'HWIO', 'NHWC')")
+    spatial = "".join(c for c in rhs if c not in "OI")
+    for spec, fixed in ((lhs, "NC"), (rhs, "OI"), (out, "NC")):
+        if (len(spec) != nd + 2 or len(set(spec)) != len(spec) or not set(fixed) <= set(spec)
+                or sorted(c for c in spec if c not in fixed) != sorted(spatial)):
+            raise ArgumentError(
+                f"{where}: the spec {spec!r} must have {nd + 2} distinct letters: {fixed[0]!r}, "
+                f"{fixed[1]!r} and the kernel spec's spatial letters {spatial!r} (the kernel "
+                f"has {nd} spatial dims)")
+    lhs_perm = tuple(lhs.index(c) for c in "NC" + spatial)
+    rhs_perm = tuple(rhs.index(c) for c in "OI" + spatial)
+    out_perm = tuple(("NC" + spatial).index(c) for c in out)  # (N, C, spatial...) -> out
+    return lhs_perm, rhs_perm, out_perm
+
+
+def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+         dimension_numbers=None, algorithm="auto") -> Array:
     """N-d convolution (cross-correlation, as in PyTorch's conv2d and JAX's conv).
 
     Args:
@@ -703,12 +740,37 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, algorithm="auto") -
         dilation: kernel dilation, int or per dim.
         groups: feature groups: C and O must be divisible by it (depthwise:
             groups == C).
+        padding_mode: what the padding holds, as PyTorch's `Conv2d(padding_mode=)`:
+            "zeros", "reflect", "replicate" or "circular".
+        dimension_numbers: other layouts, as JAX's `conv_general_dilated`: three
+            strings (input, kernel, output), e.g. `("NHWC", "HWIO", "NHWC")`. Per-dim
+            arguments follow the kernel spec's spatial order. None means
+            ("NC...", "OI...", "NC...").
         algorithm: "auto", "direct" or "im2col" (all im2col + GEMM for now).
 
     Returns:
-        (N, O, out...), with out = (in + lo + hi - dilation*(k-1) - 1) // stride + 1.
+        (N, O, out...), with out = (in + lo + hi - dilation*(k - 1) - 1) // stride + 1.
         Add a bias yourself: `conv(x, w) + b[:, None, None]`.
     """
+    if dimension_numbers is not None:
+        from funconv.ops.shape import transpose
+
+        x, w = _operands("conv", x, w)
+        if x.ndim != w.ndim:
+            _check_kernel("conv", x, w, groups)
+        x_perm, w_perm, out_perm = _layout_perms(dimension_numbers, w.ndim - 2)
+        try:
+            y = conv(transpose(x, x_perm), transpose(w, w_perm), stride=stride, padding=padding,
+                     dilation=dilation, groups=groups, padding_mode=padding_mode,
+                     algorithm=algorithm)
+        except ShapeError as e:
+            raise ShapeError(f"conv({x.aval.short()}, {w.aval.short()}, dimension_numbers="
+                             f"{dimension_numbers!r}), in the (N, C, spatial...) and (O, I, "
+                             f"spatial...) layout: {e}") from None
+        return transpose(y, out_perm)
+    if padding_mode not in _PADDING_MODES:
+        raise ArgumentError(f"conv: unknown padding_mode {padding_mode!r}; use one of "
+                            f"{tuple(_PADDING_MODES)}")
     if algorithm not in _ALGORITHMS:
         if algorithm in ("fft", "tiled_fft", "helix", "separable"):
             raise NotImplementedError(f"conv: algorithm={algorithm!r} comes with the convolution "
@@ -730,6 +792,14 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, algorithm="auto") -
                          "layout: out_channels, in_channels/groups, window...)")
     windows = [_dilate(k, d) for k, d in zip(w.shape[2:], dil)]
     pads = _padding(padding, x.shape[2:], windows, strides, "conv", where)
+    if padding_mode != "zeros" and any(p != (0, 0) for p in pads):
+        from funconv.ops.shape import pad
+
+        if any(lo < 0 or hi < 0 for lo, hi in pads):
+            raise ArgumentError(f"{where}: padding_mode={padding_mode!r} needs non-negative "
+                                f"padding, got {pads}")
+        x = pad(x, ((0, 0), (0, 0)) + pads, mode=_PADDING_MODES[padding_mode])
+        pads = ((0, 0),) * nd
     for i in range(nd):
         padded = x.shape[2 + i] + pads[i][0] + pads[i][1]
         if padded < windows[i]:

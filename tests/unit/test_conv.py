@@ -332,3 +332,90 @@ def test_column_buffers_sit_half_a_page_from_their_source(dtype):
         assert buf.ctypes.data % 64 == 0
         assert (buf.ctypes.data - (src.ctypes.data & ~63)) % 4096 == 2048
         assert not buf.any()
+
+
+# --- layouts (JAX's dimension_numbers) and PyTorch's padding_mode -------------------------
+
+_LAYOUTS = [("NHWC", "HWIO", "NHWC"), ("NHWC", "HWIO", "NCHW"), ("NWHC", "HWIO", "NHWC"),
+            ("CNHW", "IOHW", "HNWC"), ("NHWC", "WHIO", "NHWC")]
+
+
+def _to_layout(a, canonical, spec):
+    return np.transpose(a, [canonical.index(c) for c in spec])
+
+
+@pytest.mark.parametrize("dn", _LAYOUTS)
+def test_dimension_numbers_match_transposed_nchw(dn):
+    x = rng.standard_normal((2, 3, 7, 9))  # NCHW
+    w = rng.standard_normal((5, 3, 3, 2))  # OIHW
+    spatial = "".join(c for c in dn[1] if c not in "OI")  # stride etc. follow the kernel spec
+    kw = {"stride": (2, 1), "padding": ((1, 0), (2, 2)), "dilation": (1, 2)}
+    ref_kw = {k: v if spatial == "HW" else v[::-1] for k, v in kw.items()}
+    ref = np.asarray(fc.conv(x, w, **ref_kw))  # NOHW
+    got = fc.conv(_to_layout(x, "NCHW", dn[0]), _to_layout(w, "OIHW", dn[1]),
+                  dimension_numbers=dn, **kw)
+    np.testing.assert_allclose(np.asarray(got), _to_layout(ref, "NCHW", dn[2]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dn", _LAYOUTS)
+def test_dimension_numbers_match_jax(dn):
+    jax = pytest.importorskip("jax")
+    x = rng.standard_normal((2, 7, 9, 3)).astype(np.float32)  # NHWC
+    w = rng.standard_normal((3, 2, 3, 5)).astype(np.float32)  # HWIO
+    lx, lw = _to_layout(x, "NHWC", dn[0]), _to_layout(w, "HWIO", dn[1])
+    ref = jax.lax.conv_general_dilated(lx, lw, (2, 1), ((1, 0), (2, 2)), rhs_dilation=(1, 2),
+                                       dimension_numbers=dn)
+    got = fc.conv(lx, lw, stride=(2, 1), padding=((1, 0), (2, 2)), dilation=(1, 2),
+                  dimension_numbers=dn)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode, np_mode", [("zeros", "constant"), ("reflect", "reflect"),
+                                           ("replicate", "edge"), ("circular", "wrap")])
+def test_padding_mode_is_np_pad_then_valid(mode, np_mode):
+    x = rng.standard_normal((2, 3, 6, 7))
+    w = rng.standard_normal((4, 3, 3, 2))
+    got = fc.conv(x, w, padding=((1, 2), (0, 1)), stride=(1, 2), padding_mode=mode)
+    ref = fc.conv(np.pad(x, ((0, 0), (0, 0), (1, 2), (0, 1)), mode=np_mode), w, stride=(1, 2))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-12)
+    # "SAME" pads the same way
+    got = fc.conv(x, w, padding="same", padding_mode=mode)
+    ref = fc.conv(np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 1)), mode=np_mode), w)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padding_mode_matches_pytorch(mode):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 6, 7))
+    w = rng.standard_normal((4, 3, 3, 3))
+    layer = torch.nn.Conv2d(3, 4, 3, padding=(1, 2), padding_mode=mode, bias=False).double()
+    layer.weight.data = torch.tensor(w)
+    ref = layer(torch.tensor(x)).detach().numpy()
+    got = fc.conv(x, w, padding=(1, 2), padding_mode=mode)
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_layout_and_padding_mode_gradients():
+    x = rng.standard_normal((2, 5, 6, 3))  # NHWC
+    w = rng.standard_normal((3, 3, 3, 2))  # HWIO
+    f = lambda x, w: fc.conv(x, w, padding=1, padding_mode="reflect",
+                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    fc.testing.check_grads(f, (x, w), order=2)
+
+
+def test_layout_and_padding_mode_errors():
+    x, w = np.ones((1, 5, 5, 2)), np.ones((3, 3, 2, 4))
+    with pytest.raises(ArgumentError, match="three layout strings"):
+        fc.conv(x, w, dimension_numbers="NHWC")
+    with pytest.raises(ArgumentError, match="'NHWC'.*'HWIO'|must have 4 distinct letters"):
+        fc.conv(x, w, dimension_numbers=("NHWC", "HWOO", "NHWC"))
+    with pytest.raises(ArgumentError, match="spatial letters 'HW'"):
+        fc.conv(x, w, dimension_numbers=("NHXC", "HWIO", "NHWC"))
+    with pytest.raises(ArgumentError, match="unknown padding_mode 'mirror'"):
+        fc.conv(np.ones((1, 2, 5, 5)), np.ones((4, 2, 3, 3)), padding=1, padding_mode="mirror")
+    with pytest.raises(ArgumentError, match="non-negative"):
+        fc.conv(np.ones((1, 2, 5, 5)), np.ones((4, 2, 3, 3)), padding=((1, -1), (0, 0)),
+                padding_mode="reflect")
+    with pytest.raises(ShapeError, match="channels"):  # the NCHW checks still run, in NCHW terms
+        fc.conv(x, np.ones((3, 3, 3, 4)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
