@@ -11,7 +11,7 @@ from funconv.array import Array
 from funconv.ops import *  # noqa: F401,F403
 from funconv.ops import abs, all, any, max, min, sum  # noqa: A004,F401
 from funconv.ops.conv import conv, conv_transpose
-from funconv.ops.pool import avg_pool, max_pool
+from funconv.ops.pool import adaptive_avg_pool, adaptive_max_pool, avg_pool, max_pool
 from funconv.autodiff import (custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient,
                               value_and_grad, vjp)
 from funconv.io import load, save
@@ -28,7 +28,7 @@ from funconv import ops as _ops  # noqa: E402
 
 __all__ = sorted(set(_ops.__all__) | {
     "Array", "ArrayType", "abs", "all", "any", "max", "min", "sum",
-    "conv", "conv_transpose", "avg_pool", "max_pool",
+    "conv", "conv_transpose", "adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "max_pool",
     "custom_vjp", "grad", "hessian", "jacfwd", "jacrev", "jvp", "stop_gradient", "value_and_grad", "vjp",
     "jit", "make_graph", "load", "save",
     "config", "errors", "tree", "nn", "optim", "random", "testing",

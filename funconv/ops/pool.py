@@ -366,9 +366,57 @@ select_and_gather_p = Primitive(
     lambda ct, out, a, x, **p: (select_and_scatter_add_p(ct, x, **p), None))
 
 # --- wrappers ------------------------------------------------------------------------------
+# The wrappers speak PyTorch's and flax's options (ceil_mode, count_include_pad, adaptive
+# pooling) and lower them onto the three primitives above plus ordinary differentiable ops:
+# ceil mode is extra high padding (the identity of the reduction, so the overhang is
+# ignored) and averaging divisors are constant arrays computed with NumPy at trace time.
 
 
-def _pool_args(opname, x, window, stride, padding):
+def _flag(value, name: str, opname: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentError(f"{opname}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _out_size(n: int, k: int, s: int, lo: int, hi: int, ceil_mode: bool) -> int:
+    """Number of windows along one dim of size n padded by (lo, hi).
+
+    Floor mode (the default, and reduce_window's rule): (n + lo + hi - k) // s + 1.
+    Ceil mode, PyTorch's `pooling_output_shape`: ceil((n + lo + hi - k) / s) + 1, minus
+    one when the last window would start past the input and the low padding
+    ((out - 1) * s >= n + lo), so every window starts on the input or its low padding.
+    """
+    span = n + lo + hi - k
+    if not ceil_mode:
+        return span // s + 1
+    out = -(-span // s) + 1  # ceil, also for a negative span (a window wider than the input)
+    if (out - 1) * s >= n + lo:
+        out -= 1
+    return out
+
+
+class _Geometry:
+    """A pooling call's resolved arguments: the window, the strides, the user's (lo, hi)
+    pads, the output's spatial sizes and the pads given to the primitive (the user's hi
+    pad plus the ceil-mode overhang)."""
+
+    def __init__(self, x, window, strides, pads, out, prim_pads):
+        self.x, self.window, self.strides, self.pads = x, window, strides, pads
+        self.out, self.prim_pads = out, prim_pads
+
+    def reduce(self, x, computation: str) -> Array:
+        """reduce_window over the geometry, cropped to `out` windows per dim."""
+        nd = len(self.window)
+        y = reduce_window_p(x, computation=computation, window=self.window, strides=self.strides,
+                            padding=self.prim_pads, base_dilation=(1,) * nd)
+        if tuple(y.shape[y.ndim - nd:]) != self.out:
+            # only in ceil mode with a high pad of at least a window: the primitive's floor
+            # rule then counts one window that starts in the high padding, which PyTorch drops
+            y = y[(Ellipsis,) + tuple(slice(0, o) for o in self.out)]
+        return y
+
+
+def _pool_args(opname, x, window, stride, padding, ceil_mode=False) -> _Geometry:
     from funconv.ops.conv import _padding
 
     x = operand(x, opname)
@@ -389,20 +437,30 @@ def _pool_args(opname, x, window, stride, padding):
         raise ShapeError(f"{opname}: a window {window!r} does not fit {x.aval.short()}")
     window = per_dim(window, nd, "window", opname)
     strides = window if stride is None else per_dim(stride, nd, "stride", opname)
-    where = f"{opname}({x.aval.short()}, window={window}, stride={stride}, padding={padding!r})"
-    pads = _padding(padding, x.shape[x.ndim - nd:], window, strides, opname, where)
+    ceil_mode = _flag(ceil_mode, "ceil_mode", opname)
+    where = f"{opname}({x.aval.short()}, window={window}, stride={stride}, padding={padding!r}"
+    where += ", ceil_mode=True)" if ceil_mode else ")"
+    sizes = x.shape[x.ndim - nd:]
+    pads = _padding(padding, sizes, window, strides, opname, where)
     if any(lo < 0 or hi < 0 for lo, hi in pads):
         raise ShapeError(f"{where}: padding must be non-negative")
+    out, prim_pads = [], []
     for i in range(nd):
-        padded = x.shape[x.ndim - nd + i] + pads[i][0] + pads[i][1]
-        if padded < window[i]:
-            raise ShapeError(f"{where}: along pooled dim {i} the window ({window[i]}) is larger "
-                             f"than the padded input ({padded}); pad more or use a smaller window")
-    return x, window, strides, pads
+        (lo, hi), k, s = pads[i], window[i], strides[i]
+        o = _out_size(sizes[i], k, s, lo, hi, ceil_mode)
+        if o < 1:
+            padded = sizes[i] + lo + hi
+            raise ShapeError(f"{where}: along pooled dim {i} the window ({k}) is larger than "
+                             f"the padded input ({padded}); pad more or use a smaller window")
+        out.append(o)
+        # ceil mode: pad the high side so the last window fits; the overhang holds the
+        # reduction's identity (-inf / 0), so max ignores it and avg's divisor leaves it out
+        prim_pads.append((lo, hi + max(0, (o - 1) * s + k - (sizes[i] + lo + hi))))
+    return _Geometry(x, window, strides, pads, tuple(out), tuple(prim_pads))
 
 
-def max_pool(x, window, stride=None, padding=0) -> Array:
-    """Max pooling over the trailing spatial dims.
+def max_pool(x, window, stride=None, padding=0, *, ceil_mode=False) -> Array:
+    """Max pooling over the trailing spatial dims (PyTorch's max_pool1d/2d/3d, flax's max_pool).
 
     Args:
         x: (N, C, spatial...) (or any array, with a tuple `window` over its trailing dims).
@@ -410,34 +468,219 @@ def max_pool(x, window, stride=None, padding=0) -> Array:
         stride: int or per dim; defaults to the window (non-overlapping).
         padding: "SAME", "VALID", an int, per-dim ints or per-dim (lo, hi)
             pairs; padded positions count as -inf.
+        ceil_mode: PyTorch's: out = ceil((in + lo + hi - window) / stride) + 1 windows
+            instead of floor(...), minus one if the last would start past the input and
+            its low padding. The extra window hangs off the high end; the overhang is
+            ignored. It also allows a window wider than the padded input (one window),
+            as PyTorch does. With "SAME" it changes nothing (SAME's ceil(in / stride)
+            windows already cover the input); "VALID" means padding 0.
 
     Returns:
         The pooled array. Its gradient goes to the first maximum of each
         window (row-major order within the window).
     """
-    x, window, strides, pads = _pool_args("max_pool", x, window, stride, padding)
-    if x.dtype.kind == "c":
-        raise DTypeError(f"max_pool: complex values have no maximum, got {x.aval.short()}")
-    return reduce_window_p(x, computation="max", window=window, strides=strides, padding=pads,
-                           base_dilation=(1,) * len(window))
+    g = _pool_args("max_pool", x, window, stride, padding, ceil_mode)
+    if g.x.dtype.kind == "c":
+        raise DTypeError(f"max_pool: complex values have no maximum, got {g.x.aval.short()}")
+    return g.reduce(g.x, "max")
 
 
-def avg_pool(x, window, stride=None, padding=0) -> Array:
-    """Average pooling over the trailing spatial dims (arguments as `max_pool`).
+def _window_counts(n, k, s, lo, hi, out, include_pad: bool) -> np.ndarray:
+    """Per window along one dim, PyTorch's avg_pool divisor: the window clipped to the
+    padded input [-lo, n + hi) (so the ceil-mode overhang never counts), or with
+    include_pad=False to the input itself [0, n)."""
+    start = np.arange(out) * s - lo
+    end = np.minimum(start + k, n + hi)
+    if not include_pad:
+        start, end = np.maximum(start, 0), np.minimum(end, n)
+    return np.maximum(end - start, 0)
 
-    Padded positions count as zeros and the divisor is always the window size
-    (PyTorch's `count_include_pad=True`, flax's default), so windows that
-    overlap the padding are pulled towards zero. Integer inputs average in float32.
+
+def _divide_by_counts(total: Array, counts) -> Array:
+    """total (..., out...) divided by the outer product of the per-dim window counts.
+
+    The counts are static, so the divisor is a constant array; where they all equal one
+    number, a scalar. A window with no element to count (only possible wholly inside the
+    padding, where the sum is 0) is divided by 1, giving 0 as PyTorch does.
     """
-    x, window, strides, pads = _pool_args("avg_pool", x, window, stride, padding)
+    div = np.ones((), np.int64)
+    for c in counts:
+        div = np.multiply.outer(div, c)
+    if div.size and (div == div.flat[0]).all():
+        return total / int(div.flat[0])
+    real = np.finfo(total.dtype).dtype  # the real dtype (a complex average divides by reals)
+    return total / asarray(np.maximum(div, 1).astype(real))
+
+
+def avg_pool(x, window, stride=None, padding=0, *, ceil_mode=False,
+             count_include_pad=True) -> Array:
+    """Average pooling over the trailing spatial dims (PyTorch's avg_pool1d/2d/3d, flax's
+    avg_pool).
+
+    Args:
+        x, window, stride, padding: as `max_pool`; padded positions count as zeros.
+        ceil_mode: as `max_pool`. The ceil-mode overhang is never counted in a divisor.
+        count_include_pad: True (PyTorch's and flax's default): divide by the window size,
+            clipped to the padded input, so windows overlapping the padding are pulled
+            towards zero. False: divide by the number of input (non-padding) elements in
+            each window.
+
+    Returns:
+        The pooled array; integer inputs average in float32.
+    """
+    g = _pool_args("avg_pool", x, window, stride, padding, ceil_mode)
+    include = _flag(count_include_pad, "count_include_pad", "avg_pool")
+    x = g.x if is_inexact(g.x.dtype) else to_dtype(g.x, DEFAULT_FLOAT)
+    nd = len(g.window)
+    sizes = x.shape[x.ndim - nd:]
+    counts = [_window_counts(sizes[i], g.window[i], g.strides[i], *g.pads[i], g.out[i], include)
+              for i in range(nd)]
+    return _divide_by_counts(g.reduce(x, "sum"), counts)
+
+
+# --- adaptive pooling --------------------------------------------------------------------------
+# PyTorch's adaptive pooling: output window i along a dim of size n pooled to o covers
+# [floor(i * n / o), ceil((i + 1) * n / o)). When o divides n these are the windows of a
+# plain pool (window = stride = n / o). Otherwise they vary in size (and overlap when
+# o > n), so each such dim is pooled on its own: both reductions are separable (the
+# max / mean of a box is the max / mean along one dim of the max / mean along the others).
+
+
+def _adaptive_args(opname, x, output_size):
+    x = operand(x, opname)
+    x = x if isinstance(x, Array) else asarray(x)
+    where = f"{opname}({x.aval.short()}, output_size={output_size!r})"
+    if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, (bool, np.bool_)):
+        nd = x.ndim - 2
+        if nd < 1:
+            raise ShapeError(f"{where}: an int output_size pools the spatial dims of an (N, C, "
+                             "spatial...) array; pass a tuple (one size per trailing dim) to "
+                             "pool the trailing dims of any array")
+        sizes = (output_size,) * nd
+    elif isinstance(output_size, (tuple, list)):
+        sizes = tuple(output_size)
+        nd = len(sizes)
+        if not 1 <= nd <= x.ndim:
+            raise ShapeError(f"{where}: output_size needs one entry per pooled trailing dim "
+                             f"(1 to {x.ndim} entries for this array), got {nd}")
+    else:
+        raise ArgumentError(f"{where}: output_size must be an int or a tuple of ints (None "
+                            f"keeps a dim), got {type(output_size).__name__}")
+    ins = x.shape[x.ndim - nd:]
+    out = []
+    for n, o in zip(ins, sizes):
+        if o is None:
+            o = n
+        elif isinstance(o, (bool, np.bool_)) or not isinstance(o, (int, np.integer)):
+            raise ArgumentError(f"{where}: output sizes must be ints or None, got {o!r}")
+        elif o < 1:
+            raise ArgumentError(f"{where}: output sizes must be >= 1, got {o}; use 1 for "
+                                "global pooling")
+        if n == 0:
+            raise ShapeError(f"{where}: cannot pool an empty spatial dim into {o} windows")
+        out.append(int(o))
+    return x, nd, tuple(ins), tuple(out)
+
+
+def _adaptive_bounds(n: int, o: int):
+    """Start and end (exclusive) of every adaptive window along one dim, as NumPy arrays."""
+    i = np.arange(o)
+    return (i * n) // o, -(-((i + 1) * n) // o)
+
+
+def _one_dim_window(nd: int, d: int, k: int) -> tuple[int, ...]:
+    return tuple(k if j == d else 1 for j in range(nd))
+
+
+def adaptive_avg_pool(x, output_size) -> Array:
+    """Adaptive average pooling (PyTorch's adaptive_avg_pool1d/2d/3d) over the trailing dims.
+
+    Args:
+        x: (N, C, spatial...) (or any array, with a tuple `output_size` over its trailing dims).
+        output_size: an int (every spatial dim of an N C spatial... array) or a tuple,
+            one entry per trailing dim; a None entry keeps that dim's size. Sizes larger
+            than the input are allowed (windows then overlap). 1 is global average pooling.
+
+    Returns:
+        (..., output_size...): output i along a dim of size n pooled to o is the mean over
+        [floor(i * n / o), ceil((i + 1) * n / o)). Integer inputs average in float32.
+    """
+    from funconv.ops.linalg import tensordot
+    from funconv.ops.shape import moveaxis
+
+    x, nd, ins, out = _adaptive_args("adaptive_avg_pool", x, output_size)
     if not is_inexact(x.dtype):
         x = to_dtype(x, DEFAULT_FLOAT)
-    s = reduce_window_p(x, computation="sum", window=window, strides=strides, padding=pads,
-                        base_dilation=(1,) * len(window))
-    return s / math.prod(window)
+    if all(n % o == 0 for n, o in zip(ins, out)):
+        if ins == out:
+            return x
+        return avg_pool(x, tuple(n // o for n, o in zip(ins, out)))
+    lead = x.ndim - nd
+    counts = []
+    for d, (n, o) in enumerate(zip(ins, out)):
+        if n == o:
+            counts.append(np.ones(o, np.int64))
+            continue
+        if n % o == 0:  # a plain windowed sum along this dim
+            x = reduce_window_p(x, computation="sum", window=_one_dim_window(nd, d, n // o),
+                                strides=_one_dim_window(nd, d, n // o),
+                                padding=((0, 0),) * nd, base_dilation=(1,) * nd)
+            counts.append(np.full(o, n // o))
+            continue
+        # the window sums as a contraction with a constant 0/1 (o, n) matrix: exact and linear
+        start, end = _adaptive_bounds(n, o)
+        cols = np.arange(n)
+        member = (cols >= start[:, None]) & (cols < end[:, None])
+        m = asarray(member.astype(np.finfo(x.dtype).dtype))
+        x = moveaxis(tensordot(x, m, axes=([lead + d], [1])), -1, lead + d)
+        counts.append(end - start)
+    # then divide by the box sizes, as PyTorch does (sum / count, not a sum of x / count)
+    return _divide_by_counts(x, counts)
+
+
+def adaptive_max_pool(x, output_size) -> Array:
+    """Adaptive max pooling (PyTorch's adaptive_max_pool1d/2d/3d) over the trailing dims.
+
+    Args:
+        x, output_size: as `adaptive_avg_pool`.
+
+    Returns:
+        (..., output_size...): output i along a dim of size n pooled to o is the maximum
+        over [floor(i * n / o), ceil((i + 1) * n / o)). The gradient goes to the first
+        maximum of each window (row-major order), as `max_pool` and PyTorch on CPU.
+    """
+    from funconv.ops.indexing import take
+    from funconv.ops.reduce import max as reduce_max
+
+    x, nd, ins, out = _adaptive_args("adaptive_max_pool", x, output_size)
+    if x.dtype.kind == "c":
+        raise DTypeError(f"adaptive_max_pool: complex values have no maximum, got {x.aval.short()}")
+    if all(n % o == 0 for n, o in zip(ins, out)):
+        if ins == out:
+            return x
+        return max_pool(x, tuple(n // o for n, o in zip(ins, out)))
+    lead = x.ndim - nd
+    # one dim at a time, the LAST first: keeping the first maximum at each stage then gives
+    # the first maximum of the whole box in row-major order (see _stages)
+    for d in reversed(range(nd)):
+        n, o = ins[d], out[d]
+        if n == o:
+            continue
+        if n % o == 0:
+            x = max_pool(x, _one_dim_window(nd, d, n // o))
+            continue
+        # gather every window into a row of a (o, widest) table, short windows padded by
+        # repeating their last element (a later duplicate never is the FIRST maximum), then
+        # reduce the rows; the gather's derivative adds the cotangent back
+        start, end = _adaptive_bounds(n, o)
+        idx = np.minimum(start[:, None] + np.arange((end - start).max()), end[:, None] - 1)
+        x = reduce_max(take(x, idx, axis=lead + d), axis=lead + d + 1)
+    return x
 
 
 __all__ = [
+    "adaptive_avg_pool",
+    "adaptive_max_pool",
     "avg_pool",
     "max_pool",
     "reduce_window_p",
