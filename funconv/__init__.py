@@ -10,7 +10,7 @@ from funconv import config, errors, tree  # noqa: F401
 from funconv.array import Array
 from funconv.ops import *  # noqa: F401,F403
 from funconv.ops import abs, all, any, max, min, sum  # noqa: A004,F401
-from funconv.ops.conv import conv, conv_transpose
+from funconv.ops.conv import conv, conv_general_dilated, conv_transpose
 from funconv.ops.pool import adaptive_avg_pool, adaptive_max_pool, avg_pool, max_pool
 from funconv.autodiff import (custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient,
                               value_and_grad, vjp)
@@ -28,7 +28,8 @@ from funconv import ops as _ops  # noqa: E402
 
 __all__ = sorted(set(_ops.__all__) | {
     "Array", "ArrayType", "abs", "all", "any", "max", "min", "sum",
-    "conv", "conv_transpose", "adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "max_pool",
+    "conv", "conv_general_dilated", "conv_transpose",
+    "adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "max_pool",
     "custom_vjp", "grad", "hessian", "jacfwd", "jacrev", "jvp", "stop_gradient", "value_and_grad", "vjp",
     "jit", "make_graph", "load", "save",
     "config", "errors", "tree", "nn", "optim", "random", "testing",

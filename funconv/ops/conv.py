@@ -726,6 +726,24 @@ def _layout_perms(dimension_numbers, nd: int):
     return lhs_perm, rhs_perm, out_perm
 
 
+def _in_layout(opname, dimension_numbers, x, w, groups, call) -> Array:
+    """`call(x, w)` (operands (N, C, spatial...) and (O, I, spatial...), result (N, O,
+    spatial...)) applied to operands and result in JAX's `dimension_numbers` layout."""
+    from funconv.ops.shape import transpose
+
+    x, w = _operands(opname, x, w)
+    if x.ndim != w.ndim:
+        _check_kernel(opname, x, w, groups)
+    x_perm, w_perm, out_perm = _layout_perms(dimension_numbers, w.ndim - 2)
+    try:
+        y = call(transpose(x, x_perm), transpose(w, w_perm))
+    except ShapeError as e:
+        raise ShapeError(f"{opname}({x.aval.short()}, {w.aval.short()}, dimension_numbers="
+                         f"{dimension_numbers!r}), in the (N, C, spatial...) and (O, I, "
+                         f"spatial...) layout: {e}") from None
+    return transpose(y, out_perm)
+
+
 def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
          dimension_numbers=None, algorithm="auto") -> Array:
     """N-d convolution (cross-correlation, as in PyTorch's conv2d and JAX's conv).
@@ -753,21 +771,9 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros
         Add a bias yourself: `conv(x, w) + b[:, None, None]`.
     """
     if dimension_numbers is not None:
-        from funconv.ops.shape import transpose
-
-        x, w = _operands("conv", x, w)
-        if x.ndim != w.ndim:
-            _check_kernel("conv", x, w, groups)
-        x_perm, w_perm, out_perm = _layout_perms(dimension_numbers, w.ndim - 2)
-        try:
-            y = conv(transpose(x, x_perm), transpose(w, w_perm), stride=stride, padding=padding,
-                     dilation=dilation, groups=groups, padding_mode=padding_mode,
-                     algorithm=algorithm)
-        except ShapeError as e:
-            raise ShapeError(f"conv({x.aval.short()}, {w.aval.short()}, dimension_numbers="
-                             f"{dimension_numbers!r}), in the (N, C, spatial...) and (O, I, "
-                             f"spatial...) layout: {e}") from None
-        return transpose(y, out_perm)
+        return _in_layout("conv", dimension_numbers, x, w, groups, lambda x, w: conv(
+            x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
+            padding_mode=padding_mode, algorithm=algorithm))
     if padding_mode not in _PADDING_MODES:
         raise ArgumentError(f"conv: unknown padding_mode {padding_mode!r}; use one of "
                             f"{tuple(_PADDING_MODES)}")
@@ -876,4 +882,69 @@ def conv_transpose(y, w, *, stride=1, padding=0, output_padding=0, dilation=1, g
                           feature_group_count=int(groups))
 
 
-__all__ = ["conv", "conv_general_p", "conv_transpose"]
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                         batch_group_count=1, precision=None,
+                         preferred_element_type=None) -> Array:
+    """`jax.lax.conv_general_dilated`: the general convolution, with JAX's signature.
+
+    Args:
+        lhs: input, (N, C, spatial...) unless `dimension_numbers` says otherwise.
+        rhs: kernel, (O, C/feature_group_count, window...) likewise.
+        window_strides: int or one per spatial dim.
+        padding: "SAME", "SAME_LOWER" (the odd extra pad low), "VALID", or one
+            `(lo, hi)` pair per spatial dim (the only form allowed with lhs_dilation,
+            as in JAX).
+        lhs_dilation: input dilation (zeros between samples: a transposed
+            convolution without the kernel flip, as flax's ConvTranspose); None is 1.
+        rhs_dilation: kernel dilation ("atrous"); None is 1.
+        dimension_numbers: None or three layout strings, e.g. ("NHWC", "HWIO", "NHWC").
+        feature_group_count: feature groups (depthwise: the input channels).
+        batch_group_count: only 1 (JAX's grouped weight-gradient form is not supported).
+        precision: accepted for compatibility; funconv on the CPU always computes at
+            the operands' precision.
+        preferred_element_type: if given, the dtype the operands are converted to
+            (and so the result's dtype).
+
+    Returns:
+        The result in the output layout of `dimension_numbers`.
+    """
+    opname = "conv_general_dilated"
+    if batch_group_count != 1:
+        raise NotImplementedError(f"{opname}: batch_group_count={batch_group_count} (JAX's "
+                                  "grouped weight-gradient form) is not supported; use "
+                                  "feature_group_count, or fc.grad of a grouped conv")
+    x, w = _operands(opname, lhs, rhs)
+    if preferred_element_type is not None:
+        dt = np.dtype(preferred_element_type)
+        if not is_inexact(dt):
+            raise DTypeError(f"{opname}: preferred_element_type must be a float or complex "
+                             f"dtype, got {dt}")
+        x, w = to_dtype(x, dt), to_dtype(w, dt)
+    if dimension_numbers is not None:
+        return _in_layout(opname, dimension_numbers, x, w, feature_group_count,
+                          lambda x, w: conv_general_dilated(
+                              x, w, window_strides, padding, lhs_dilation, rhs_dilation,
+                              feature_group_count=feature_group_count))
+    _check_kernel(opname, x, w, feature_group_count)
+    nd = w.ndim - 2
+    strides = per_dim(window_strides, nd, "window_strides", opname)
+    lhs_dil = per_dim(1 if lhs_dilation is None else lhs_dilation, nd, "lhs_dilation", opname)
+    rhs_dil = per_dim(1 if rhs_dilation is None else rhs_dilation, nd, "rhs_dilation", opname)
+    where = (f"{opname}({x.aval.short()}, {w.aval.short()}, window_strides={window_strides}, "
+             f"padding={padding!r}, lhs_dilation={lhs_dilation}, rhs_dilation={rhs_dilation}, "
+             f"feature_group_count={feature_group_count})")
+    windows = [_dilate(k, d) for k, d in zip(w.shape[2:], rhs_dil)]
+    if isinstance(padding, str) and any(d > 1 for d in lhs_dil):
+        raise ArgumentError(f"{where}: string padding with lhs_dilation is ambiguous (JAX "
+                            "refuses it too); pass one (lo, hi) pair per spatial dim, or use "
+                            "fc.conv_transpose")
+    if isinstance(padding, str) and padding.upper() == "SAME_LOWER":
+        pads = tuple((hi, lo) for lo, hi in _same_padding(x.shape[2:], windows, strides))
+    else:
+        pads = _padding(padding, x.shape[2:], windows, strides, opname, where)
+    return conv_general_p(x, w, window_strides=strides, padding=pads, lhs_dilation=lhs_dil,
+                          rhs_dilation=rhs_dil, feature_group_count=int(feature_group_count))
+
+
+__all__ = ["conv", "conv_general_dilated", "conv_general_p", "conv_transpose"]

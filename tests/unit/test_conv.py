@@ -419,3 +419,63 @@ def test_layout_and_padding_mode_errors():
                 padding_mode="reflect")
     with pytest.raises(ShapeError, match="channels"):  # the NCHW checks still run, in NCHW terms
         fc.conv(x, np.ones((3, 3, 3, 4)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+# --- conv_general_dilated: JAX's signature ----------------------------------------------
+
+_CGD_CASES = [  # x shape, w shape, window_strides, padding, lhs_dilation, rhs_dilation, dn, groups
+    ((2, 3, 7, 8), (4, 3, 3, 2), (1, 1), ((2, 1), (0, 3)), (2, 1), None, None, 1),
+    ((2, 3, 7, 8), (4, 3, 3, 2), (2, 3), "SAME_LOWER", None, (2, 1), None, 1),
+    ((2, 3, 7, 8), (4, 3, 3, 2), (2, 3), "SAME", None, (2, 1), None, 1),
+    ((2, 6, 7, 8), (3, 2, 3, 3), (2, 1), ((0, 0), (0, 0)), (1, 3), (1, 2), None, 3),
+    ((2, 7, 8, 3), (3, 3, 3, 4), (1, 2), ((1, 2), (0, -1)), (2, 2), None,
+     ("NHWC", "HWIO", "NHWC"), 1),
+    ((2, 5, 3), (3, 3, 4), (2,), ((2, 2),), (3,), None, ("NWC", "WIO", "NCW"), 1),
+]
+
+
+@pytest.mark.parametrize("case", _CGD_CASES)
+def test_conv_general_dilated_matches_jax(case):
+    jax = pytest.importorskip("jax")
+    xs, ws, strides, padding, lhs_d, rhs_d, dn, groups = case
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    ref = jax.lax.conv_general_dilated(x, w, strides, padding, lhs_d, rhs_d, dn, groups)
+    got = fc.conv_general_dilated(x, w, strides, padding, lhs_d, rhs_d, dn, groups)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-4, atol=1e-4)
+
+
+def test_conv_general_dilated_is_the_primitive():
+    x, w = rng.standard_normal((2, 4, 6, 5)), rng.standard_normal((6, 2, 3, 2))
+    # lhs_dilation without the kernel flip: the general primitive itself
+    got = fc.conv_general_dilated(x, w, (1, 2), ((2, 1), (1, 1)), (2, 1), (1, 2),
+                                  feature_group_count=2)
+    ref = conv_general_p(fc.asarray(x), fc.asarray(w), window_strides=(1, 2),
+                         padding=((2, 1), (1, 1)), lhs_dilation=(2, 1), rhs_dilation=(1, 2),
+                         feature_group_count=2)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
+    # without input dilation it is fc.conv; SAME_LOWER puts the odd pad low
+    np.testing.assert_allclose(np.asarray(fc.conv_general_dilated(x, w, 2, "SAME", rhs_dilation=2,
+                                                                  feature_group_count=2)),
+                               np.asarray(fc.conv(x, w, stride=2, padding="SAME", dilation=2,
+                                                  groups=2)), rtol=1e-12)
+    low = fc.conv_general_dilated(x, w, 1, "SAME_LOWER", feature_group_count=2)
+    np.testing.assert_allclose(np.asarray(low), np.asarray(fc.conv(
+        x, w, padding=((1, 1), (1, 0)), groups=2)), rtol=1e-12)
+    assert fc.conv_general_dilated(x.astype(np.float32), w.astype(np.float32), 1, "VALID",
+                                   feature_group_count=2,
+                                   preferred_element_type=np.float64).dtype == np.float64
+
+
+def test_conv_general_dilated_grads_and_errors():
+    x, w = rng.standard_normal((2, 5, 4, 3)), rng.standard_normal((3, 2, 3, 4))
+    f = lambda x, w: fc.conv_general_dilated(x, w, (2, 1), ((1, 1), (2, 0)), (2, 1), None,
+                                             ("NHWC", "HWIO", "NHWC"))
+    fc.testing.check_grads(f, (x, w), order=2)
+    with pytest.raises(ArgumentError, match="string padding with lhs_dilation"):
+        fc.conv_general_dilated(x, w, 1, "SAME", (2, 1), None, ("NHWC", "HWIO", "NHWC"))
+    with pytest.raises(NotImplementedError, match="batch_group_count"):
+        fc.conv_general_dilated(x, w, 1, "VALID", batch_group_count=2)
+    with pytest.raises(ShapeError, match="NHWC.*channels"):
+        fc.conv_general_dilated(x, np.ones((3, 2, 4, 4)), 1, "VALID", None, None,
+                                ("NHWC", "HWIO", "NHWC"))
