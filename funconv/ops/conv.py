@@ -1,5 +1,6 @@
 """Convolution: the general dilated convolution primitive `conv_general` and the
-user-facing wrappers `conv` and `conv_transpose`.
+user-facing wrappers `conv` (PyTorch's options, JAX's `dimension_numbers`
+layouts), `conv_transpose` (PyTorch's) and `conv_general_dilated` (JAX's).
 
 One primitive covers every convolution of a training step (in the spirit of
 `lax.conv_general_dilated`):
@@ -36,8 +37,15 @@ output. The "helix" alternative (no column matrix: one GEMM per kernel tap on
 a shifted view of the flattened padded input, accumulated) was measured and
 is not used: its GEMMs also multiply the padding columns and its
 accumulation passes cost more than the copies they save (conv3x3: 11-13 ms
-against 10.5 ms per convolution on the 2-core benchmark machine). Imports
-ops._core, ops.shape, primitive, types and errors.
+against 10.5 ms per convolution on the 2-core benchmark machine). Also
+measured on conv3x3 and not used, because in NumPy every transform is a
+separate memory-bound pass over arrays several times the input: Winograd
+F(2x2,3x3) (its 16 GEMMs take 4.4-5 ms instead of 7.5, but the input and
+output transforms, even as long contiguous ufunc calls, cost 5-6 ms more: 13.6
+ms against 10), 3 row-tap GEMMs with K = 3C (8.8 ms against 9.5), and two
+Python threads of single-threaded BLAS (no steady gain). Going below the
+GEMM bound needs those transforms fused in compiled code. Imports ops._core,
+ops.shape, primitive, types and errors.
 """
 
 from __future__ import annotations
