@@ -506,10 +506,11 @@ def _divide_by_counts(total: Array, counts) -> Array:
     div = np.ones((), np.int64)
     for c in counts:
         div = np.multiply.outer(div, c)
+    div = np.maximum(div, 1)
     if div.size and (div == div.flat[0]).all():
         return total / int(div.flat[0])
     real = np.finfo(total.dtype).dtype  # the real dtype (a complex average divides by reals)
-    return total / asarray(np.maximum(div, 1).astype(real))
+    return total / asarray(div.astype(real))
 
 
 def avg_pool(x, window, stride=None, padding=0, *, ceil_mode=False,

@@ -142,3 +142,215 @@ def test_fast_path_wide_window_and_empty_batch():
     empty = np.zeros((0, 3, 4, 4), np.float32)
     assert fc.max_pool(empty, 2).shape == (0, 3, 2, 2)
     assert fc.grad(lambda x: fc.max_pool(x, 2).sum())(empty).shape == empty.shape
+
+
+# --- ceil_mode, count_include_pad, adaptive pooling ------------------------------------------
+
+
+def test_ceil_mode_by_hand():
+    x = np.arange(5.0).reshape(1, 1, 5)
+    # floor: windows [0,2) [2,4); ceil adds [4,6), hanging one past the end
+    np.testing.assert_array_equal(np.asarray(fc.max_pool(x, 2)), [[[1, 3]]])
+    np.testing.assert_array_equal(np.asarray(fc.max_pool(x, 2, ceil_mode=True)), [[[1, 3, 4]]])
+    # the overhang is not counted in the divisor: 4 / 1
+    np.testing.assert_allclose(np.asarray(fc.avg_pool(x, 2, ceil_mode=True)), [[[0.5, 2.5, 4.0]]])
+    # padding 1 on 0..5: windows [-1,2) [1,4) [3,6) and, with ceil_mode, [5,8): its divisor
+    # counts the input and the padding (5, 6) but not the overhang (7)
+    y = np.arange(6.0).reshape(1, 1, 6)
+    np.testing.assert_allclose(np.asarray(fc.avg_pool(y, 3, stride=2, padding=1, ceil_mode=True)),
+                               [[[1 / 3, 6 / 3, 12 / 3, 5 / 2]]])
+    np.testing.assert_allclose(np.asarray(fc.avg_pool(y, 3, stride=2, padding=1, ceil_mode=True,
+                                                      count_include_pad=False)),
+                               [[[1 / 2, 6 / 3, 12 / 3, 5 / 1]]])
+    np.testing.assert_array_equal(np.asarray(fc.max_pool(y, 3, stride=2, padding=1, ceil_mode=True)),
+                                  [[[1, 3, 5, 5]]])
+    # ceil((5 + 2 - 2) / 2) + 1 = 4 windows, but the 4th would start at 6 >= 5 + 1: dropped
+    assert fc.max_pool(x, 2, stride=2, padding=1, ceil_mode=True).shape == (1, 1, 3)
+    # a window wider than the input: one window with ceil_mode (as PyTorch), an error without
+    np.testing.assert_array_equal(np.asarray(fc.max_pool(np.arange(4.0).reshape(1, 1, 2, 2), 3,
+                                                         stride=2, ceil_mode=True)), [[[[3.0]]]])
+    with pytest.raises(ShapeError, match="larger than the padded input"):
+        fc.max_pool(np.zeros((1, 1, 2, 2)), 3, stride=2)
+
+
+def test_ceil_mode_with_a_high_pad_wider_than_the_window():
+    # padding (0, 3) on a 1-wide input, window 1: floor mode counts 4 windows; ceil mode
+    # drops the last, which starts past the input (PyTorch would reject such a pad)
+    x = np.array([[[2.0]]])
+    assert fc.max_pool(x, (1,), stride=1, padding=((0, 3),)).shape == (1, 1, 4)
+    out = fc.avg_pool(x, (1,), stride=1, padding=((0, 3),), ceil_mode=True, count_include_pad=False)
+    np.testing.assert_array_equal(np.asarray(out), [[[2.0, 0.0, 0.0]]])
+    # window 2: floor mode has 3 windows, ceil mode ceil(2 / 1) + 1 - 1 = 2: [0,2) and [1,3)
+    f = lambda x: fc.avg_pool(x, (2,), stride=1, padding=((0, 3),), ceil_mode=True)
+    np.testing.assert_allclose(np.asarray(f(x)), [[[1.0, 0.0]]])
+    np.testing.assert_allclose(np.asarray(fc.grad(lambda x: f(x).sum())(x)), [[[0.5]]])
+
+
+def test_same_and_valid_with_ceil_mode():
+    x = rng.standard_normal((2, 3, 7, 5))
+    for k, s in [(2, 2), (3, 2), (1, 3), (4, 3)]:
+        for pool in (fc.max_pool, fc.avg_pool):
+            np.testing.assert_array_equal(np.asarray(pool(x, k, stride=s, padding="SAME", ceil_mode=True)),
+                                          np.asarray(pool(x, k, stride=s, padding="SAME")))
+            np.testing.assert_array_equal(np.asarray(pool(x, k, stride=s, padding="VALID", ceil_mode=True)),
+                                          np.asarray(pool(x, k, stride=s, padding=0, ceil_mode=True)))
+
+
+def test_count_include_pad_false_by_hand():
+    ones = np.ones((1, 1, 3, 3))
+    np.testing.assert_allclose(np.asarray(fc.avg_pool(ones, 2, stride=1, padding=1, count_include_pad=False)),
+                               np.ones((1, 1, 4, 4)))
+    inc = np.asarray(fc.avg_pool(ones, 2, stride=1, padding=1))
+    np.testing.assert_allclose(inc[0, 0, 0], [0.25, 0.5, 0.5, 0.25])
+    # flax's SAME with count_include_pad=False: divide by the real elements of each window
+    np.testing.assert_allclose(np.asarray(fc.avg_pool(np.ones((1, 1, 3)), 2, stride=1, padding="SAME",
+                                                      count_include_pad=False)), [[[1.0, 1.0, 1.0]]])
+    x = np.arange(1.0, 4.0).reshape(1, 1, 3)
+    np.testing.assert_allclose(np.asarray(fc.avg_pool(x, 3, stride=2, padding=1, count_include_pad=False)),
+                               [[[1.5, 2.5]]])
+    # the default keeps one scalar divisor (no constant array in the graph)
+    graph = fc.make_graph(lambda x: fc.avg_pool(x, 2))(np.ones((1, 1, 4, 4)))
+    assert "const" not in str(graph)
+
+
+def test_adaptive_by_hand():
+    x = np.arange(5.0).reshape(1, 1, 5)
+    # windows [0,2) [1,4) [3,5)
+    np.testing.assert_allclose(np.asarray(fc.adaptive_avg_pool(x, 3)), [[[0.5, 2.0, 3.5]]])
+    np.testing.assert_array_equal(np.asarray(fc.adaptive_max_pool(x, 3)), [[[1.0, 3.0, 4.0]]])
+    # larger than the input: windows [0,1) [0,2) [1,2) overlap
+    y = np.array([[[1.0, 3.0]]])
+    np.testing.assert_allclose(np.asarray(fc.adaptive_avg_pool(y, 3)), [[[1.0, 2.0, 3.0]]])
+    np.testing.assert_array_equal(np.asarray(fc.adaptive_max_pool(y, 3)), [[[1.0, 3.0, 3.0]]])
+    # global pooling, None keeping a dim, a tuple over the trailing dims of any array
+    z = rng.standard_normal((2, 3, 4, 6))
+    np.testing.assert_allclose(np.asarray(fc.adaptive_avg_pool(z, 1)), z.mean((2, 3), keepdims=True))
+    np.testing.assert_array_equal(np.asarray(fc.adaptive_max_pool(z, (None, 1))), z.max(3, keepdims=True))
+    np.testing.assert_allclose(np.asarray(fc.adaptive_avg_pool(z[0, 0], (2,))),
+                               z[0, 0].reshape(4, 2, 3).mean(-1))
+    assert fc.adaptive_avg_pool(z, (None, None)).shape == z.shape
+    # integers: avg in float32, max keeps the dtype
+    i = np.arange(10, dtype=np.int32).reshape(1, 1, 10)
+    assert fc.adaptive_avg_pool(i, 3).dtype == np.float32
+    out = fc.adaptive_max_pool(i, 3)
+    assert out.dtype == np.int32 and np.asarray(out).tolist() == [[[3, 6, 9]]]
+
+
+def test_adaptive_lowering():
+    """Dividing sizes are one plain pool; others contract with a 0/1 matrix (avg) or reduce a
+    gathered table (max)."""
+    x = np.ones((1, 2, 8, 6))
+    prims = lambda f, s: [n.prim.name for n in fc.make_graph(lambda x: f(x, s))(x).nodes() if hasattr(n, "prim")]
+    assert [p for p in prims(fc.adaptive_avg_pool, (4, 3)) if p != "broadcast_to"] == ["reduce_window", "div"]
+    assert prims(fc.adaptive_avg_pool, (3, 3)).count("dot_general") == 1  # 8 -> 3 only; 6 -> 3 divides
+    assert prims(fc.adaptive_max_pool, (2, 2)) == ["reduce_window"]
+    assert "gather" in prims(fc.adaptive_max_pool, (3, 6)) and "reduce_window" not in prims(
+        fc.adaptive_max_pool, (3, 6))
+    assert "reduce_window" in prims(fc.adaptive_max_pool, (3, 3))  # 6 -> 3 divides
+
+
+def test_adaptive_max_ties_first_maximum_row_major():
+    # a 3x3 box of equal values, pooled from 5x5 to 2x2 (windows [0,3) and [2,5)): the
+    # cotangent goes to the box's first element in row-major order
+    x = np.zeros((1, 1, 5, 5))
+    g = fc.grad(lambda x: fc.adaptive_max_pool(x, 2)[0, 0, 1, 1])(x)
+    expect = np.zeros_like(x)
+    expect[0, 0, 2, 2] = 1
+    np.testing.assert_array_equal(np.asarray(g), expect)
+    x[0, 0, 3, 2] = x[0, 0, 2, 4] = 1.0  # two maxima: (2, 4) comes first in row-major order
+    g = fc.grad(lambda x: fc.adaptive_max_pool(x, 2)[0, 0, 1, 1])(x)
+    expect[0, 0, 2, 2], expect[0, 0, 2, 4] = 0, 1
+    np.testing.assert_array_equal(np.asarray(g), expect)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: fc.max_pool(x, 3, stride=2, padding=1, ceil_mode=True),
+    lambda x: fc.avg_pool(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+    lambda x: fc.avg_pool(x, (2, 3), stride=(2, 2), padding="SAME", count_include_pad=False),
+    lambda x: fc.adaptive_avg_pool(x, (3, 4)),
+    lambda x: fc.adaptive_max_pool(x, (3, 4)),
+    lambda x: fc.adaptive_max_pool(x, (7, None)),
+])
+def test_new_options_grads_and_jit(fn):
+    x = rng.permutation(2 * 2 * 5 * 6).reshape(2, 2, 5, 6) * 0.1  # no ties
+    fc.testing.check_grads(lambda x: fn(x) ** 2, (x,), order=2)
+    np.testing.assert_allclose(np.asarray(fc.jit(fn)(x)), np.asarray(fn(x)), rtol=1e-12, atol=1e-12)
+    loss = lambda x: (fn(x) ** 2).sum()
+    np.testing.assert_allclose(np.asarray(fc.jit(fc.grad(loss))(x)), np.asarray(fc.grad(loss)(x)),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_new_options_errors():
+    x = np.zeros((2, 3, 5, 5), np.float32)
+    with pytest.raises(ArgumentError, match="ceil_mode must be True or False"):
+        fc.max_pool(x, 2, ceil_mode=1)
+    with pytest.raises(ArgumentError, match="count_include_pad must be True or False"):
+        fc.avg_pool(x, 2, count_include_pad="no")
+    with pytest.raises(ShapeError, match=r"max_pool\(f32\[2,3,5,5\].*ceil_mode=True.*larger than the padded"):
+        fc.max_pool(x, 7, stride=1, ceil_mode=True)
+    with pytest.raises(ArgumentError, match=r"adaptive_avg_pool\(f32\[2,3,5,5\], output_size=0\).*>= 1"):
+        fc.adaptive_avg_pool(x, 0)
+    with pytest.raises(ArgumentError, match=">= 1"):
+        fc.adaptive_max_pool(x, (2, -1))
+    with pytest.raises(ArgumentError, match="ints or None, got True"):
+        fc.adaptive_max_pool(x, (True, 2))
+    with pytest.raises(ArgumentError, match="an int or a tuple"):
+        fc.adaptive_avg_pool(x, True)
+    with pytest.raises(ArgumentError, match="an int or a tuple"):
+        fc.adaptive_avg_pool(x, 2.0)
+    with pytest.raises(ArgumentError, match="ints or None"):
+        fc.adaptive_avg_pool(x, (2, 2.5))
+    with pytest.raises(ShapeError, match=r"one entry per pooled trailing dim \(1 to 4"):
+        fc.adaptive_avg_pool(x, (1, 1, 1, 1, 1))
+    with pytest.raises(ShapeError, match="one entry per pooled"):
+        fc.adaptive_avg_pool(x, ())
+    with pytest.raises(ShapeError, match=r"int output_size pools the spatial dims.*pass a tuple"):
+        fc.adaptive_max_pool(np.zeros((4, 4)), 2)
+    with pytest.raises(ShapeError, match="empty spatial dim"):
+        fc.adaptive_avg_pool(np.zeros((1, 1, 0, 3)), 2)
+    with pytest.raises(DTypeError, match="c64"):
+        fc.adaptive_max_pool(np.zeros((1, 1, 5), np.complex64), 2)
+    # allowed as in PyTorch: an output larger than the input, an empty batch
+    assert fc.adaptive_max_pool(x, 8).shape == (2, 3, 8, 8)
+    assert fc.adaptive_avg_pool(np.zeros((0, 3, 5, 5)), 2).shape == (0, 3, 2, 2)
+
+
+def test_new_options_match_pytorch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    for nd, shape in [(1, (2, 3, 11)), (2, (2, 3, 9, 8)), (3, (1, 2, 5, 6, 7))]:
+        x = rng.standard_normal(shape)
+        maxp = getattr(F, f"max_pool{nd}d")
+        avgp = getattr(F, f"avg_pool{nd}d")
+        for k, s, p in [(2, 2, 0), (3, 2, 1), (2, 3, 1), (3, 3, 0), (4, 3, 2)]:
+            pairs = ((p, p),) * nd
+            xt = torch.tensor(x, requires_grad=True)
+            ref = maxp(xt, k, s, p, ceil_mode=True)
+            ref.sum().backward()
+            np.testing.assert_array_equal(np.asarray(fc.max_pool(x, k, stride=s, padding=pairs, ceil_mode=True)),
+                                          ref.detach().numpy())
+            g = fc.grad(lambda x, k=k, s=s, p=pairs: fc.max_pool(x, k, stride=s, padding=p, ceil_mode=True).sum())(x)
+            np.testing.assert_array_equal(np.asarray(g), xt.grad.numpy())
+            for ceil in (False, True):
+                for inc in (False, True):
+                    xt = torch.tensor(x, requires_grad=True)
+                    ref = avgp(xt, k, s, p, ceil_mode=ceil, count_include_pad=inc)
+                    ref.sum().backward()
+                    fn = lambda x, k=k, s=s, p=p, c=ceil, i=inc: fc.avg_pool(
+                        x, k, stride=s, padding=p, ceil_mode=c, count_include_pad=i)
+                    np.testing.assert_allclose(np.asarray(fn(x)), ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+                    np.testing.assert_allclose(np.asarray(fc.grad(lambda x, fn=fn: fn(x).sum())(x)),
+                                               xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+        amax = getattr(F, f"adaptive_max_pool{nd}d")
+        aavg = getattr(F, f"adaptive_avg_pool{nd}d")
+        for o in [1, 2, 3, 4, 7, 12]:
+            for osz in [o, (None,) * (nd - 1) + (o,)]:
+                for ours, theirs in ((fc.adaptive_max_pool, amax), (fc.adaptive_avg_pool, aavg)):
+                    xt = torch.tensor(x, requires_grad=True)
+                    ref = theirs(xt, osz if isinstance(osz, int) else list(osz))
+                    ct = rng.standard_normal(tuple(ref.shape))
+                    (ref * torch.tensor(ct)).sum().backward()
+                    np.testing.assert_allclose(np.asarray(ours(x, osz)), ref.detach().numpy(),
+                                               rtol=1e-12, atol=1e-12)
+                    g = fc.grad(lambda x, f=ours, o=osz, ct=ct: (f(x, o) * ct).sum())(x)
+                    np.testing.assert_allclose(np.asarray(g), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
