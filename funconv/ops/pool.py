@@ -1,6 +1,8 @@
 """Pooling: the windowed-reduction primitive `reduce_window` (max and sum), the
 two max-pool derivative primitives `select_and_scatter_add` and
-`select_and_gather`, and the wrappers `max_pool` and `avg_pool`.
+`select_and_gather`, and the wrappers `max_pool`, `avg_pool` (with PyTorch's
+`ceil_mode` and `count_include_pad`), `adaptive_max_pool` and `adaptive_avg_pool`
+(see "wrappers" and "adaptive pooling" below: they need no primitive of their own).
 
 All of them work on the trailing `len(window)` dims of their operand (the
 spatial dims of an N C spatial... array); leading dims are batch-like.
@@ -33,6 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import attrs
 import numpy as np
 
 from funconv.array import Array
@@ -395,14 +398,18 @@ def _out_size(n: int, k: int, s: int, lo: int, hi: int, ceil_mode: bool) -> int:
     return out
 
 
+@attrs.frozen(eq=False)
 class _Geometry:
-    """A pooling call's resolved arguments: the window, the strides, the user's (lo, hi)
-    pads, the output's spatial sizes and the pads given to the primitive (the user's hi
-    pad plus the ceil-mode overhang)."""
+    """A pooling call's resolved arguments: the operand, the window, the strides, the
+    user's (lo, hi) pads, the output's spatial sizes and the pads given to the primitive
+    (the user's high pad plus the ceil-mode overhang)."""
 
-    def __init__(self, x, window, strides, pads, out, prim_pads):
-        self.x, self.window, self.strides, self.pads = x, window, strides, pads
-        self.out, self.prim_pads = out, prim_pads
+    x: Array
+    window: tuple
+    strides: tuple
+    pads: tuple
+    out: tuple
+    prim_pads: tuple
 
     def reduce(self, x, computation: str) -> Array:
         """reduce_window over the geometry, cropped to `out` windows per dim."""
