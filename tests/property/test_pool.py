@@ -374,3 +374,43 @@ def test_new_options_jit_matches_eager(data):
         gj = fc.jit(fc.grad(lambda x, f=f: f(x).sum()))(x)
         np.testing.assert_allclose(np.asarray(gj), np.asarray(fc.grad(lambda x, f=f: f(x).sum())(x)),
                                    rtol=1e-12, atol=1e-12)
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_one_sample_per_window_path(data):
+    """reduce_window with stride 1 over an operand dilated by the window (non-overlapping sum
+    pooling's derivative) takes the `_spread` path: it matches the definition and the
+    per-tap general path, crops (negative pads) and windows wholly in the padding included."""
+    from domains_conv import dilate_pad
+
+    from funconv.ops import pool
+
+    nd = data.draw(st.integers(1, 3), label="nd")
+    ins = tuple(data.draw(st.lists(st.integers(1, 3 if nd == 3 else 5), min_size=nd, max_size=nd),
+                          label="in"))
+    window = tuple(data.draw(st.lists(st.integers(1, 3), min_size=nd, max_size=nd), label="window"))
+    pads = []
+    for n, k in zip(ins, window):
+        lo, hi = data.draw(st.tuples(st.integers(-k, 2 * k), st.integers(-k, 2 * k)), label="pad")
+        pads.append((lo, hi + max(0, k - ((n - 1) * k + 1 + lo + hi))))  # a non-empty output
+    pads = tuple(pads)
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.standard_normal((2,) + ins)
+    p = {"window": window, "strides": (1,) * nd, "padding": pads, "base_dilation": window}
+    assert pool._one_sample_per_window(window, (1,) * nd, window)
+    for comp in ("sum", "max"):
+        xp = dilate_pad(x, window, pads, -np.inf if comp == "max" else 0.0)
+        osp = [xp.shape[1 + i] - window[i] + 1 for i in range(nd)]
+        ref = np.empty((2,) + tuple(osp))
+        for q in itertools.product(*[range(o) for o in osp]):
+            blk = xp[(slice(None),) + tuple(slice(q[i], q[i] + window[i]) for i in range(nd))]
+            ref[(slice(None),) + q] = blk.reshape(2, -1).max(-1) if comp == "max" else blk.reshape(2, -1).sum(-1)
+        out = pool._reduce_window_impl(x, computation=comp, **p)
+        np.testing.assert_array_equal(out, ref)  # one element per window: exact
+        general = pool._one_sample_per_window
+        try:
+            pool._one_sample_per_window = lambda *a: False
+            np.testing.assert_array_equal(pool._reduce_window_impl(x, computation=comp, **p), out)
+        finally:
+            pool._one_sample_per_window = general

@@ -237,16 +237,22 @@ def test_adaptive_by_hand():
 
 
 def test_adaptive_lowering():
-    """Dividing sizes are one plain pool; others contract with a 0/1 matrix (avg) or reduce a
-    gathered table (max)."""
+    """Global pooling is one reduction; dividing sizes are one plain pool; other sizes
+    contract with a 0/1 matrix (avg) or reduce a gathered table (max)."""
     x = np.ones((1, 2, 8, 6))
-    prims = lambda f, s: [n.prim.name for n in fc.make_graph(lambda x: f(x, s))(x).nodes() if hasattr(n, "prim")]
-    assert [p for p in prims(fc.adaptive_avg_pool, (4, 3)) if p != "broadcast_to"] == ["reduce_window", "div"]
-    assert prims(fc.adaptive_avg_pool, (3, 3)).count("dot_general") == 1  # 8 -> 3 only; 6 -> 3 divides
+
+    def prims(f, size):
+        graph = fc.make_graph(lambda x: f(x, size))(x)
+        return [n.prim.name for n in graph.nodes() if hasattr(n, "prim") and n.prim.name != "broadcast_to"]
+
+    assert prims(fc.adaptive_avg_pool, 1) == ["reduce_sum", "reshape", "div"]  # (keepdims)
+    assert prims(fc.adaptive_max_pool, (1, None)) == ["reduce_max", "reshape"]
+    assert prims(fc.adaptive_avg_pool, (4, 3)) == ["reduce_window", "div"]
     assert prims(fc.adaptive_max_pool, (2, 2)) == ["reduce_window"]
-    assert "gather" in prims(fc.adaptive_max_pool, (3, 6)) and "reduce_window" not in prims(
-        fc.adaptive_max_pool, (3, 6))
-    assert "reduce_window" in prims(fc.adaptive_max_pool, (3, 3))  # 6 -> 3 divides
+    assert prims(fc.adaptive_avg_pool, (3, 3)).count("dot_general") == 1  # 8 -> 3 only; 6 -> 3 divides
+    assert prims(fc.adaptive_max_pool, (3, 6)) == ["transpose", "gather", "transpose", "reduce_max"]
+    assert prims(fc.adaptive_max_pool, (3, 1)) == ["reduce_max", "reshape", "transpose", "gather",
+                                                   "transpose", "reduce_max"]
 
 
 def test_adaptive_max_ties_first_maximum_row_major():
