@@ -415,9 +415,10 @@ select_and_gather_p = Primitive(
 # ignored) and averaging divisors are constant arrays computed with NumPy at trace time.
 
 
-def _flag(value, name: str, opname: str) -> bool:
+def _flag(value, name: str, opname: str, x: Array) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise ArgumentError(f"{opname}: {name} must be True or False, got {value!r}")
+        raise ArgumentError(f"{opname}({x.aval.short()}, ...): {name} must be True or False, "
+                            f"got {value!r}")
     return bool(value)
 
 
@@ -484,7 +485,7 @@ def _pool_args(opname, x, window, stride, padding, ceil_mode=False) -> _Geometry
         raise ShapeError(f"{opname}: a window {window!r} does not fit {x.aval.short()}")
     window = per_dim(window, nd, "window", opname)
     strides = window if stride is None else per_dim(stride, nd, "stride", opname)
-    ceil_mode = _flag(ceil_mode, "ceil_mode", opname)
+    ceil_mode = _flag(ceil_mode, "ceil_mode", opname, x)
     where = f"{opname}({x.aval.short()}, window={window}, stride={stride}, padding={padding!r}"
     where += ", ceil_mode=True)" if ceil_mode else ")"
     sizes = x.shape[x.ndim - nd:]
@@ -577,7 +578,7 @@ def avg_pool(x, window, stride=None, padding=0, *, ceil_mode=False,
         The pooled array; integer inputs average in float32.
     """
     g = _pool_args("avg_pool", x, window, stride, padding, ceil_mode)
-    include = _flag(count_include_pad, "count_include_pad", "avg_pool")
+    include = _flag(count_include_pad, "count_include_pad", "avg_pool", g.x)
     x = g.x if is_inexact(g.x.dtype) else to_dtype(g.x, DEFAULT_FLOAT)
     nd = len(g.window)
     sizes = x.shape[x.ndim - nd:]
