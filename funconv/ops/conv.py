@@ -215,13 +215,14 @@ def _tap_copies(in_sizes, small, big, small_mult, big_mult, pads):
 # the extra transposes of the batch-last layouts cost more than they save.
 _SHORT_ROW = 16
 
-# Output / input size above which a stride-1 convolution multiplies the input
-# and scatters (`_conv_scatter_batch_last`) instead of gathering columns for
-# the output. Im2col multiplies every output position, the scatter every input
-# sample, plus one add per tap of its (smaller) result. Measured (2-core EPYC):
-# the scatter wins 1.5x to 5x at ratios 1.3 (5x5 "full" correlations of 24 and
-# 28 pixel images) to 2.25 (LeNet's second layer), and loses 1.4x at 1.14 (a
-# 3x3 one of 30 pixel images).
+# How much more column data than scatter data makes a stride-1 convolution
+# multiply the input and scatter (`_conv_scatter_batch_last`) instead of
+# gathering columns for the output: im2col copies C * K values per output
+# position, the scatter's GEMM writes O * K per input sample and adds them back.
+# Measured (2-core EPYC, 5x5 "full" correlations of 8 to 24 pixel images and
+# input-dilated 3x3 to 7x7 kernels): the scatter wins 1.3x to 2.3x above a data
+# ratio of 2 and loses 1.2x to 2.4x where the ratio is below 1, or where its
+# adds run along a batch shorter than `_SHORT_ROW` (input dilation in the last dim).
 _SCATTER_RATIO = 1.25
 
 
@@ -258,42 +259,54 @@ def _flat_tap_copies(in_sizes, out_sizes, ksp, rhs_dilation, padding):
 
 
 def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, feature_group_count):
-    """The NumPy impl: input dilation by stride phases, then the algorithm `_algorithm` picks."""
+    """The NumPy impl: the algorithm `_algorithm` picks."""
     nd = w.ndim - 2
-    if any(d > 1 for d in lhs_dilation):
-        if all(s == 1 for s in window_strides):
-            return _conv_polyphase(x, w, padding, lhs_dilation, rhs_dilation, feature_group_count)
+    if any(d > 1 for d in lhs_dilation) and any(s > 1 for s in window_strides):
         x = _dilate_and_pad(x, lhs_dilation, ((0, 0),) * nd)  # rare: strided and input-dilated
+        lhs_dilation = (1,) * nd
     isp, ksp = x.shape[2:], w.shape[2:]
-    osp = tuple((isp[i] + padding[i][0] + padding[i][1] - _dilate(ksp[i], rhs_dilation[i]))
-                // window_strides[i] + 1 for i in range(nd))
-    algorithm = _algorithm(x.shape, w.shape, osp, window_strides, feature_group_count)
-    return algorithm(x, w, window_strides, padding, rhs_dilation, feature_group_count, osp)
+    osp = tuple((_dilate(isp[i], lhs_dilation[i]) + padding[i][0] + padding[i][1]
+                 - _dilate(ksp[i], rhs_dilation[i])) // window_strides[i] + 1 for i in range(nd))
+    algorithm = _algorithm(x.shape, w.shape, osp, window_strides, lhs_dilation,
+                           feature_group_count)
+    return algorithm(x, w, window_strides, padding, lhs_dilation, rhs_dilation,
+                     feature_group_count, osp)
 
 
-def _algorithm(x_shape, w_shape, osp, window_strides, groups):
-    """The im2col + GEMM variant for these shapes (no input dilation left), the choice in one place.
+def _algorithm(x_shape, w_shape, osp, window_strides, lhs_dilation, groups):
+    """The im2col + GEMM variant for these shapes, the choice in one place.
 
     Without groups:
-    - a stride-1 convolution whose output is much larger than its input (the
-      input gradient of a "valid" convolution, a "full" correlation):
-      `_conv_scatter_batch_last` multiplies the input samples only, not the
-      padding zeros around them (see `_SCATTER_RATIO`);
+    - a stride-1 convolution that would copy more column data than a scatter
+      writes (see `_SCATTER_RATIO`): the input gradient of a "valid" convolution
+      (a "full" correlation, mostly padding) or of a strided one (input
+      dilation) into fewer channels than it reads: `_conv_scatter_batch_last`
+      multiplies the input samples only, not the zeros around or between them;
     - short rows: the batch-last layouts, whose copies read runs of row * batch
       elements (see `_SHORT_ROW`): `_conv_wgrad_batch_last` when the kernel is
       larger than the output (the weight gradient), `_conv_batch_last` otherwise.
+    Input dilation otherwise: `_conv_polyphase`, which calls back for each phase.
     Everything else (long rows, groups, empty operands): `_conv_batch_first`.
     """
     isp, ksp = x_shape[2:], w_shape[2:]
+    dilated = any(d > 1 for d in lhs_dilation)
     if groups == 1 and math.prod(x_shape) and math.prod(w_shape):
         P, K = math.prod(osp), math.prod(ksp)
-        if P >= K and all(s == 1 for s in window_strides) and P > _SCATTER_RATIO * math.prod(isp):
+        # column data: C * K per output position (1 / dilation of the taps meet a sample)
+        # against O * K per input position for the scatter, whose adds run along the
+        # batch only when the last dim is dilated; a kernel no larger than the dilation
+        # gives each output phase one tap at most, which the polyphase form does best
+        run = x_shape[0] * (1 if lhs_dilation[-1] > 1 else osp[-1])
+        if (P >= K and all(s == 1 for s in window_strides) and run >= _SHORT_ROW
+                and (not dilated or any(k > d for k, d in zip(ksp, lhs_dilation)))
+                and x_shape[1] * P > _SCATTER_RATIO * w_shape[0] * math.prod(isp)
+                * math.prod(lhs_dilation)):
             return _conv_scatter_batch_last
-        if P >= K and osp[-1] < _SHORT_ROW:
+        if not dilated and P >= K and osp[-1] < _SHORT_ROW:
             return _conv_batch_last
-        if P < K and ksp[-1] < _SHORT_ROW:
+        if not dilated and P < K and ksp[-1] < _SHORT_ROW:
             return _conv_wgrad_batch_last
-    return _conv_batch_first
+    return _conv_polyphase if dilated else _conv_batch_first
 
 
 def _batch_last_padded(x, padding) -> np.ndarray:
@@ -315,7 +328,7 @@ def _window(start, count, step):
     return slice(start, start + (count - 1) * step + 1, step)
 
 
-def _conv_batch_last(x, w, strides, padding, rhs_dilation, groups, osp):
+def _conv_batch_last(x, w, strides, padding, lhs_dilation, rhs_dilation, groups, osp):
     """im2col in the batch-last layout: columns (C, window..., out..., N); groups == 1.
 
     The input is copied once to (C, padded spatial..., N); then one strided
@@ -348,15 +361,16 @@ def _conv_batch_last(x, w, strides, padding, rhs_dilation, groups, osp):
     return np.ascontiguousarray(out.transpose((nd + 1, 0) + tuple(range(1, nd + 1))))
 
 
-def _conv_scatter_batch_last(x, w, strides, padding, rhs_dilation, groups, osp):
+def _conv_scatter_batch_last(x, w, strides, padding, lhs_dilation, rhs_dilation, groups, osp):
     """A convolution as GEMM then shifted adds ("col2im", batch last); strides and groups 1.
 
     Z[tap, o, input position] = sum_c w[o, c, tap] x[c, input position] is one
     GEMM per chunk of taps over the input positions; each tap then adds its
-    Z, shifted by the tap, into the output. For an output larger than the
-    input (the input gradient of a "valid" convolution: a "full" correlation,
-    mostly padding) this multiplies only the input samples, not the zeros
-    around them, and the adds read runs of (row * N) elements.
+    Z, shifted by the tap (and spread by the input dilation), into the output.
+    For an output larger than the input (the input gradient of a "valid" or of
+    a strided convolution: mostly padding, or zeros between the samples) this
+    multiplies only the input samples, and the adds read runs of (row * N)
+    elements.
     """
     nd = w.ndim - 2
     N = x.shape[0]
@@ -367,19 +381,21 @@ def _conv_scatter_batch_last(x, w, strides, padding, rhs_dilation, groups, osp):
     wt = np.ascontiguousarray(np.moveaxis(w.reshape(O, C, K), 2, 0)).reshape(K * O, C)
     out = np.zeros((O,) + osp + (N,), xt.dtype)
     every = (slice(None),)
-    # output position p takes input p + tap*dilation - lo: the ranges where that is inside
-    copies = _tap_copies(isp, ksp, osp, rhs_dilation, (1,) * nd, padding)
+    # input sample p meets output q = p*lhs_dilation + lo - tap*rhs_dilation: per tap, the
+    # range of p where q is inside the output (q steps by the input dilation)
+    copies = _tap_copies(osp, ksp, isp, tuple(-d for d in rhs_dilation), lhs_dilation,
+                         tuple((-lo, -hi) for lo, hi in padding))
     flat = {tap: i for i, tap in enumerate(itertools.product(*(range(k) for k in ksp)))}
     tb = max(1, min(K, _COLS_CHUNK_BYTES // max(1, O * Pin * N * xt.itemsize)))
     for t0 in range(0, K, tb):
         z = np.matmul(wt[t0 * O:(t0 + tb) * O], xt).reshape((-1, O) + isp + (N,))
-        for tap, dst, src in copies:
+        for tap, src, dst in copies:
             if t0 <= flat[tap] < t0 + tb:
                 out[every + dst] += z[(flat[tap] - t0,) + every + src]
     return np.ascontiguousarray(out.transpose((nd + 1, 0) + tuple(range(1, nd + 1))))
 
 
-def _conv_wgrad_batch_last(x, w, strides, padding, rhs_dilation, groups, osp):
+def _conv_wgrad_batch_last(x, w, strides, padding, lhs_dilation, rhs_dilation, groups, osp):
     """A convolution whose kernel is larger than its output (the weight gradient), batch
     last; groups == 1.
 
@@ -432,7 +448,7 @@ def _fill_columns(cols, xs, chunk: slice, copies, flat: bool) -> None:
             cols[every * 2 + a + every + dst] = xs[every * 2 + (chunk,) + src]
 
 
-def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
+def _conv_batch_first(x, w, window_strides, padding, lhs_dilation, rhs_dilation, G, osp):
     """im2col + GEMM in the batch-first layout: the column matrix is copied chunk by chunk
     from the input, BLAS multiplies.
 
@@ -515,7 +531,7 @@ def _conv_batch_first(x, w, window_strides, padding, rhs_dilation, G, osp):
     return acc.reshape(G, Og, N, P).transpose(2, 0, 1, 3).reshape((N, O) + osp)
 
 
-def _conv_polyphase(x, w, padding, lhs_dilation, rhs_dilation, G):
+def _conv_polyphase(x, w, strides, padding, lhs_dilation, rhs_dilation, G, osp):
     """A stride-1 convolution of an input dilated by d (the transposed convolution,
     and the input gradient of a strided one) without multiplying by the inserted zeros.
 

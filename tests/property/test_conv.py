@@ -172,7 +172,8 @@ def test_conv_general_primitive_and_vjp(data):
 @given(st.data())
 def test_every_impl_algorithm_matches_direct_definition(data):
     """Each algorithm of the NumPy impl, forced by the row-length switch (batch-first
-    only, or batch-last wherever there are no groups), with chunks of one row /
+    only, or batch-last wherever there are no groups) and the scatter switch (wherever
+    it applies, input dilation included, or never), with chunks of one row /
     tap / position or one big chunk: kernels larger than the output (the weight-
     gradient layout) and outputs larger than the input (the scatter) included."""
     import funconv.ops.conv as conv_mod
@@ -186,6 +187,9 @@ def test_every_impl_algorithm_matches_direct_definition(data):
         params["padding"] = tuple((k - 1, k - 1) for k in ks)
         params["window_strides"] = params["lhs_dilation"] = params["rhs_dilation"] = (1,) * nd
     short_row = data.draw(st.sampled_from([0, 1 << 30]), label="short_row")
+    # the scatter wherever it applies (stride 1, no groups; input dilation included), or never
+    scatter_ratio = data.draw(st.sampled_from([0.0, conv_mod._SCATTER_RATIO, 1e30]),
+                              label="scatter_ratio")
     chunk = data.draw(st.sampled_from([1, 1 << 40]), label="chunk_bytes")
     r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
     x = r.standard_normal((data.draw(st.integers(1, 3), label="n"), groups * 2) + ins)
@@ -195,12 +199,13 @@ def test_every_impl_algorithm_matches_direct_definition(data):
         w = np.ascontiguousarray(np.swapaxes(w, 0, 1)).swapaxes(0, 1)
     ref = direct_conv(x, w, params["window_strides"], params["padding"], params["lhs_dilation"],
                       params["rhs_dilation"], groups)
-    saved = conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES
+    saved = conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO, conv_mod._COLS_CHUNK_BYTES
     try:
-        conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = short_row, chunk
+        conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO, conv_mod._COLS_CHUNK_BYTES = (
+            short_row, scatter_ratio, chunk)
         got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
     finally:
-        conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = saved
+        conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO, conv_mod._COLS_CHUNK_BYTES = saved
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
 

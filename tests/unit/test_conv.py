@@ -479,3 +479,24 @@ def test_conv_general_dilated_grads_and_errors():
     with pytest.raises(ShapeError, match="NHWC.*channels"):
         fc.conv_general_dilated(x, np.ones((3, 2, 4, 4)), 1, "VALID", None, None,
                                 ("NHWC", "HWIO", "NHWC"))
+
+
+def test_impl_algorithm_choice_with_input_dilation():
+    """Input-dilated convolutions (conv_transpose, the input gradient of a strided conv):
+    the scatter when it writes less data than the phases' columns and its adds run
+    along a batch of at least _SHORT_ROW; the polyphase form otherwise."""
+    from funconv.ops import conv as conv_mod
+
+    def choice(xs, ws, pad, ld):
+        osp = tuple((xs[2 + i] - 1) * ld[i] + 1 + 2 * pad - ws[2 + i] + 1 for i in range(2))
+        return conv_mod._algorithm(xs, ws, osp, (1, 1), ld, 1).__name__
+
+    short = conv_mod._SHORT_ROW
+    assert choice((short, 64, 8, 8), (3, 64, 4, 4), 2, (2, 2)) == "_conv_scatter_batch_last"
+    assert choice((short // 2, 64, 8, 8), (3, 64, 4, 4), 2, (2, 2)) == "_conv_polyphase"
+    assert choice((short, 64, 8, 8), (3, 64, 1, 1), 0, (2, 2)) == "_conv_polyphase"  # 1 tap/phase
+    assert choice((short, 64, 8, 8), (64, 64, 3, 3), 1, (2, 2)) == "_conv_polyphase"  # as much data
+    # without input dilation the same data rule: LeNet's input gradient scatters, a full
+    # correlation into more channels than it reads gathers
+    assert choice((short, 32, 8, 8), (16, 32, 5, 5), 4, (1, 1)) == "_conv_scatter_batch_last"
+    assert choice((short, 8, 24, 24), (32, 8, 5, 5), 4, (1, 1)) == "_conv_batch_first"
