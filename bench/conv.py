@@ -173,7 +173,7 @@ def conv_calls(repeat: int):
             p = node.params
             osp = node.shape[2:]
             algo = conv_mod._algorithm(vals[0].shape, vals[1].shape, osp, p["window_strides"],
-                                       p["lhs_dilation"], p["feature_group_count"])
+                                       p["padding"], p["lhs_dilation"], p["feature_group_count"])
             print(f"  {vals[0].shape!s:18s} * {vals[1].shape!s:18s} -> {node.shape!s:18s} "
                   f"stride {p['window_strides']} pad {p['padding']} lhs_dil {p['lhs_dilation']} "
                   f"rhs_dil {p['rhs_dilation']}: {algo.__name__:26s} {ms:6.2f} ms")

@@ -267,13 +267,13 @@ def _conv_impl(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, fea
     isp, ksp = x.shape[2:], w.shape[2:]
     osp = tuple((_dilate(isp[i], lhs_dilation[i]) + padding[i][0] + padding[i][1]
                  - _dilate(ksp[i], rhs_dilation[i])) // window_strides[i] + 1 for i in range(nd))
-    algorithm = _algorithm(x.shape, w.shape, osp, window_strides, lhs_dilation,
+    algorithm = _algorithm(x.shape, w.shape, osp, window_strides, padding, lhs_dilation,
                            feature_group_count)
     return algorithm(x, w, window_strides, padding, lhs_dilation, rhs_dilation,
                      feature_group_count, osp)
 
 
-def _algorithm(x_shape, w_shape, osp, window_strides, lhs_dilation, groups):
+def _algorithm(x_shape, w_shape, osp, window_strides, padding, lhs_dilation, groups):
     """The im2col + GEMM variant for these shapes, the choice in one place.
 
     Without groups:
@@ -286,10 +286,18 @@ def _algorithm(x_shape, w_shape, osp, window_strides, lhs_dilation, groups):
       elements (see `_SHORT_ROW`): `_conv_wgrad_batch_last` when the kernel is
       larger than the output (the weight gradient), `_conv_batch_last` otherwise.
     Input dilation otherwise: `_conv_polyphase`, which calls back for each phase.
+    No copy at all where the input already is the column matrix, without padding
+    or dilation: `_conv_pointwise` for 1x1 kernels (any groups), `_conv_whole_window`
+    for kernels as large as the input (the weight gradient of a 1x1 conv).
     Everything else (long rows, groups, empty operands): `_conv_batch_first`.
     """
     isp, ksp = x_shape[2:], w_shape[2:]
     dilated = any(d > 1 for d in lhs_dilation)
+    if not dilated and all(p == (0, 0) for p in padding) and math.prod(x_shape):
+        if all(k == 1 for k in ksp) and w_shape[1] > 1:
+            return _conv_pointwise
+        if ksp == isp and groups == 1:
+            return _conv_whole_window
     if groups == 1 and math.prod(x_shape) and math.prod(w_shape):
         P, K = math.prod(osp), math.prod(ksp)
         # column data: C * K per output position (1 / dilation of the taps meet a sample)
@@ -446,6 +454,28 @@ def _fill_columns(cols, xs, chunk: slice, copies, flat: bool) -> None:
     else:
         for a, dst, src in copies:
             cols[every * 2 + a + every + dst] = xs[every * 2 + (chunk,) + src]
+
+
+def _conv_pointwise(x, w, strides, padding, lhs_dilation, rhs_dilation, G, osp):
+    """A 1x1 convolution without padding: the (strided) input is already the column
+    matrix, so one GEMM (O/G, C/G) @ (C/G, out positions) per image and group."""
+    N, C = x.shape[:2]
+    xs = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)]
+    out = np.matmul(w.reshape(G, w.shape[0] // G, C // G),
+                    xs.reshape(N, G, C // G, math.prod(osp)))
+    return out.reshape((N, w.shape[0]) + osp)
+
+
+def _conv_whole_window(x, w, strides, padding, lhs_dilation, rhs_dilation, G, osp):
+    """A kernel as large as the unpadded input (one output position): a contraction over
+    channels and positions, summed per image, out[b, o] = sum_c x[b, c, :] . w[o, c, :]
+    (the weight gradient of a 1x1 conv, where c is the batch: transposed views of
+    contiguous arrays, so no copy)."""
+    B, C = x.shape[:2]
+    O = w.shape[0]
+    xm = x.reshape(B, C, -1).transpose(1, 0, 2)  # (C, B, S)
+    wm = w.reshape(O, C, -1).transpose(1, 2, 0)  # (C, S, O)
+    return np.matmul(xm, wm).sum(axis=0).reshape((B, O) + osp)
 
 
 def _conv_batch_first(x, w, window_strides, padding, lhs_dilation, rhs_dilation, G, osp):

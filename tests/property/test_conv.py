@@ -283,3 +283,39 @@ def test_flat_column_copies_of_weight_gradient_layout(data):
     finally:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = saved
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_copy_free_paths_match_direct_definition(data):
+    """The paths that need no column matrix: 1x1 kernels without padding (strided,
+    grouped) and kernels as large as the input (the weight gradient of a 1x1 conv,
+    whose operands come as transposed views)."""
+    import funconv.ops.conv as conv_mod
+
+    nd = data.draw(st.integers(1, 3), label="nd")
+    ins = _sides(data, nd, 1, 4 if nd == 3 else 6, "in")
+    groups = data.draw(st.sampled_from([1, 2]), label="groups")
+    whole = data.draw(st.booleans(), label="whole_window")
+    ks = ins if whole else (1,) * nd
+    strides = tuple(data.draw(st.lists(st.integers(1, 3), min_size=nd, max_size=nd), label="s"))
+    params = {"window_strides": strides, "padding": ((0, 0),) * nd,
+              "lhs_dilation": (1,) * nd, "rhs_dilation": (1,) * nd}
+    if whole:
+        groups = 1
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.standard_normal((data.draw(st.integers(1, 3), label="n"), groups * 2) + ins)
+    w = r.standard_normal((groups * data.draw(st.integers(1, 3), label="og"), 2) + ks)
+    if data.draw(st.booleans(), label="transposed_views"):  # as the weight-gradient VJP passes them
+        x = np.ascontiguousarray(np.swapaxes(x, 0, 1)).swapaxes(0, 1)
+        w = np.ascontiguousarray(np.swapaxes(w, 0, 1)).swapaxes(0, 1)
+    osp = tuple((i - k) // s + 1 for i, k, s in zip(ins, ks, strides))
+    pointwise = all(k == 1 for k in ks)  # (a 1x1 input with a 1x1 kernel is both)
+    expected = conv_mod._conv_pointwise if pointwise else conv_mod._conv_whole_window
+    assert conv_mod._algorithm(x.shape, w.shape, osp, strides, params["padding"],
+                               params["lhs_dilation"], groups) is expected
+    ref = direct_conv(x, w, strides, params["padding"], params["lhs_dilation"],
+                      params["rhs_dilation"], groups)
+    got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)

@@ -489,12 +489,12 @@ def test_impl_algorithm_choice_with_input_dilation():
 
     def choice(xs, ws, pad, ld):
         osp = tuple((xs[2 + i] - 1) * ld[i] + 1 + 2 * pad - ws[2 + i] + 1 for i in range(2))
-        return conv_mod._algorithm(xs, ws, osp, (1, 1), ld, 1).__name__
+        return conv_mod._algorithm(xs, ws, osp, (1, 1), ((pad, pad),) * 2, ld, 1).__name__
 
     short = conv_mod._SHORT_ROW
     assert choice((short, 64, 8, 8), (3, 64, 4, 4), 2, (2, 2)) == "_conv_scatter_batch_last"
     assert choice((short // 2, 64, 8, 8), (3, 64, 4, 4), 2, (2, 2)) == "_conv_polyphase"
-    assert choice((short, 64, 8, 8), (3, 64, 1, 1), 0, (2, 2)) == "_conv_polyphase"  # 1 tap/phase
+    assert choice((short, 64, 8, 8), (3, 64, 1, 1), 1, (2, 2)) == "_conv_polyphase"  # 1 tap/phase
     assert choice((short, 64, 8, 8), (64, 64, 3, 3), 1, (2, 2)) == "_conv_polyphase"  # as much data
     # without input dilation the same data rule: LeNet's input gradient scatters, a full
     # correlation into more channels than it reads gathers
