@@ -377,3 +377,19 @@ def test_at_min_max_divide_gradients_and_errors():
     check_grads(lambda a, b: a.at[idx].max(b + 0.1), (x, v))
     with pytest.raises(TypeError, match="divide"):
         fc.arange(3).at[0].divide(2)
+
+
+@pytest.mark.parametrize("rows, tail", [(5, (300,)), (40, (3, 100)), (7, (1,)), (5000, (256,))])
+def test_scatter_add_matches_np_add_at(rows, tail):
+    # few long slices add one by one, the rest through np.add.at: both accumulate duplicate
+    # and clamped indices in index order, so the bits equal np.add.at's
+    from funconv.ops.indexing import scatter_add_p
+
+    r = np.random.default_rng(rows)
+    x = r.standard_normal((6, 4) + tail).astype(np.float32)
+    idx = r.integers(-2, 8, size=(rows, 2))  # duplicates, and out-of-range entries (clamped)
+    upd = r.standard_normal((rows,) + tail).astype(np.float32)
+    ref = x.copy()
+    np.add.at(ref, (np.clip(idx[:, 0], 0, 5), np.clip(idx[:, 1], 0, 3)), upd)
+    got = scatter_add_p(fc.asarray(x), fc.asarray(idx), fc.asarray(upd))
+    np.testing.assert_array_equal(np.asarray(got), ref)

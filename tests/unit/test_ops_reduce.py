@@ -150,3 +150,21 @@ def test_random_axes_match_numpy(data):
     got = getattr(fc, name)(arg, axis=axis, keepdims=keepdims)
     want = getattr(np, name)(arg, axis=axis, keepdims=keepdims)
     close(got, want, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.bool_])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_cumsum_of_short_axes_is_numpys_exactly(dtype, axis):
+    # many short rows take the add-per-position path (see reduce._SHORT_SCAN): same order
+    # of additions as np.cumsum, so the same bits
+    from funconv.ops import reduce as reduce_mod
+
+    shape = [40, 30, 50]
+    shape[axis] = 7
+    x = np.random.default_rng(axis).standard_normal(shape) * 100
+    x = x.astype(dtype) if dtype is not np.bool_ else x > 0
+    assert x.size >= 64 * 7 and 7 <= reduce_mod._SHORT_SCAN
+    ref = np.cumsum(x, axis=axis, dtype=np.int32 if dtype is np.bool_ else dtype)
+    np.testing.assert_array_equal(np.asarray(fc.cumsum(x, axis=axis)), ref)
+    if dtype is np.float64:
+        check_grads(lambda a: fc.cumsum(a, axis=axis) ** 2, (x,), order=1)
