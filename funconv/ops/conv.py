@@ -847,9 +847,14 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros
     if O % groups:
         raise ShapeError(f"{where}: groups={groups} does not divide the kernel's {O} output channels")
     if x.shape[1] != groups * Cg:
+        hint = ""
+        if x.shape[-1] == groups * Cg and nd <= 3:  # a channels-last input, as flax's
+            sp = "DHW"[3 - nd:]
+            hint = (f"; the input looks channels-last: pass dimension_numbers=('N{sp}C', "
+                    f"'OI{sp}', 'N{sp}C') (or 'N{sp}C', '{sp}IO', 'N{sp}C' for a flax kernel)")
         raise ShapeError(f"{where}: the input has {x.shape[1]} channels but the kernel expects "
                          f"groups * kernel.shape[1] = {groups} * {Cg} = {groups * Cg} (kernel "
-                         "layout: out_channels, in_channels/groups, window...)")
+                         f"layout: out_channels, in_channels/groups, window...){hint}")
     windows = [_dilate(k, d) for k, d in zip(w.shape[2:], dil)]
     pads = _padding(padding, x.shape[2:], windows, strides, "conv", where)
     if padding_mode != "zeros" and any(p != (0, 0) for p in pads):

@@ -419,6 +419,9 @@ def test_layout_and_padding_mode_errors():
                 padding_mode="reflect")
     with pytest.raises(ShapeError, match="channels"):  # the NCHW checks still run, in NCHW terms
         fc.conv(x, np.ones((3, 3, 3, 4)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    # a channels-last input without dimension_numbers: the error says how to pass it
+    with pytest.raises(ShapeError, match=r"channels-last: pass dimension_numbers=\('NHWC', 'OIHW'"):
+        fc.conv(np.ones((2, 8, 8, 3)), np.ones((4, 3, 3, 3)))
 
 
 # --- conv_general_dilated: JAX's signature ----------------------------------------------
