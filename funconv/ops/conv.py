@@ -475,7 +475,10 @@ def _conv_whole_window(x, w, strides, padding, lhs_dilation, rhs_dilation, G, os
     O = w.shape[0]
     xm = x.reshape(B, C, -1).transpose(1, 0, 2)  # (C, B, S)
     wm = w.reshape(O, C, -1).transpose(1, 2, 0)  # (C, S, O)
-    return np.matmul(xm, wm).sum(axis=0).reshape((B, O) + osp)
+    # the per-c products (c, B, O) in chunks of bounded size, summed as they come
+    cb = max(1, _COLS_CHUNK_BYTES // max(1, B * O * np.result_type(x, w).itemsize))
+    out = sum(np.matmul(xm[c0:c0 + cb], wm[c0:c0 + cb]).sum(axis=0) for c0 in range(0, C, cb))
+    return np.asarray(out).reshape((B, O) + osp)
 
 
 def _conv_batch_first(x, w, window_strides, padding, lhs_dilation, rhs_dilation, G, osp):
