@@ -503,6 +503,24 @@ class Jitted:
         if not kwargs and all(_spec(a, []) == 0 for a in args):  # positional leaves only
             self._fast_leaves[key] = call
 
+    def profile(self, *args, repeat: int = 10, **kwargs):
+        """Time each line of the compiled code on these arguments (compiled if needed).
+
+        Returns a Profile: `print` it for a table of the generated lines, slowest first,
+        each with milliseconds per call, its share, the primitive, its result type and
+        your line that made it. The inputs are not changed (donated ones are copied).
+        """
+        sig, arrays, weak, nums = self._signature(args, kwargs)
+        entry = self._cache.get(sig)
+        if entry is None:
+            entry = self._compile(sig, arrays, args, kwargs, nums)
+        timer = getattr(entry.executable, "profile", None)
+        if timer is None:
+            raise NotImplementedError(f"jit({self.__name__}).profile: the {self._backend!r} "
+                                      "backend has no per-line profile; use backend='numpy'")
+        values = [a._value for a in _upgraded(arrays, weak, entry.upgrade)]
+        return timer(values, repeat, copy_inputs=bool(self._donated_leaves(sig, args, nums)))
+
     def lower(self, *args, **kwargs) -> Lowered:
         """Trace, optimise and generate code for these arguments (compiled and cached)."""
         sig, arrays, _, nums = self._signature(args, kwargs)

@@ -29,6 +29,12 @@ class Executable:
     def __call__(self, *arrays):
         return self.fn(*arrays)
 
+    def profile(self, arrays, repeat: int = 10, copy_inputs: bool = False):
+        """Time each line of the generated code (see profile.py)."""
+        from funconv.backends.numpy.profile import profile
+
+        return profile(self, arrays, repeat, copy_inputs)
+
     def __repr__(self) -> str:
         return f"<numpy executable {self.filename}>"
 

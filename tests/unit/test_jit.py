@@ -717,3 +717,26 @@ def test_donated_buffer_held_elsewhere_is_copied_not_overwritten():
         q = {"w": fc.array(np.arange(6, dtype=np.float32))}
         address = np.asarray(q["w"]).__array_interface__["data"][0]
         assert np.asarray(g(q)["w"]).__array_interface__["data"][0] == address
+
+
+def test_profile_times_every_generated_line():
+    f = fc.jit(lambda x, w: fc.tanh(x @ w).sum() * 2.0)
+    x, w = np.ones((8, 4), np.float32), np.ones((4, 3), np.float32)
+    prof = f.profile(x, w, repeat=3)
+    assert prof.calls == 3 and prof.total_ms > 0
+    lowered = f.lower(x, w)
+    assigned = [ln for ln in lowered.source.splitlines() if " = " in ln and "#" in ln]
+    assert len(prof.rows) == len(assigned)
+    assert [r.ms for r in prof.rows] == sorted((r.ms for r in prof.rows), reverse=True)
+    assert 0 < sum(r.share for r in prof.rows) <= 1 + 1e-9
+    assert {r.node.split()[0] for r in prof.rows} == {"dot_general", "tanh", "reduce_sum", "mul"}
+    assert all("test_jit.py:" in r.node for r in prof.rows)  # the user's line of each node
+    assert "ms per call" in str(prof) and "test_jit.py:" in str(prof)
+    assert float(f(x, w)) == pytest.approx(2 * 8 * 3 * np.tanh(4.0))  # the cached one still works
+
+
+def test_profile_keeps_donated_inputs():
+    f = fc.jit(lambda x: x * 2 + 1, donate_argnums=0)
+    x = fc.asarray(np.arange(6.0).reshape(2, 3))
+    f.profile(x, repeat=2)
+    np.testing.assert_array_equal(np.asarray(x), np.arange(6.0).reshape(2, 3))  # not deleted
