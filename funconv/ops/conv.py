@@ -752,7 +752,7 @@ _PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"
                   "circular": "wrap"}
 
 
-def _layout_perms(dimension_numbers, nd: int):
+def _layout_perms(opname, dimension_numbers, nd: int):
     """JAX's `dimension_numbers=(lhs, rhs, out)` specs, e.g. ("NHWC", "HWIO", "NHWC"), ->
     the permutations taking x and w to (N, C, spatial...) and (O, I, spatial...), and the
     one taking the (N, O, spatial...) result to `out`'s layout.
@@ -760,7 +760,7 @@ def _layout_perms(dimension_numbers, nd: int):
     As in `jax.lax.conv_general_dilated`, spatial dims are matched by letter and come
     in the kernel spec's order, which is also the order of stride, padding and dilation.
     """
-    where = f"conv(dimension_numbers={dimension_numbers!r})"
+    where = f"{opname}(dimension_numbers={dimension_numbers!r})"
     try:
         lhs, rhs, out = dimension_numbers
         ok = all(isinstance(spec, str) for spec in (lhs, rhs, out))
@@ -791,7 +791,7 @@ def _in_layout(opname, dimension_numbers, x, w, groups, call) -> Array:
     x, w = _operands(opname, x, w)
     if x.ndim != w.ndim:
         _check_kernel(opname, x, w, groups)
-    x_perm, w_perm, out_perm = _layout_perms(dimension_numbers, w.ndim - 2)
+    x_perm, w_perm, out_perm = _layout_perms(opname, dimension_numbers, w.ndim - 2)
     try:
         y = call(transpose(x, x_perm), transpose(w, w_perm))
     except ShapeError as e:
