@@ -576,8 +576,6 @@ def _conv_polyphase(x, w, strides, padding, lhs_dilation, rhs_dilation, G, osp):
     """
     nd = w.ndim - 2
     isp, ksp = x.shape[2:], w.shape[2:]
-    osp = tuple(_dilate(isp[i], lhs_dilation[i]) + padding[i][0] + padding[i][1]
-                - _dilate(ksp[i], rhs_dilation[i]) + 1 for i in range(nd))
     out = np.zeros((x.shape[0], w.shape[0]) + osp, np.result_type(x.dtype, w.dtype))
     phases = []  # per dim: (output slice, kernel slice, padding pair, dilation) of each phase
     for i in range(nd):
