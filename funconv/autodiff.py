@@ -475,15 +475,7 @@ def jacrev(f, argnums=0, has_aux: bool = False):
         in_leaves, in_struct = tree_util.flatten(primals)
         in_avals = [asarray(x).aval for x in in_leaves]
         # rows[j][k]: the flat input cotangents for the k-th unit cotangent of output leaf j
-        rows = []
-        for j, o in enumerate(out_leaves):
-            zeros = [np.zeros(p.shape, p.dtype) for p in out_leaves]
-            per_k = []
-            for k in range(o.size):
-                cts = list(zeros)
-                cts[j] = _basis(o.aval, k)
-                per_k.append(tree_util.leaves(f_vjp(tree_util.unflatten(out_tree, cts))))
-            rows.append(per_k)
+        rows = _unit_responses(out_leaves, out_tree, f_vjp)
 
         def block(j, i):
             shape = out_leaves[j].shape + in_avals[i].shape
@@ -497,6 +489,21 @@ def jacrev(f, argnums=0, has_aux: bool = False):
 
     jacfun.__name__ = f"jacrev({getattr(f, '__name__', 'f')})"
     return jacfun
+
+
+def _unit_responses(leaves, struct, linear_map):
+    """[j][k]: the flat leaves of `linear_map` applied to the tree (of structure `struct`)
+    that is zero but for a one at element k of leaf j: one Jacobian row or column each."""
+    zeros = [np.zeros(a.shape, a.dtype) for a in leaves]
+    res = []
+    for j, a in enumerate(leaves):
+        per_k = []
+        for k in range(a.size):
+            unit = list(zeros)
+            unit[j] = _basis(a.aval, k)
+            per_k.append(tree_util.leaves(linear_map(tree_util.unflatten(struct, unit))))
+        res.append(per_k)
+    return res
 
 
 def jacfwd(f, argnums=0, has_aux: bool = False):
@@ -517,15 +524,7 @@ def jacfwd(f, argnums=0, has_aux: bool = False):
         out_leaves, out_tree = tree_util.flatten(out)
         _real_float(out_leaves, "jacfwd", "output")
         # cols[i][k]: the flat output tangents for the k-th unit tangent of input leaf i
-        cols = []
-        for i, x in enumerate(in_arrays):
-            zeros = [np.zeros(a.shape, a.dtype) for a in in_arrays]
-            per_k = []
-            for k in range(x.size):
-                ts = list(zeros)
-                ts[i] = _basis(x.aval, k)
-                per_k.append(tree_util.leaves(f_jvp(tree_util.unflatten(in_struct, ts))))
-            cols.append(per_k)
+        cols = _unit_responses(in_arrays, in_struct, f_jvp)
 
         def block(j, i):
             shape = out_leaves[j].shape + in_arrays[i].shape
