@@ -18,6 +18,7 @@ from funconv.io import load, save
 from funconv.tracing import make_graph
 from funconv.jit import jit
 from funconv import nn, optim, random, testing  # noqa: F401,E402
+import funconv.backends.numpy  # noqa: E402  (registers the NumPy kernels for eager mode)
 from funconv.types import (ArrayType, bool_, complex64, complex128, float32, float64, int32,  # noqa: F401
                            int64)
 

@@ -1,7 +1,8 @@
 """Interpreters: eager evaluation and graph-building traces, chosen by a ContextVar.
 
 `bind(prim, args, params)` sends every primitive application to the current
-interpreter. Eager: call `prim.impl` now. Trace: build (and intern) an `Apply`
+interpreter. Eager: call the kernel for `prim` now (`kernel(prim)`: a backend's fast
+kernel, else `prim.impl`). Trace: build (and intern) an `Apply`
 node, and compute its value too when every operand's value is known (outside
 `jit`, so Python control flow on values works under `grad`).
 
@@ -27,6 +28,18 @@ from funconv.ir import Apply, Const, Graph, Input, Literal, Node, params_key
 from funconv.types import ArrayType
 
 
+# Fast kernels for concrete evaluation, keyed by primitive, each with its impl's signature
+# `(*np.ndarray, **params) -> np.ndarray`. The core never imports a backend: the NumPy
+# backend fills this table when `funconv` is imported (dependency inversion, as JAX's
+# `register_lowering`). A primitive without an entry runs its reference `impl`.
+EAGER_KERNELS: dict = {}
+
+
+def kernel(prim):
+    """The function that evaluates `prim` on concrete values (fast kernel, else its impl)."""
+    return EAGER_KERNELS.get(prim, prim.impl)
+
+
 class Eager:
     """Evaluate primitives immediately on concrete values."""
 
@@ -42,7 +55,7 @@ class Eager:
                     "of storing it in a global or a closure")
             vals.append(a._value)
         prim.shape_rule(*[a.aval for a in args], **params)
-        return Array._from_value(prim.impl(*vals, **params))
+        return Array._from_value(kernel(prim)(*vals, **params))
 
     def literal(self, value, dtype) -> Array:
         return Array._from_value(np.asarray(value, dtype))
@@ -157,7 +170,7 @@ class Trace:
             self.intern[key] = node
             vals = [self.values.get(n) for n in nodes]
             if all(v is not None for v in vals):
-                self.values[node] = _readonly(np.asarray(prim.impl(*vals, **params)))
+                self.values[node] = _readonly(np.asarray(kernel(prim)(*vals, **params)))
         return Array._traced(node, self)
 
     def graph(self, outputs: list[Array], in_tree=None, out_tree=None) -> Graph:
@@ -189,7 +202,7 @@ def eval_graph(graph: Graph, args, known: dict | None = None) -> list[Array]:
             ins = [env[id(a)] for a in node.args]
             if interp is EAGER and all(a._value is not None for a in ins):
                 # the graph was type-checked when it was built: call the impl directly
-                env[id(node)] = Array._from_value(node.prim.impl(*[a._value for a in ins], **node.params))
+                env[id(node)] = Array._from_value(kernel(node.prim)(*[a._value for a in ins], **node.params))
             else:
                 env[id(node)] = interp.apply(node.prim, ins, node.params)
         elif isinstance(node, Literal):

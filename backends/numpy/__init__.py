@@ -7,9 +7,13 @@ array per graph input; it returns a tuple of NumPy arrays, one per output.
 
 from __future__ import annotations
 
+from funconv import tracing
 from funconv.backends.numpy.codegen import build, generate, output_aliases  # noqa: F401
-
+from funconv.backends.numpy.kernels import KERNELS
 from funconv.ir import Graph
+
+# eager evaluation uses the same fast kernels as the generated code
+tracing.EAGER_KERNELS.update(KERNELS)
 
 
 class Executable:

@@ -280,7 +280,10 @@ class _Gen:
             return f"{args[0]}.astype({self.param(n.dtype)})"
         if p is dot_p:
             return self.emit_dot(n, args)
-        impl = self.bind(p.impl, f"{p.name}_impl")
+        from funconv.backends.numpy.kernels import KERNELS
+
+        fn = KERNELS.get(p)
+        impl = self.bind(p.impl, f"{p.name}_impl") if fn is None else self.bind(fn, f"{p.name}_kernel")
         kw = "".join(f", {k}={self.param(v)}" for k, v in n.params.items())
         return f"{impl}({', '.join(args)}{kw})"
 

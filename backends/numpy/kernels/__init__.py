@@ -1,0 +1,27 @@
+"""The NumPy backend's fast kernels, keyed by primitive.
+
+A kernel computes exactly what its primitive's reference `impl` computes, with the
+same signature `(*np.ndarray, **params) -> np.ndarray`, but fast: the im2col/GEMM
+layouts of convolution, the pooling fast paths, cache- and page-aware buffers.
+The generated code calls a primitive's kernel when it has one (else its impl), and
+`funconv` registers this table as the eager kernels (`funconv.tracing.EAGER_KERNELS`),
+so eager calls are fast too. Tests compare every kernel against its impl.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+KERNELS: dict = {}
+
+
+def register(prim) -> Callable:
+    """Decorator: register the decorated function as the NumPy kernel of `prim`."""
+
+    def deco(fn: Callable) -> Callable:
+        if prim in KERNELS:
+            raise ValueError(f"a NumPy kernel for {prim.name} is registered twice")
+        KERNELS[prim] = fn
+        return fn
+
+    return deco
