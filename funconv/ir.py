@@ -65,6 +65,53 @@ def params_key(params: dict) -> tuple:
     return tuple(sorted(params.items()))
 
 
+class Interner:
+    """Creates the nodes of one graph, one node per distinct expression.
+
+    The single interner of traces (tracing.Trace) and passes (passes.core.Builder):
+    `Apply` nodes are keyed by `(primitive, argument identities, params)`, which is
+    common-subexpression elimination for free; literals by dtype and bit pattern, so
+    `0.0` and `-0.0`, `1` as int32 and as float32, and NaN (equal to itself here) stay
+    distinct or merge exactly as IEEE values do; constants by the identity of their array.
+    """
+
+    def __init__(self):
+        self._applies: dict = {}
+        self._literals: dict = {}
+        self._consts: dict[int, Const] = {}
+        self._held: list = []  # the constants' arrays, kept alive so their ids stay unique
+
+    def apply(self, prim, args, params: dict, source=None) -> Apply:
+        """The node `prim(*args, **params)`, typed by its shape rule. `source` is the user's
+        line, or a function returning it (called only when the node is new)."""
+        key = (prim, tuple(map(id, args)), params_key(params))
+        node = self._applies.get(key)
+        if node is None:
+            out_type = prim.shape_rule(*[a.type for a in args], **params)
+            node = Apply(out_type, prim, tuple(args), dict(params),
+                         source() if callable(source) else source)
+            self._applies[key] = node
+        return node
+
+    def literal(self, value, dtype) -> Literal:
+        """The scalar literal `value` converted to `dtype`."""
+        v = np.asarray(value, dtype)
+        key = (v.dtype, v.tobytes())
+        node = self._literals.get(key)
+        if node is None:
+            node = self._literals[key] = Literal(ArrayType((), v.dtype), v[()].item())
+        return node
+
+    def const(self, value: np.ndarray, node: Const | None = None) -> Const:
+        """The constant holding array `value` (`node`, when given, is an existing Const of it)."""
+        hit = self._consts.get(id(value))
+        if hit is None:
+            hit = node if node is not None else Const(ArrayType(value.shape, value.dtype), value)
+            self._consts[id(value)] = hit
+            self._held.append(value)
+        return hit
+
+
 def toposort(outputs) -> list[Node]:
     """All nodes reachable from `outputs`, each after its arguments (iterative DFS)."""
     order: list[Node] = []

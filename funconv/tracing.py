@@ -24,9 +24,8 @@ import numpy as np
 
 from funconv.array import Array, _readonly
 from funconv.errors import TracerLeakError, user_line
-from funconv.ir import Apply, Const, Graph, Input, Literal, Node, params_key
+from funconv.ir import Apply, Const, Graph, Input, Interner, Literal, Node
 from funconv.types import ArrayType
-
 
 # Fast kernels for concrete evaluation, keyed by primitive, each with its impl's signature
 # `(*np.ndarray, **params) -> np.ndarray`. The core never imports a backend: the NumPy
@@ -82,13 +81,11 @@ class Trace:
     def __init__(self, parent=None):
         self.parent = parent if parent is not None else _current.get()
         self.depth = self.parent.depth + 1
-        self.intern: dict = {}
+        self.interner = Interner()
         self.values: dict[Node, np.ndarray] = {}
         self.inputs: list[Input] = []
         self.captured: list[tuple[Array, Input]] = []  # (outer array, inner input)
         self._captured_ids: dict[int, Input] = {}
-        self._consts: dict[int, tuple[np.ndarray, Const]] = {}
-        self._literals: dict = {}
         self.active = False
 
     # -- entering and leaving --------------------------------------------------
@@ -128,13 +125,9 @@ class Trace:
         if t is self:
             return x._node
         if t is None:
-            v = x._value
-            hit = self._consts.get(id(v))
-            if hit is None:
-                hit = (v, Const(ArrayType(v.shape, v.dtype), v))
-                self._consts[id(v)] = hit
-                self.values[hit[1]] = v
-            return hit[1]
+            node = self.interner.const(x._value)
+            self.values[node] = x._value
+            return node
         if t.active and t in set(self.ancestors()):
             node = self._captured_ids.get(id(x))
             if node is None:
@@ -151,23 +144,15 @@ class Trace:
             "closure kept it). Pass it as an argument or return it instead")
 
     def literal(self, value, dtype) -> Array:
-        key = (type(value), value, dtype)
-        node = self._literals.get(key)
-        if node is None:
-            value = np.asarray(value, dtype)[()]
-            node = Literal(ArrayType((), np.dtype(dtype)), value.item())
-            self._literals[key] = node
-            self.values[node] = np.asarray(value, dtype)
+        node = self.interner.literal(value, dtype)
+        if node not in self.values:
+            self.values[node] = np.asarray(node.value, node.dtype)
         return Array._traced(node, self)
 
     def apply(self, prim, args, params):
         nodes = [self.to_node(a) for a in args]
-        key = (prim, tuple(map(id, nodes)), params_key(params))
-        node = self.intern.get(key)
-        if node is None:
-            out_type = prim.shape_rule(*[n.type for n in nodes], **params)
-            node = Apply(out_type, prim, tuple(nodes), params, user_line())
-            self.intern[key] = node
+        node = self.interner.apply(prim, nodes, params, user_line)
+        if node not in self.values:
             vals = [self.values.get(n) for n in nodes]
             if all(v is not None for v in vals):
                 self.values[node] = _readonly(np.asarray(kernel(prim)(*vals, **params)))

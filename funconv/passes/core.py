@@ -20,64 +20,30 @@ from typing import Callable
 import numpy as np
 
 from funconv import config
-from funconv.ir import Apply, Const, Graph, Input, Literal, Node, params_key
-from funconv.types import ArrayType
+from funconv.ir import Apply, Const, Graph, Input, Interner, Literal, Node
 
 Rule = Callable[["Builder", Apply, list], "Node | None"]
 
 
-class Builder:
+class Builder(Interner):
     """Creates nodes of one new graph, interning them (which is what gives CSE)."""
 
-    def __init__(self):
-        self._applies: dict = {}
-        self._literals: dict = {}
-        self._consts: dict = {}
-
-    def apply(self, prim, args, params, source=None) -> Apply:
-        """The interned node `prim(*args, **params)`; its type comes from the shape rule."""
-        key = (prim, tuple(map(id, args)), params_key(params))
-        node = self._applies.get(key)
-        if node is None:
-            out_type = prim.shape_rule(*[a.type for a in args], **params)
-            node = Apply(out_type, prim, tuple(args), dict(params), source)
-            self._applies[key] = node
-        return node
-
-    def literal(self, value, dtype) -> Literal:
-        """A scalar literal of `dtype` (deduped; -0.0 and 0.0 stay distinct)."""
-        dtype = np.dtype(dtype)
-        v = np.asarray(value, dtype)[()].item()
-        key = (dtype, repr(v))
-        node = self._literals.get(key)
-        if node is None:
-            node = Literal(ArrayType((), dtype), v)
-            self._literals[key] = node
-        return node
-
     def const(self, value: np.ndarray) -> Node:
-        """A constant array (a Literal when it is 0-d)."""
+        """A constant array (a Literal when it is 0-d), made read-only."""
         value = np.asarray(value)
         if value.ndim == 0:
             return self.literal(value[()], value.dtype)
-        node = self._consts.get(id(value))
-        if node is None:
-            if value.flags.writeable:
-                value = value.copy()
-                value.flags.writeable = False
-            node = Const(ArrayType(value.shape, value.dtype), value)
-            self._consts[id(value)] = (node)
-        return node
+        if value.flags.writeable:
+            value = value.copy()
+            value.flags.writeable = False
+        return super().const(value)
 
     def reuse(self, node: Node) -> Node:
         """Register an existing Literal/Const of the old graph in this builder."""
         if isinstance(node, Literal):
             return self.literal(node.value, node.dtype)
         if isinstance(node, Const):
-            hit = self._consts.get(id(node.value))
-            if hit is None:
-                self._consts[id(node.value)] = hit = node
-            return hit
+            return super().const(node.value, node)
         return node
 
 
