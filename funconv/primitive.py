@@ -39,6 +39,9 @@ class Primitive:
         c_expr: OpenCL C expression template for elementwise ops, `{0}`, `{1}`
             standing for the operands.
         linear: the op is linear in all its array inputs (used by passes/tests).
+        ufunc: the NumPy ufunc that `impl` is (for elementwise ops), so a backend may
+            call it directly, with `out=`; `quiet`: impl runs it with all floating-point
+            warnings ignored (as JAX: log(0) is -inf, silently).
     """
 
     name: str
@@ -49,6 +52,8 @@ class Primitive:
     batch: Callable | None = None
     c_expr: str | None = None
     linear: bool = False
+    ufunc: np.ufunc | None = None
+    quiet: bool = False
 
     def __attrs_post_init__(self):
         if self.name in REGISTRY:
@@ -86,7 +91,9 @@ def elementwise(name: str, impl, vjp=None, *, c_expr=None, out_dtype=None, kinds
     """An n-ary elementwise primitive over equal shapes and dtypes.
 
     `out_dtype`: fixed result dtype (bool for comparisons) or None for the
-    operand dtype; `kinds`: the accepted dtype kinds (NumPy kind letters).
+    operand dtype; `kinds`: the accepted dtype kinds (NumPy kind letters). An `impl`
+    that is a NumPy ufunc, or a function with a `ufunc` attribute (a ufunc run with
+    warnings ignored, see `quiet`), is recorded as the primitive's `ufunc`.
     """
 
     def rule(*types: ArrayType) -> ArrayType:
@@ -95,8 +102,9 @@ def elementwise(name: str, impl, vjp=None, *, c_expr=None, out_dtype=None, kinds
             raise DTypeError(f"{name}: does not accept {t.short()}")
         return ArrayType(t.shape, out_dtype if out_dtype is not None else t.dtype)
 
+    ufunc = impl if isinstance(impl, np.ufunc) else getattr(impl, "ufunc", None)
     return Primitive(name, rule, impl, vjp, differentiable=differentiable, c_expr=c_expr,
-                     linear=linear)
+                     linear=linear, ufunc=ufunc, quiet=ufunc is not None and ufunc is not impl)
 
 
 def comparison(name: str, impl, c_expr=None) -> Primitive:

@@ -38,6 +38,8 @@ def _q(f):
 
     impl.__name__ = getattr(f, "__name__", "impl")
     impl.__qualname__ = impl.__name__
+    if isinstance(f, np.ufunc):
+        impl.ufunc = f  # recorded on the primitive: backends may call the ufunc directly
     return impl
 
 
