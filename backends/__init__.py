@@ -13,15 +13,37 @@ if __name__ != "funconv.backends":
 
 # --- the backend registry --------------------------------------------------------------
 #
-# A backend is a module with `compile(graph, donate=()) -> Executable`, where an
-# Executable is callable on NumPy arrays (one per graph input, in order) and returns a
-# tuple of NumPy arrays (one per graph output), and has a `.source` string (generated
-# code, for inspection). Optionally `.output_aliases`: per output, the set of input
-# indices it may share memory with (jit copies such outputs when that input was a
-# caller's NumPy array); without it jit assumes any output may alias any input. Backends are imported lazily, by name, so `import funconv`
-# works on a machine without the optional dependencies of other backends (OpenCL).
+# A backend is a module with `compile(graph, donate=(), name="jitted") -> Executable` (the
+# protocol below). `funconv.jit` uses nothing else of it, so a new backend is a new module
+# registered here (or with `register`), with no change to jit. Backends are imported lazily,
+# by name, so `import funconv` works on a machine without the optional dependencies of other
+# backends (OpenCL).
 
 import importlib
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Executable(Protocol):
+    """What a backend's `compile` returns: one graph, compiled.
+
+    Attributes:
+        call: `call(*buffers) -> tuple` of output buffers: one NumPy array per graph input,
+            in order, one per output back (a backend moves data to and from its device
+            here). It may write into the buffers of the inputs listed in `compile`'s
+            `donate` (after checking it is safe, see numpy/codegen.py `_take_donated`),
+            never into another input.
+        source: the generated code, for inspection (`jitted.lower(...).source`).
+        output_aliases: per output, the set of input indices whose memory it may share
+            (an output that is an input, or a view of one); jit copies exactly those
+            outputs when the input was a caller's NumPy array. None: any output may alias
+            any input.
+    Optionally `profile(values, repeat, copy_inputs)`: per-line timing (`jitted.profile`).
+    """
+
+    call: Callable[..., tuple]
+    source: str
+    output_aliases: tuple[frozenset, ...] | None
 
 _BACKENDS = {
     "numpy": "funconv.backends.numpy",

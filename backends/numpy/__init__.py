@@ -17,21 +17,23 @@ tracing.EAGER_KERNELS.update(KERNELS)
 
 
 class Executable:
-    """A compiled graph: `fn(*arrays) -> tuple of arrays`, with its `.source`.
+    """A compiled graph (the `funconv.backends.Executable` protocol): `call(*arrays) -> tuple
+    of arrays`, with its `.source`.
 
     `output_aliases[k]` is the set of input indices output k may share memory with (an
     output that is an input, or a view of one); every other output is a fresh buffer.
     """
 
-    __slots__ = ("filename", "fn", "graph", "output_aliases", "source")
+    __slots__ = ("call", "filename", "graph", "output_aliases", "source")
 
     def __init__(self, graph: Graph, donate=(), name: str = "jitted"):
         self.graph = graph
-        self.fn, self.source, self.filename = build(graph, donate, name)
+        # the generated function itself: no wrapper frame on the call path
+        self.call, self.source, self.filename = build(graph, donate, name)
         self.output_aliases = output_aliases(graph)
 
     def __call__(self, *arrays):
-        return self.fn(*arrays)
+        return self.call(*arrays)
 
     def profile(self, arrays, repeat: int = 10, copy_inputs: bool = False):
         """Time each line of the generated code (see profile.py)."""

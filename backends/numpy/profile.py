@@ -52,7 +52,7 @@ def profile(executable, values, repeat: int = 10, copy_inputs: bool = False) -> 
     """Run `executable` (a NumPy-backend Executable) `repeat` times on `values` (one NumPy
     array per graph input), timing each line; `copy_inputs` gives every run fresh copies
     (for code that may write into donated inputs)."""
-    fn = executable.fn
+    fn = executable.call
     lines = executable.source.splitlines()
     out, where = [], {}
     for i, line in enumerate(lines):

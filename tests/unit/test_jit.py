@@ -337,7 +337,7 @@ def test_generated_code_is_in_tracebacks():
     assert any("_exp(" in line for line in lines)
     # a failing generated line shows up with its text in the traceback
     try:
-        exe.fn(None)
+        exe.call(None)
     except TypeError:
         tb = traceback.format_exc()
         assert exe.filename in tb and "_exp(" in tb
@@ -679,7 +679,7 @@ def test_numpy_arguments_reach_the_code_read_only():
     x = np.ones(4, np.float32)
     f(x)
     exe = f.lower(x).executable
-    fn = exe.fn
+    fn = exe.call
     exe_globals = fn.__globals__
     orig = exe_globals["_exp"]
 
