@@ -68,7 +68,8 @@ from funconv import tree as tree_util
 from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError, TracerLeakError
 from funconv.ops._core import asarray, describe
-from funconv.tracing import EAGER, _current, eval_graph, trace_to_graph
+from funconv.staging import trace_to_graph
+from funconv.tracing import EAGER, _current, eval_graph
 from funconv.types import DEFAULT_COMPLEX, DEFAULT_FLOAT, DEFAULT_INT, bool_, canonical_dtype
 
 logger = logging.getLogger("funconv.jit")
