@@ -33,9 +33,9 @@ Samplers are primitives (`random_bits`, `random_uniform`, `random_fold_in`,
 `random_permutation`, defined with Threefry in ops/random.py) whose NumPy
 impls run Threefry, so they trace: a key passed as an argument to a jitted
 function stays a traced value and the compiled code draws fresh numbers for
-each key it is called with. They are
-not differentiable (their output does not depend smoothly on the key);
-`normal(k, s) * sigma + mu` is differentiable in `sigma` and `mu` as usual.
+each key it is called with. They are not differentiable (their output does
+not depend smoothly on the key); `normal(k, s) * sigma + mu` is
+differentiable in `sigma` and `mu` as usual.
 
 Imports types, errors and ops (the primitives from ops/random.py); nothing
 imports this but funconv/__init__.py and nn.py.
