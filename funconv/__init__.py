@@ -15,7 +15,7 @@ from funconv.ops.pool import adaptive_avg_pool, adaptive_max_pool, avg_pool, max
 from funconv.autodiff import (custom_vjp, grad, hessian, jacfwd, jacrev, jvp, stop_gradient,
                               value_and_grad, vjp)
 from funconv.io import load, save
-from funconv.tracing import make_graph
+from funconv.staging import make_graph
 from funconv.jit import jit
 from funconv import nn, optim, random, testing  # noqa: F401,E402
 import funconv.backends.numpy  # noqa: E402  (registers the NumPy kernels for eager mode)

@@ -16,7 +16,8 @@ built on it; `jacrev` applies one VJP per output element.
 
 `custom_vjp` runs the user's `fwd` under a trace and marks each output with a
 `custom_vjp_call` node: the identity on its first operand, whose VJP rule
-calls the user's `bwd` (see the section below).
+calls the user's `bwd`. That primitive and `stop_gradient` are defined in
+ops/special.py, as every primitive is in ops/.
 
 Imports tracing, ir, tree, ops.
 """
@@ -33,19 +34,9 @@ from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError, ShapeError
 from funconv.ir import Apply, Graph, Node, toposort
 from funconv.ops._core import asarray, describe
-from funconv.primitive import Primitive
+from funconv.ops.special import _CustomRule, custom_vjp_call_p, stop_gradient  # noqa: F401 (public)
 from funconv.tracing import Trace, current, eval_graph
 from funconv.types import ArrayType, is_inexact
-
-# --- stop_gradient ------------------------------------------------------------------
-
-stop_gradient_p = Primitive("stop_gradient", lambda x: x, lambda x: x, lambda ct, out, x: (None,))
-
-
-def stop_gradient(x):
-    """The identity, with a zero derivative (leafwise over a pytree)."""
-    return tree_util.map(lambda a: stop_gradient_p(asarray(a)), x)
-
 
 # --- the backward pass ------------------------------------------------------------------
 
@@ -550,84 +541,8 @@ def hessian(f, argnums=0, has_aux: bool = False):
 
 # --- custom_vjp ----------------------------------------------------------------------------------
 #
-# Under a trace, a custom_vjp function runs its `fwd` (so the graph holds ordinary
-# nodes for the forward computation and its residuals) and wraps each output in a
-# `custom_vjp_call` node: the identity on its first operand, whose other operands are
-# the function's arguments and residuals. Its VJP rule sends the cotangent to the
-# arguments through the user's `bwd` and nothing through the forward computation.
-# Any graph consumer (interpreter, jit backends, passes) sees a plain identity; once
-# no more differentiation follows, a pass may replace it by its first operand.
-
-
-class _CustomRule:
-    """Static data of one custom_vjp call: hashable by identity, so it can be a param."""
-
-    def __init__(self, cvjp, nondiff, in_tree, n_args, out_tree, out_avals, res_tree, res_static):
-        self.cvjp = cvjp
-        self.nondiff = nondiff          # the nondiff_argnums values, passed first to bwd
-        self.in_tree = in_tree          # structure of the differentiable arguments (a tuple)
-        self.n_args = n_args            # their number of leaves
-        self.out_tree = out_tree
-        self.out_avals = out_avals
-        self.res_tree = res_tree
-        self.res_static = res_static    # residual leaves that are not arrays, by position
-
-    def __repr__(self) -> str:
-        return f"<custom_vjp {self.cvjp.__name__}>"
-
-    def residuals(self, res_arrays):
-        it = iter(res_arrays)
-        leaves = [self.res_static[k] if k in self.res_static else next(it)
-                  for k in range(self.res_tree.num_leaves)]
-        return tree_util.unflatten(self.res_tree, leaves)
-
-
-def _custom_vjp_call_rule(value: ArrayType, *operands: ArrayType, rule, index) -> ArrayType:
-    return value
-
-
-def _custom_vjp_call_impl(value, *operands, rule, index):
-    return value
-
-
-def _custom_vjp_call_vjp(ct, out, value, *operands, rule, index):
-    """Call the user's bwd with this output's cotangent (zeros for the other outputs).
-
-    With several outputs, bwd runs once per output that receives a cotangent and
-    the results add up: correct because bwd is linear in its cotangent.
-    """
-    args, res = operands[:rule.n_args], operands[rule.n_args:]
-    cts = [ct if j == index else _zeros(a) for j, a in enumerate(rule.out_avals)]
-    name = rule.cvjp.__name__
-    in_cts = rule.cvjp.bwd(*rule.nondiff, rule.residuals(res), tree_util.unflatten(rule.out_tree, cts))
-    diff_args = tree_util.unflatten(rule.in_tree, args)
-    if not isinstance(in_cts, (tuple, list)) or len(in_cts) != len(diff_args):
-        raise ArgumentError(f"custom_vjp {name}: bwd must return a tuple with one cotangent per "
-                            f"differentiable argument ({len(diff_args)}), got {describe(in_cts)}")
-    flat = []
-    for i, (c, a) in enumerate(zip(in_cts, diff_args)):
-        a_leaves, a_tree = tree_util.flatten(a)
-        if c is None:
-            flat.extend([None] * len(a_leaves))
-            continue
-        c_leaves, c_tree = tree_util.flatten(c, is_leaf=lambda x: x is None)
-        if c_tree != a_tree:
-            raise ArgumentError(f"custom_vjp {name}: bwd's cotangent {i} has structure {c_tree}, "
-                                f"the argument {a_tree}")
-        for cl, al in zip(c_leaves, a_leaves):
-            if cl is None:
-                flat.append(None)
-                continue
-            cl = asarray(cl)
-            if cl.shape != al.shape:
-                raise ShapeError(f"custom_vjp {name}: bwd returned a cotangent of type "
-                                 f"{cl.aval.short()} for argument {i} of type {al.aval.short()}")
-            flat.append(cl if cl.dtype == al.dtype else cl.astype(al.dtype))
-    return (None, *flat, *[None] * len(res))
-
-
-custom_vjp_call_p = Primitive("custom_vjp_call", _custom_vjp_call_rule, _custom_vjp_call_impl,
-                              _custom_vjp_call_vjp)
+# The node custom_vjp puts on each output, custom_vjp_call, and its VJP rule (which calls
+# the user's bwd) are defined in ops/special.py.
 
 
 class custom_vjp:  # noqa: N801 - named as JAX's decorator

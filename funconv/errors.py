@@ -7,6 +7,7 @@ Imports nothing from funconv.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -16,15 +17,16 @@ _PKG_DIRS: tuple[str, ...] = ()
 def _package_dirs() -> tuple[str, ...]:
     global _PKG_DIRS
     if not _PKG_DIRS:
-        here = os.path.dirname(os.path.abspath(__file__))
-        dirs = [here + os.sep]
+        dirs = [os.path.dirname(__file__)]
+        # funconv.backends may live elsewhere (an editable install maps it from backends/):
+        # find its folder without importing it
         try:
-            import funconv.backends as _b  # a light package
-
-            dirs.append(os.path.dirname(os.path.abspath(_b.__file__)) + os.sep)
-        except ImportError:
-            pass
-        _PKG_DIRS = tuple(dirs)
+            spec = importlib.util.find_spec("funconv.backends")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.submodule_search_locations:
+            dirs.extend(spec.submodule_search_locations)
+        _PKG_DIRS = tuple(os.path.abspath(d) + os.sep for d in dirs)
     return _PKG_DIRS
 
 

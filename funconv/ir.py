@@ -3,7 +3,8 @@
 Nodes compare by identity (`eq=False`): structural `__eq__` on a DAG is
 exponential. `Apply` nodes are interned per trace (see tracing.py), which gives
 common-subexpression elimination for free. Use `structurally_equal` in tests.
-Imports types and errors only (primitives are referenced, not imported).
+Imports types only (primitives are referenced, not imported); `Graph.__call__`
+evaluates through tracing, imported lazily.
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ from funconv.errors import ArgumentError, TracerLeakError
 from funconv.dispatch import (SCALARS, Entry, NotFast, delete, deleting, leaf_values, shared, tree_spec,
                               unshared, upgraded, weak_dtype, weak_upgrades)
 from funconv.ops._core import asarray, describe
-from funconv.tracing import EAGER, _current, eval_graph, trace_to_graph
+from funconv.staging import trace_to_graph
+from funconv.tracing import EAGER, _current, eval_graph
 
 logger = logging.getLogger("funconv.jit")
 

@@ -13,7 +13,7 @@ follow funconv's layouts: a dense weight used as `x @ w` is `(in, out)`; a
 convolution kernel is `(out, in, *spatial)` (OIHW), whose fans are
 multiplied by the receptive field size (see `compute_fans`).
 
-Imports ops, autodiff (stop_gradient) and random.
+Imports ops (relu_p and stop_gradient from ops/special.py) and random.
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ import numpy as np
 
 from funconv import random as _random
 from funconv.array import Array
-from funconv.autodiff import stop_gradient
 from funconv.errors import ArgumentError, DTypeError, ShapeError
 from funconv.ops._core import asarray, describe, normalize_axes, operand
 from funconv.ops.creation import arange, zeros as _zeros
 from funconv.ops.elementwise import (abs as _abs, exp, log1p, logistic, maximum, tanh, where)
 from funconv.ops.reduce import logsumexp as _logsumexp, max as _max, mean as _mean, sum as _sum
 from funconv.ops.shape import expand_dims
-from funconv.primitive import elementwise
+from funconv.ops.special import relu_p, stop_gradient
 from funconv.types import DEFAULT_FLOAT, canonical_dtype, is_float, is_inexact, is_integer
 
 # --- activations ---------------------------------------------------------------------
@@ -43,19 +42,6 @@ def _float(x, opname: str) -> Array:
     if not is_inexact(x.dtype):
         x = x.astype(DEFAULT_FLOAT)
     return x
-
-
-def _relu_vjp(ct, out, x):
-    # the mask from the output (out > 0 exactly where x > 0): derivative 0 at x = 0, as JAX.
-    # A multiply by the 0/1 mask, not a where: np.where is ~10x slower than np.maximum/multiply
-    # on large float32 arrays with unpredictable masks, and relu sits in every CNN's hot path.
-    return (ct * (out > 0).astype(ct.dtype),)
-
-
-# relu is a primitive (not where(x > 0, x, 0)) for speed, forward and backward. Its NumPy
-# meaning is np.maximum(x, 0): -inf gives 0 and nan stays nan. OpenCL: fmax (nan gives 0 there).
-relu_p = elementwise("relu", lambda x: np.maximum(x, x.dtype.type(0)), _relu_vjp,
-                     c_expr="fmax({0}, ({dtype})0)", kinds="f")
 
 
 def relu(x) -> Array:

@@ -5,7 +5,7 @@ truth: the interpreter, eager mode and the generated NumPy code all call it),
 its VJP rule written in funconv's own ops, an optional batching rule, and for
 elementwise ops a C expression template for OpenCL. The family factories
 (`elementwise_unary`, ...) build the common shapes of primitives.
-Imports types, ir and errors; binding goes through tracing (imported lazily).
+Imports types and errors; binding goes through tracing (imported lazily).
 """
 
 from __future__ import annotations

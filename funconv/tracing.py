@@ -12,7 +12,8 @@ a graph inside another trace inlines it: that is how `jit(grad(f))`,
 
 An Array from an enclosing (still active) trace used inside an inner trace is
 *captured* as an extra Input of the inner graph; an Array from a finished trace
-is a leaked tracer and an error. Imports types, ir, primitive, errors, array.
+is a leaked tracer and an error. staging.py traces a whole function into a Graph.
+Imports types, ir, errors, array: nothing outside the core.
 """
 
 from __future__ import annotations
@@ -218,47 +219,3 @@ def _needed(outputs, env: dict, known: dict) -> list[Node]:
                     stack.append((node, True))
                     stack.extend((a, False) for a in reversed(node.args) if id(a) not in seen)
     return order
-
-
-def trace_to_graph(f, args, kwargs=None, static_argnums=(), concrete=False, name_inputs=True):
-    """Trace `f(*args)` into a Graph with abstract inputs for the non-static args.
-
-    Returns `(graph, captured)` where `captured` are the outer Arrays bound to
-    the graph's trailing captured inputs.
-    """
-    from funconv import tree as tree_util
-    from funconv.ops._core import asarray
-
-    kwargs = kwargs or {}
-    static = set(static_argnums)
-    dyn = [a for i, a in enumerate(args) if i not in static]
-    leaves, in_tree = tree_util.flatten(dyn)
-    arrays = [asarray(x) for x in leaves]
-    trace = Trace()
-    with trace.activate():
-        ins = [trace.new_input(a.aval, a._concrete_value() if concrete else None,
-                               f"x{i}" if name_inputs else "")
-               for i, a in enumerate(arrays)]
-        it = iter(tree_util.unflatten(in_tree, ins))
-        full = [a if i in static else next(it) for i, a in enumerate(args)]
-        out = f(*full, **kwargs)
-        out_leaves, out_tree = tree_util.flatten(out)
-        outs = [asarray(o) for o in out_leaves]
-    graph = trace.graph(outs, in_tree, out_tree)
-    return graph, [outer for outer, _ in trace.captured]
-
-
-def make_graph(f, static_argnums=()):
-    """`make_graph(f)(*args)` -> the traced Graph of `f` (as `jax.make_jaxpr`).
-
-    `str(graph)` prints it SSA-style with types and source lines;
-    `graph.to_dot()` gives Graphviz text.
-    """
-    if isinstance(static_argnums, int):
-        static_argnums = (static_argnums,)
-
-    def traced(*args, **kwargs):
-        graph, _ = trace_to_graph(f, args, kwargs, static_argnums)
-        return graph
-
-    return traced

@@ -244,9 +244,9 @@ def prod(x, axis=None, dtype=None, keepdims=False) -> Array:
 
 def logsumexp(x, axis=None, keepdims=False) -> Array:
     """log(sum(exp(x))), stable: the max is subtracted first (its gradient is softmax)."""
-    from funconv.autodiff import stop_gradient
     from funconv.ops.elementwise import exp, isfinite, log, where
     from funconv.ops.shape import squeeze
+    from funconv.ops.special import stop_gradient
 
     x = _array(x, "logsumexp")
     if not is_inexact(x.dtype):

@@ -56,10 +56,10 @@ def splat(b: Builder, value, type_) -> Node:
 
 def _rules():
     # Built on first use: passes may not import ops at module import time (layering).
-    from funconv.autodiff import stop_gradient_p
     from funconv.ops import elementwise as ew
     from funconv.ops.reduce import reduce_sum_p
     from funconv.ops.shape import broadcast_to_p, reshape_p, transpose_p
+    from funconv.ops.special import stop_gradient_p
 
     def add(b, n, x, y):
         if _is(y, 0):

@@ -1,4 +1,4 @@
-"""Domain entry of autodiff's own primitive, custom_vjp_call (funconv/autodiff.py).
+"""Domain entry of autodiff's own primitive, custom_vjp_call (funconv/ops/special.py).
 
 custom_vjp_call is the identity on its first operand; its other operands (the
 custom function's arguments and residuals) only feed the user's bwd. Its VJP is
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import funconv as fc
 from funconv import tree as tree_util
-from funconv.autodiff import _CustomRule
+from funconv.ops.special import _CustomRule
 
 from domains import DOMAINS, Case, Domain, draw_shape, floats, rng
 

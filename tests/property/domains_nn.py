@@ -1,4 +1,4 @@
-"""Domain entries for the primitives of funconv/nn.py (relu)."""
+"""Domain entry for nn's primitive, relu (funconv/ops/special.py; `fc.nn.relu` wraps it)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Domain entries for the random primitives (random_bits, random_uniform,
-random_fold_in, random_permutation) of funconv/random.py.
+random_fold_in, random_permutation) of funconv/ops/random.py.
 
 Their NumPy meaning is written independently of the vectorised impl: a
 scalar Threefry-2x32 on Python ints (checked against Random123's known

@@ -412,7 +412,7 @@ DOMAINS["gather"] = Domain(lambda data, dtype: _gather_case(data, dtype, False),
 DOMAINS["scatter_add"] = Domain(lambda data, dtype: _gather_case(data, dtype, True), numpy=_scatter_add_np,
                                 diff=(0, 2), rtol=1e-5, atol=1e-5)
 
-# stop_gradient lives in autodiff.py; its VJP is zero on purpose, so only (a) and (b) apply
+# stop_gradient lives in ops/special.py; its VJP is zero on purpose, so only (a) and (b) apply
 DOMAINS["stop_gradient"] = Domain(lambda data, dtype: Case((floats(rng(data), _shape(data), dtype),)),
                                   numpy=lambda x: x, vjp_is_derivative=False)
 
