@@ -176,7 +176,7 @@ def test_every_impl_algorithm_matches_direct_definition(data):
     it applies, input dilation included, or never), with chunks of one row /
     tap / position or one big chunk: kernels larger than the output (the weight-
     gradient layout) and outputs larger than the input (the scatter) included."""
-    import funconv.ops.conv as conv_mod
+    import funconv.backends.numpy.kernels.conv as conv_mod
 
     nd = data.draw(st.integers(1, 3), label="nd")
     groups = data.draw(st.sampled_from([1, 1, 2]), label="groups")
@@ -203,7 +203,7 @@ def test_every_impl_algorithm_matches_direct_definition(data):
     try:
         conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO, conv_mod._COLS_CHUNK_BYTES = (
             short_row, scatter_ratio, chunk)
-        got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+        got = conv_mod.conv_general_kernel(x, w, feature_group_count=groups, **params)
     finally:
         conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO, conv_mod._COLS_CHUNK_BYTES = saved
     assert got.shape == ref.shape
@@ -216,7 +216,7 @@ def test_flat_column_copies_of_same_width_convolutions(data):
     """The batch-first im2col's flat copies (stride 1, output as wide as the input in
     every spatial dim but the first): wrap-around zeroing, negative and lopsided pads,
     dilation, groups, chunks of one image or all."""
-    import funconv.ops.conv as conv_mod
+    import funconv.backends.numpy.kernels.conv as conv_mod
 
     nd = data.draw(st.integers(2, 3), label="nd")
     groups = data.draw(st.integers(1, 2), label="groups")
@@ -246,7 +246,7 @@ def test_flat_column_copies_of_same_width_convolutions(data):
     try:
         conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO = 0, float("inf")  # batch-first im2col
         conv_mod._COLS_CHUNK_BYTES = chunk
-        got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+        got = conv_mod.conv_general_kernel(x, w, feature_group_count=groups, **params)
     finally:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES, conv_mod._SCATTER_RATIO = saved
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
@@ -257,7 +257,7 @@ def test_flat_column_copies_of_same_width_convolutions(data):
 def test_flat_column_copies_of_weight_gradient_layout(data):
     """The same flat copies in the weight-gradient layout (kernel larger than the output,
     kernel as wide as the input in every spatial dim but the first): strides, pads."""
-    import funconv.ops.conv as conv_mod
+    import funconv.backends.numpy.kernels.conv as conv_mod
 
     nd = data.draw(st.integers(2, 3), label="nd")
     groups = data.draw(st.integers(1, 2), label="groups")
@@ -279,7 +279,7 @@ def test_flat_column_copies_of_weight_gradient_layout(data):
     saved = conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES
     try:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = 0, chunk  # the batch-first layouts
-        got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+        got = conv_mod.conv_general_kernel(x, w, feature_group_count=groups, **params)
     finally:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = saved
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
@@ -291,7 +291,7 @@ def test_copy_free_paths_match_direct_definition(data):
     """The paths that need no column matrix: 1x1 kernels without padding (strided,
     grouped) and kernels as large as the input (the weight gradient of a 1x1 conv,
     whose operands come as transposed views)."""
-    import funconv.ops.conv as conv_mod
+    import funconv.backends.numpy.kernels.conv as conv_mod
 
     nd = data.draw(st.integers(1, 3), label="nd")
     ins = _sides(data, nd, 1, 4 if nd == 3 else 6, "in")
@@ -316,6 +316,6 @@ def test_copy_free_paths_match_direct_definition(data):
                                params["lhs_dilation"], groups) is expected
     ref = direct_conv(x, w, strides, params["padding"], params["lhs_dilation"],
                       params["rhs_dilation"], groups)
-    got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+    got = conv_mod.conv_general_kernel(x, w, feature_group_count=groups, **params)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
