@@ -1,6 +1,11 @@
 """Property tests of fc.conv, fc.conv_transpose and the conv_general primitive against
 float64 definitions (domains_conv.py), over hypothesis-drawn configurations: 1-d/2-d/3-d,
-strides, every padding form, dilation, groups (depthwise included), batch 1, non-square."""
+strides, every padding form, dilation, groups (depthwise included), batch 1, non-square.
+
+The convolution's definition is the primitive's reference impl evaluated by the
+interpreter (`direct_conv`); what is tested against it is the NumPy backend: its kernel
+eagerly (`fc.conv` calls it) and the generated code under `fc.jit` (after the
+convolution pass chose the algorithm or rewrote the node)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import funconv as fc
-from funconv.ops.conv import conv_general_p
+from funconv.backends.interpreter import evaluate
+from funconv.ops.conv import ALGORITHMS, conv_general_p
 
 
 def _sides(data, nd, lo, hi, label):
@@ -166,6 +172,44 @@ def test_conv_general_primitive_and_vjp(data):
                       params["rhs_dilation"], groups)
     np.testing.assert_allclose(np.asarray(f(x, w)), ref, rtol=1e-10, atol=1e-10)
     fc.testing.check_grads(f, (x, w), order=1, modes=("rev",))
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.data())
+def test_training_step_on_the_numpy_backend_matches_the_interpreter(data):
+    """A conv_general and both its VJP convolutions: eager (the NumPy kernel) and jitted
+    (the convolution pass's choice or rewrite, then the kernel or dot_general) against the
+    interpreter on the same graph (every primitive's reference impl), every algorithm."""
+    nd = data.draw(st.integers(1, 3), label="nd")
+    groups = data.draw(st.integers(1, 2), label="groups")
+    ins = _sides(data, nd, 1, 4 if nd == 3 else 6, "in")
+    # 1x1 kernels often, unpadded and unstrided sometimes: the pass's dot_general rewrite
+    ks = (1,) * nd if data.draw(st.booleans(), label="1x1") else _sides(data, nd, 1, 3, "k")
+    params = draw_conv_params(data, nd, ins, ks)
+    if data.draw(st.booleans(), label="plain"):
+        params = {"window_strides": (1,) * nd, "padding": ((0, 0),) * nd,
+                  "lhs_dilation": (1,) * nd, "rhs_dilation": params["rhs_dilation"]}
+        if any(i < (k - 1) * d + 1 for i, k, d in zip(ins, ks, params["rhs_dilation"])):
+            return
+    algorithm = data.draw(st.sampled_from(ALGORITHMS), label="algorithm")
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.standard_normal((data.draw(st.integers(1, 2), label="n"), groups * 2) + ins)
+    w = r.standard_normal((groups * data.draw(st.integers(1, 2), label="og"), 2) + ks)
+
+    def step(x, w):
+        y = conv_general_p(x, w, feature_group_count=groups, algorithm=algorithm, **params)
+        return y, fc.vjp(lambda x, w: conv_general_p(x, w, feature_group_count=groups,
+                                                     algorithm=algorithm, **params), x, w)[1](y)
+
+    graph = fc.make_graph(step)(x, w)
+    ref = evaluate(graph, [x, w])
+    eager = fc.tree.leaves(step(fc.asarray(x), fc.asarray(w)))
+    jitted = fc.tree.leaves(fc.jit(step)(x, w))
+    for got in (eager, jitted):
+        assert len(got) == len(ref) == 3
+        for g, want in zip(got, ref):
+            assert g.shape == want.shape
+            np.testing.assert_allclose(np.asarray(g), want, rtol=1e-10, atol=1e-10)
 
 
 @settings(deadline=None)
