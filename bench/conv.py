@@ -144,6 +144,7 @@ def conv_calls(repeat: int):
     views); each conv node is then re-run `repeat` times.
     """
     from funconv.backends.numpy.kernels import conv as conv_mod
+
     from funconv.tracing import kernel
 
     rng = np.random.default_rng(0)

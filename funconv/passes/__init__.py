@@ -47,5 +47,17 @@ def optimize(graph: Graph) -> Graph:
     return graph
 
 
-__all__ = ["optimize", "fold_constants", "simplify", "cse", "dce", "rewrite", "check_types",
-           "count_applies", "Builder", "PIPELINE", "LOWERINGS", "lower_convolutions"]
+__all__ = [
+    "LOWERINGS",
+    "PIPELINE",
+    "Builder",
+    "check_types",
+    "count_applies",
+    "cse",
+    "dce",
+    "fold_constants",
+    "lower_convolutions",
+    "optimize",
+    "rewrite",
+    "simplify",
+]

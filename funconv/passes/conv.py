@@ -28,7 +28,7 @@ rules build); no backend.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 
@@ -52,7 +52,7 @@ class Algorithm:
     """
 
     name: str
-    why_not: Callable[[Apply], "str | None"]
+    why_not: Callable[[Apply], str | None]
     lower: Callable[[Builder, Apply, list], Node]
 
 
@@ -73,7 +73,7 @@ def _record(name: str):
 # --- the 1x1 convolution as one GEMM -----------------------------------------------------------
 
 
-def _pointwise_why_not(node: Apply) -> "str | None":
+def _pointwise_why_not(node: Apply) -> str | None:
     p = node.params
     ksp = node.args[1].shape[2:]
     nd = len(ksp)
@@ -144,7 +144,7 @@ def choose(node: Apply) -> Algorithm:
     return algo
 
 
-def _rule(b: Builder, node: Apply, args: list) -> "Node | None":
+def _rule(b: Builder, node: Apply, args: list) -> Node | None:
     if node.prim is not conv_general_p:
         return None
     return choose(node).lower(b, node, args)

@@ -14,10 +14,10 @@ import itertools
 
 import numpy as np
 from domains import DOMAINS, Case, Domain, distinct, floats, rng
+from funconv.backends.interpreter import evaluate
 from hypothesis import strategies as st
 
 import funconv as fc
-from funconv.backends.interpreter import evaluate
 from funconv.ops.conv import conv_general_p
 
 # --- reference definitions ---------------------------------------------------------------------

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 from domains_conv import direct_conv, direct_conv_transpose, draw_conv_params
+from funconv.backends.interpreter import evaluate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import funconv as fc
-from funconv.backends.interpreter import evaluate
 from funconv.ops.conv import ALGORITHMS, conv_general_p
 
 

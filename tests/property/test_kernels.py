@@ -10,13 +10,13 @@ import inspect
 import numpy as np
 import pytest
 from domains import DOMAINS, load_family_domains
+from funconv.backends.interpreter import evaluate
+from funconv.backends.numpy.kernels import KERNELS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import funconv as fc
 from funconv import tracing
-from funconv.backends.interpreter import evaluate
-from funconv.backends.numpy.kernels import KERNELS
 from funconv.primitive import REGISTRY
 
 load_family_domains()
@@ -46,7 +46,7 @@ def test_numpy_kernel_matches_impl(name, data):
     prim = REGISTRY[name]
     case = DOMAINS[name].sample(data, np.float64)
     before = [np.array(a, copy=True) for a in case.args]
-    f = lambda *a: prim(*a, **case.params)  # noqa: E731
+    f = lambda *a: prim(*a, **case.params)
     (want,) = evaluate(fc.make_graph(f)(*case.args), case.args)
     eager = f(*[fc.asarray(a) for a in case.args])
     jitted = fc.jit(f)(*case.args)

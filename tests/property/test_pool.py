@@ -25,11 +25,11 @@ from domains_conv import (
     distinct,
     draw_pool_geometry,
 )
+from funconv.backends.interpreter import evaluate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import funconv as fc
-from funconv.backends.interpreter import evaluate
 from funconv.errors import ShapeError
 from funconv.ops.pool import select_and_gather_p, select_and_scatter_add_p
 
@@ -421,7 +421,6 @@ def test_one_sample_per_window_path(data):
     pooling's derivative) takes the `_spread` path: it matches the definition and the
     per-tap general path, crops (negative pads) and windows wholly in the padding included."""
     from domains_conv import dilate_pad
-
     from funconv.backends.numpy.kernels import pool
 
     nd = data.draw(st.integers(1, 3), label="nd")

@@ -30,4 +30,4 @@ def register(prim) -> Callable:
 # The kernel modules register themselves into KERNELS when imported; importing them here,
 # after `register` exists, fills the table before funconv.backends.numpy copies it into
 # the eager kernels.
-from funconv.backends.numpy.kernels import conv, pool  # noqa: E402, F401
+from funconv.backends.numpy.kernels import conv, pool  # noqa: F401

@@ -35,12 +35,11 @@ import itertools
 import math
 
 import numpy as np
-
 from funconv.backends.numpy.kernels import register
+
 from funconv.ops._window import dilate as _dilate
 from funconv.ops._window import dilate_and_pad
 from funconv.ops.conv import conv_general_p
-
 
 # Bytes of one chunk of the column matrix. Measured on a 2-core EPYC (1 MiB L2
 # per core, 32 MiB L3): chunks of a few MiB stay in cache between the copy that

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from funconv.backends.numpy.kernels import register
+
 from funconv.ops._window import dilate_and_pad
 from funconv.ops.pool import (
     _identity,
@@ -29,7 +29,6 @@ from funconv.ops.pool import (
     select_and_gather_p,
     select_and_scatter_add_p,
 )
-
 
 # --- the non-overlapping fast path ------------------------------------------------------------
 
@@ -230,7 +229,6 @@ def _masked(values, mask):
 @register(reduce_window_p)
 def reduce_window_kernel(x, *, computation, window, strides, padding, base_dilation):
     """`reduce_window_p.impl`, with the spread and non-overlapping fast paths."""
-    nd = len(window)
     out_shape = _out_sizes(x.shape, window, strides, padding, base_dilation, "reduce_window")
     if _one_sample_per_window(window, strides, base_dilation):
         return _spread(x, window, padding, out_shape, _identity(computation, x.dtype))
@@ -274,7 +272,7 @@ def select_and_gather_kernel(t_, x, *, window, strides, padding):
     (No non-overlapping fast path: the stages and np.where measured slower than this;
     it only runs in second derivatives.)"""
     nd = len(window)
-    idx, padded_shape, out_shape = _first_max_tap(x, window, strides, padding)
+    idx, _, out_shape = _first_max_tap(x, window, strides, padding)
     tp = dilate_and_pad(t_, (1,) * nd, padding, 0)
     res = np.zeros(out_shape, t_.dtype)
     for t, sl in enumerate(_taps(window, strides, out_shape)):
