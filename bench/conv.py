@@ -139,11 +139,13 @@ def lenet_convs(x, w1, w2):
 def conv_calls(repeat: int):
     """Time every conv_general node of the conv3x3 and LeNet gradient graphs on its own.
 
-    The graph is evaluated node by node with the NumPy impls (the operands of
+    The graph is evaluated node by node with the NumPy kernels (the operands of
     each convolution are laid out as in a real step: transposed views stay
     views); each conv node is then re-run `repeat` times.
     """
-    from funconv.ops import conv as conv_mod
+    from funconv.backends.numpy.kernels import conv as conv_mod
+
+    from funconv.tracing import kernel
 
     rng = np.random.default_rng(0)
     f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)
@@ -165,10 +167,10 @@ def conv_calls(repeat: int):
                 values[id(node)] = np.asarray(node.value, dtype=node.dtype)
                 continue
             vals = [values[id(a)] for a in node.args]
-            values[id(node)] = node.prim.impl(*vals, **node.params)
+            values[id(node)] = kernel(node.prim)(*vals, **node.params)
             if node.prim is not conv_mod.conv_general_p:
                 continue
-            ms = median_ms(lambda n=node, v=vals: n.prim.impl(*v, **n.params), repeat)
+            ms = median_ms(lambda n=node, v=vals: kernel(n.prim)(*v, **n.params), repeat)
             total += ms
             p = node.params
             osp = node.shape[2:]

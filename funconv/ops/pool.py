@@ -21,19 +21,16 @@ spatial dims of an N C spatial... array); leading dims are batch-like.
   transpose, so max pooling is differentiable to any order (the selection
   itself is piecewise constant in x: zero derivative).
 
-The NumPy impls have two paths, chosen in `_non_overlapping`. The general one
-loops over the window taps (a handful) with whole-array operations on strided
-slices. The fast one, for stride == window (max_pool's default, e.g. 2x2),
-reduces one pooled dim at a time over contiguous or long-strided views, where
-NumPy runs long inner loops (see `_stages`); select_and_gather (second
-derivatives only) measured faster on the general path and stays there.
-Imports ops._core, primitive, types and errors.
+The impls are the reference definitions (what the interpreter, the oracle,
+evaluates): loops over the window taps (a handful) with whole-array operations
+on strided slices. The fast paths (non-overlapping tiles, stages, spread, the
+first maximum tracked arithmetically) are the NumPy backend's kernels
+(backends/numpy/kernels/pool.py), which eager mode and the generated code call.
+Imports ops._core, ops._window, primitive, types and errors; must not import
+funconv.backends, funconv.passes or funconv.jit.
 """
 
 from __future__ import annotations
-
-import itertools
-import math
 
 import attrs
 import numpy as np
@@ -41,14 +38,12 @@ import numpy as np
 from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError, ShapeError
 from funconv.ops._core import asarray, operand, per_dim, to_dtype
+from funconv.ops._window import dilate as _dilate
+from funconv.ops._window import dilate_and_pad, padding_pairs, tap_slices
 from funconv.primitive import Primitive
 from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact
 
 # --- shared geometry ----------------------------------------------------------------------
-
-
-def _dilate(size: int, d: int) -> int:
-    return 0 if size == 0 else (size - 1) * d + 1
 
 
 def _out_sizes(shape, window, strides, padding, base_dilation, where: str):
@@ -81,148 +76,6 @@ def _identity(computation: str, dtype: np.dtype):
     return np.iinfo(dtype).min
 
 
-def _pad(x: np.ndarray, nd: int, padding, base_dilation, fill) -> np.ndarray:
-    """x dilated along its trailing nd dims and padded with `fill` (negative pads crop)."""
-    if all(d == 1 for d in base_dilation) and all(p == (0, 0) for p in padding):
-        return x
-    lead = x.ndim - nd
-    sizes, inner, crop = [], [], []
-    for i in range(nd):
-        lo, hi = padding[i]
-        dil = _dilate(x.shape[lead + i], base_dilation[i])
-        sizes.append(max(lo, 0) + dil + max(hi, 0))
-        inner.append(slice(max(lo, 0), max(lo, 0) + dil, base_dilation[i]))
-        crop.append(slice(max(-lo, 0), sizes[-1] - max(-hi, 0)))
-    xp = np.full(x.shape[:lead] + tuple(sizes), fill, x.dtype)
-    xp[(slice(None),) * lead + tuple(inner)] = x
-    return xp[(slice(None),) * lead + tuple(crop)]
-
-
-def _taps(xp_shape, window, strides, out_shape):
-    """(tap number, slices of the padded operand holding that tap of every window)."""
-    nd = len(window)
-    lead = len(xp_shape) - nd
-    osp = out_shape[lead:]
-    for t, k in enumerate(itertools.product(*[range(w) for w in window])):
-        yield t, (slice(None),) * lead + tuple(
-            slice(k[i], k[i] + (osp[i] - 1) * strides[i] + 1, strides[i]) for i in range(nd))
-
-
-# --- the non-overlapping fast path ------------------------------------------------------------
-
-
-def _non_overlapping(window, strides) -> bool:
-    """Whether the fast path applies: windows tile the (padded) operand without overlap.
-
-    This is the one place that chooses between the two NumPy paths of all three
-    primitives. Pooling with stride == window (max_pool's default, e.g. 2x2) is
-    the common case; any padding and sizes that are not multiples are handled too
-    (the trailing positions that no window covers are cropped).
-    """
-    return tuple(window) == tuple(strides)
-
-
-def _tiles(xp, window, out_shape):
-    """xp cropped to the positions windows cover, as a C-contiguous array."""
-    lead = xp.ndim - len(window)
-    return np.ascontiguousarray(xp[(slice(None),) * lead + tuple(
-        slice(0, o * w) for o, w in zip(out_shape[lead:], window))])
-
-
-def _stages(shape, window):
-    """Per pooled dim, last first: the (A, w, B) shape that puts that dim's window taps on
-    axis 1 of the tiled operand, whose later pooled dims are already reduced.
-
-    Reducing one dim at a time, last dim first, and keeping the first maximum of each
-    stage gives the first maximum of the whole window in row-major order (the
-    lexicographically smallest tap among the maxima). For 2x2 that is one comparison
-    (and one maximum) per dim over whole arrays, instead of one per tap over strided
-    quarter-size slices, whose cost is NumPy's per-inner-loop overhead (inner loops
-    of W/2 elements), not arithmetic.
-    """
-    nd = len(window)
-    lead = len(shape) - nd
-    outer = math.prod(shape[:lead])
-    sizes = list(shape[lead:])  # tiled sizes: sizes[i] = out[i] * window[i]
-    res = []
-    for i in reversed(range(nd)):
-        o = sizes[i] // window[i]
-        if window[i] > 1:  # a 1-wide window reduces nothing
-            res.append((outer * math.prod(sizes[:i]) * o, window[i], math.prod(sizes[i + 1:])))
-        sizes[i] = o
-    return res
-
-
-def _stage_taps(a, A, w, B):
-    """A stage's w taps as arrays, and the slice that picks its (A, B) results from
-    whole-array operations on them.
-
-    When B == 1 (the last dim) a tap is every w-th element: NumPy runs such
-    stride-w loops about 4x slower than contiguous ones, so the taps are the
-    contiguous shifted slices instead (every position's window, twice the
-    arithmetic), and the results are every w-th element of those.
-    """
-    flat = a.reshape(-1)
-    if B == 1:
-        n = flat.size - w + 1
-        return [flat[k:k + n] for k in range(w)], slice(None, None, w)
-    v = a.reshape(A, w, B)
-    return [v[:, k] for k in range(w)], slice(None)
-
-
-def _first_max_stages(xt, window):
-    """The stage shapes and, per stage, the (A, B) index of the first maximum along its taps."""
-    stages = _stages(xt.shape, window)
-    a, idx = xt, []
-    for s, (A, w, B) in enumerate(stages):
-        taps, pick = _stage_taps(a, A, w, B)
-        # strict comparisons: ties keep the earlier tap; a bool viewed as uint8 is 0 or 1
-        sel = np.greater(taps[1], taps[0]).view(np.uint8)
-        if w > 256:
-            sel = sel.astype(np.int32)
-        if w > 2 or s + 1 < len(stages):  # (the last 2-tap stage's maximum is not needed)
-            best = np.maximum(taps[0], taps[1])
-            for k in range(2, w):
-                # taps come in increasing order: max(sel, hit * k) records the last improvement
-                hit = taps[k] > best
-                np.maximum(best, taps[k], out=best)
-                np.maximum(sel, np.multiply(hit, k, dtype=sel.dtype), out=sel)
-            a = best[pick]
-        idx.append(sel[pick].reshape(A, B))
-    return stages, idx
-
-
-def _reduce_tiles(xt, window, combine):
-    """The windowed reduction of the tiled operand, flat (one stage per pooled dim)."""
-    a = xt
-    for A, w, B in _stages(xt.shape, window):
-        taps, pick = _stage_taps(a, A, w, B)
-        r = combine(taps[0], taps[1])
-        for k in range(2, w):
-            combine(r, taps[k], out=r)
-        a = r[pick]
-    return a.reshape(-1) if a is not xt else np.array(a).reshape(-1)  # never the input itself
-
-
-def _scatter_tiles(g, stages, idx):
-    """Undo the stages: each stage's values go to the tap its index names (zeros elsewhere)."""
-    # multiplying by the 0/1 selection is much faster than np.where, but 0 * inf is nan:
-    # non-finite (or non-float) values take np.where
-    fast = g.dtype.kind in "fc" and bool(np.isfinite(g).all())
-    zero = np.zeros((), g.dtype)
-    for (A, w, B), sel in zip(reversed(stages), reversed(idx)):
-        g = g.reshape(A, B)
-        out = np.empty((A, w, B), g.dtype)
-        if fast and w == 2:  # sel is 0/1; the rest of g (exactly g or 0) goes to tap 0
-            np.multiply(g, sel, out=out[:, 1])
-            np.subtract(g, out[:, 1], out=out[:, 0])
-        else:
-            for k in range(w):
-                out[:, k] = g * (sel == k) if fast else np.where(sel == k, g, zero)
-        g = out
-    return g.reshape(-1) if stages else np.array(g).reshape(-1)  # never the input itself
-
-
 # --- reduce_window ---------------------------------------------------------------------------
 
 
@@ -237,59 +90,24 @@ def _reduce_window_rule(x: ArrayType, *, computation, window, strides, padding,
     return ArrayType(_out_sizes(x.shape, window, strides, padding, base_dilation, where), x.dtype)
 
 
-def _one_sample_per_window(window, strides, base_dilation) -> bool:
-    """Whether every window holds at most one element of the operand: stride 1 over the
-    operand dilated by the window size.
-
-    That is the derivative of non-overlapping sum pooling (avg_pool's default): its
-    general path would loop over every tap of the window on the full-size result (729
-    taps for the gradient of a 27x27 global average: ~1 s on f32[32,64,27,27]).
-    """
-    return all(s == 1 for s in strides) and tuple(base_dilation) == tuple(window)
-
-
-def _spread(x, window, padding, out_shape, fill):
-    """The reduction when each window holds one element or none (`_one_sample_per_window`).
-
-    The window at p along a dim covers dilated-padded positions [p, p + k), which hold
-    exactly one sample slot, that of element ceil((p - lo) / k): so out[p] is that element
-    (`fill`, the reduction's identity, where it lies outside x). With x repeated k times,
-    r[t] = x[t // k], that is out[p] = r[p + k - 1 - lo].
-    """
+def _taps(window, strides, out_shape):
+    """The index (Ellipsis + strided slices) of every window tap, row-major, into the
+    dilated, padded operand: tap k of the window at every output position."""
     nd = len(window)
-    lead = x.ndim - nd
-    r = x
-    for i, k in enumerate(window):
-        if k > 1:
-            r = np.repeat(r, k, axis=lead + i)
-    out = np.full(out_shape, fill, x.dtype)
-    src, dst = [], []
-    for i, (k, (lo, _)) in enumerate(zip(window, padding)):
-        off = k - 1 - lo
-        first, stop = max(0, -off), min(out_shape[lead + i], r.shape[lead + i] - off)
-        if stop <= first:
-            return out  # every window lies in the padding
-        dst.append(slice(first, stop))
-        src.append(slice(first + off, stop + off))
-    out[(Ellipsis,) + tuple(dst)] = r[(Ellipsis,) + tuple(src)]
-    return out
+    taps = tap_slices(window, (1,) * nd, strides, out_shape[len(out_shape) - nd:])
+    return [(Ellipsis,) + sl for _, sl in taps]
 
 
 def _reduce_window_impl(x, *, computation, window, strides, padding, base_dilation):
-    nd = len(window)
+    """The definition: each window's taps combined (max or sum), one whole-array
+    operation per tap; x dilated and padded with the reduction's identity."""
     out_shape = _out_sizes(x.shape, window, strides, padding, base_dilation, "reduce_window")
-    if _one_sample_per_window(window, strides, base_dilation):
-        return _spread(x, window, padding, out_shape, _identity(computation, x.dtype))
-    xp = _pad(x, nd, padding, base_dilation, _identity(computation, x.dtype))
+    xp = dilate_and_pad(x, base_dilation, padding, _identity(computation, x.dtype))
     combine = np.maximum if computation == "max" else np.add
-    if _non_overlapping(window, strides):
-        return _reduce_tiles(_tiles(xp, window, out_shape), window, combine).reshape(out_shape)
-    out = None
-    for t, sl in _taps(xp.shape, window, strides, out_shape):
-        if out is None:
-            out = np.array(xp[sl], dtype=x.dtype)
-        else:
-            combine(out, xp[sl], out=out)
+    taps = _taps(window, strides, out_shape)
+    out = np.array(xp[taps[0]], dtype=x.dtype)
+    for tap in taps[1:]:
+        combine(out, xp[tap], out=out)
     return out
 
 
@@ -335,68 +153,42 @@ def _select_rule(name, pooled_first: bool):
     return rule
 
 
-def _first_max_tap(x, window, strides, padding):
-    """Per window, the number of the tap holding its first maximum, and the padded shape.
-
-    NOTE: masked NumPy operations (np.where, copyto(where=)) are about 10x slower than
-    plain arithmetic here, so the taps are tracked arithmetically: taps come in
-    increasing order, so `idx = max(idx, hit * t)` records the last strict improvement,
-    i.e. the first maximum. (With NaNs in x the selection is unspecified.)
-    """
+def _first_max(x, window, strides, padding):
+    """Per window, the number of the tap (row-major) holding its first maximum; the padded
+    operand's shape and the taps' indices into it."""
     nd = len(window)
     out_shape = _out_sizes(x.shape, window, strides, padding, (1,) * nd, "select")
-    xp = _pad(x, nd, padding, (1,) * nd, _identity("max", x.dtype))
-    idx_dtype = np.uint8 if math.prod(window) <= 256 else np.int32
-    best = idx = None
-    for t, sl in _taps(xp.shape, window, strides, out_shape):
-        v = xp[sl]
-        if best is None:
-            best = np.array(v)
-            idx = np.zeros(out_shape, idx_dtype)
-        else:
-            hit = v > best  # strict: ties keep the earlier tap
-            np.maximum(best, v, out=best)
-            np.maximum(idx, np.multiply(hit, t, dtype=idx_dtype), out=idx)
-    return idx, xp.shape, out_shape
-
-
-def _masked(values, mask):
-    """values where mask, else 0: a multiplication when values are finite (fast), else np.where."""
-    if np.isfinite(values).all():
-        return values * mask
-    return np.where(mask, values, np.zeros((), values.dtype))
+    xp = dilate_and_pad(x, (1,) * nd, padding, _identity("max", x.dtype))
+    taps = _taps(window, strides, out_shape)
+    best, first = xp[taps[0]], np.zeros(out_shape, np.intp)
+    for t, tap in enumerate(taps[1:], 1):
+        better = xp[tap] > best  # strict: a tie keeps the earlier tap
+        best = np.where(better, xp[tap], best)
+        first = np.where(better, t, first)
+    return first, xp.shape, taps
 
 
 def _select_and_scatter_add_impl(ct, x, *, window, strides, padding):
+    """The definition: every window's cotangent added at its first maximum of x."""
     nd = len(window)
-    lead = x.ndim - nd
-    if _non_overlapping(window, strides):
-        xp = _pad(x, nd, padding, (1,) * nd, _identity("max", x.dtype))
-        xt = _tiles(xp, window, ct.shape)
-        g = _scatter_tiles(ct, *_first_max_stages(xt, window)).reshape(xt.shape)
-        if xp is x and xt.shape == x.shape:  # no padding, sizes multiples of the window
-            return g
-        res = np.zeros(xp.shape, ct.dtype)
-        res[tuple(slice(0, n) for n in xt.shape)] = g
-    else:
-        idx, padded_shape, out_shape = _first_max_tap(x, window, strides, padding)
-        res = np.zeros(padded_shape, ct.dtype)
-        for t, sl in _taps(padded_shape, window, strides, out_shape):
-            # one tap's positions are distinct (stride >= 1), so += through the slice is exact
-            res[sl] += _masked(ct, idx == t)
-    return res[(slice(None),) * lead + tuple(
-        slice(lo, lo + x.shape[lead + i]) for i, (lo, _) in enumerate(padding))]
+    first, padded_shape, taps = _first_max(x, window, strides, padding)
+    res = np.zeros(padded_shape, ct.dtype)
+    zero = np.zeros((), ct.dtype)
+    for t, tap in enumerate(taps):
+        # one tap's positions are distinct (stride >= 1), so += through the slice is exact
+        res[tap] += np.where(first == t, ct, zero)
+    return res[(Ellipsis,) + tuple(slice(lo, lo + n) for (lo, _), n
+                                   in zip(padding, x.shape[x.ndim - nd:]))]
 
 
 def _select_and_gather_impl(t_, x, *, window, strides, padding):
-    # (no fast path: the stages and np.where measured slower than this; it only runs in
-    # second derivatives)
+    """The definition: per window, t at the window's first maximum of x (0 in the padding)."""
     nd = len(window)
-    idx, padded_shape, out_shape = _first_max_tap(x, window, strides, padding)
-    tp = _pad(t_, nd, padding, (1,) * nd, 0)
-    res = np.zeros(out_shape, t_.dtype)
-    for t, sl in _taps(padded_shape, window, strides, out_shape):
-        res += _masked(tp[sl], idx == t)
+    first, _, taps = _first_max(x, window, strides, padding)
+    tp = dilate_and_pad(t_, (1,) * nd, padding, 0)
+    res = np.zeros(first.shape, t_.dtype)
+    for t, tap in enumerate(taps):
+        res = np.where(first == t, tp[tap], res)
     return res
 
 
@@ -465,8 +257,6 @@ class _Geometry:
 
 
 def _pool_args(opname, x, window, stride, padding, ceil_mode=False) -> _Geometry:
-    from funconv.ops.conv import _padding
-
     x = operand(x, opname)
     x = x if isinstance(x, Array) else asarray(x)
     if isinstance(window, (int, np.integer)):
@@ -489,7 +279,7 @@ def _pool_args(opname, x, window, stride, padding, ceil_mode=False) -> _Geometry
     where = f"{opname}({x.aval.short()}, window={window}, stride={stride}, padding={padding!r}"
     where += ", ceil_mode=True)" if ceil_mode else ")"
     sizes = x.shape[x.ndim - nd:]
-    pads = _padding(padding, sizes, window, strides, opname, where)
+    pads = padding_pairs(padding, sizes, window, strides, where)
     if any(lo < 0 or hi < 0 for lo, hi in pads):
         raise ShapeError(f"{where}: padding must be non-negative")
     out, prim_pads = [], []

@@ -1,9 +1,11 @@
 """Domain entries and float64 reference definitions for the convolution and pooling
 primitives (conv_general, reduce_window, select_and_scatter_add, select_and_gather).
 
-The references are written from the definitions (loops over kernel taps and
-windows, float64), independently of the im2col impl; tests/property/test_conv.py
-and test_pool.py import them too.
+The convolution's definition is its primitive's impl (the sum over kernel taps),
+evaluated by the interpreter (`direct_conv`); the conv_transpose and pooling
+references here are written from other definitions (scatter loops, loops over
+output positions, float64), independently of both the impls and the NumPy
+kernels. tests/property/test_conv.py and test_pool.py import them too.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import itertools
 
 import numpy as np
 from domains import DOMAINS, Case, Domain, distinct, floats, rng
+from funconv.backends.interpreter import evaluate
 from hypothesis import strategies as st
+
+import funconv as fc
+from funconv.ops.conv import conv_general_p
 
 # --- reference definitions ---------------------------------------------------------------------
 
@@ -36,25 +42,15 @@ def dilate_pad(x, lhs_dilation, padding, fill=0.0):
 
 
 def direct_conv(x, w, window_strides, padding, lhs_dilation, rhs_dilation, groups):
-    """The general dilated convolution by its definition: a sum over kernel taps (float64)."""
+    """The general dilated convolution by its definition, in float64: the primitive's
+    reference impl (the sum over kernel taps, funconv/ops/conv.py), evaluated by the
+    interpreter, the oracle that the NumPy kernels are compared against."""
     x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
-    nd = w.ndim - 2
-    O, Cg = w.shape[:2]
-    Og = O // groups
-    xd = dilate_pad(x, lhs_dilation, padding)
-    ksp = w.shape[2:]
-    osp = [(xd.shape[2 + i] - (ksp[i] - 1) * rhs_dilation[i] - 1) // window_strides[i] + 1
-           for i in range(nd)]
-    out = np.zeros((x.shape[0], O) + tuple(osp))
-    for g in range(groups):
-        xs, ws = xd[:, g * Cg:(g + 1) * Cg], w[g * Og:(g + 1) * Og]
-        for k in itertools.product(*[range(n) for n in ksp]):
-            sl = tuple(slice(k[i] * rhs_dilation[i],
-                             k[i] * rhs_dilation[i] + (osp[i] - 1) * window_strides[i] + 1,
-                             window_strides[i]) for i in range(nd))
-            patch = xs[(slice(None), slice(None)) + sl]
-            out[:, g * Og:(g + 1) * Og] += np.einsum("nc...,oc->no...", patch,
-                                                     ws[(slice(None), slice(None)) + k])
+    params = {"window_strides": tuple(window_strides), "padding": tuple(map(tuple, padding)),
+              "lhs_dilation": tuple(lhs_dilation), "rhs_dilation": tuple(rhs_dilation),
+              "feature_group_count": groups}
+    graph = fc.make_graph(lambda x, w: conv_general_p(x, w, **params))(x, w)
+    (out,) = evaluate(graph, [x, w])
     return out
 
 
@@ -175,11 +171,6 @@ def _conv_sample(data, dtype):
     return Case((x, w), params)
 
 
-def _numpy_conv(x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, feature_group_count):
-    return direct_conv(x, w, window_strides, padding, lhs_dilation, rhs_dilation,
-                       feature_group_count)
-
-
 def draw_pool_geometry(data, nd: int, in_sizes):
     window = tuple(data.draw(st.lists(st.integers(1, 3), min_size=nd, max_size=nd), label="window"))
     strides = tuple(data.draw(st.lists(st.integers(1, 3), min_size=nd, max_size=nd), label="strides"))
@@ -224,7 +215,9 @@ def _numpy_reduce_window(x, *, computation, window, strides, padding, base_dilat
     return direct_pool(x, window, strides, padding, computation)
 
 
-DOMAINS["conv_general"] = Domain(_conv_sample, numpy=_numpy_conv, rtol=1e-5, atol=1e-5)
+# no separate NumPy meaning: the impl *is* the definition (test_primitives checks the NumPy
+# kernel against it, and test_conv.py checks conv_transpose against a scatter definition)
+DOMAINS["conv_general"] = Domain(_conv_sample, rtol=1e-5, atol=1e-5)
 DOMAINS["reduce_window"] = Domain(
     lambda data, dtype: _pool_sample(data.draw(st.sampled_from(["max", "sum"]),
                                                label="computation"))(data, dtype),

@@ -1,16 +1,22 @@
 """Property tests of fc.conv, fc.conv_transpose and the conv_general primitive against
 float64 definitions (domains_conv.py), over hypothesis-drawn configurations: 1-d/2-d/3-d,
-strides, every padding form, dilation, groups (depthwise included), batch 1, non-square."""
+strides, every padding form, dilation, groups (depthwise included), batch 1, non-square.
+
+The convolution's definition is the primitive's reference impl evaluated by the
+interpreter (`direct_conv`); what is tested against it is the NumPy backend: its kernel
+eagerly (`fc.conv` calls it) and the generated code under `fc.jit` (after the
+convolution pass chose the algorithm or rewrote the node)."""
 
 from __future__ import annotations
 
 import numpy as np
 from domains_conv import direct_conv, direct_conv_transpose, draw_conv_params
+from funconv.backends.interpreter import evaluate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import funconv as fc
-from funconv.ops.conv import conv_general_p
+from funconv.ops.conv import ALGORITHMS, conv_general_p
 
 
 def _sides(data, nd, lo, hi, label):
@@ -168,6 +174,44 @@ def test_conv_general_primitive_and_vjp(data):
     fc.testing.check_grads(f, (x, w), order=1, modes=("rev",))
 
 
+@settings(deadline=None, max_examples=40)
+@given(st.data())
+def test_training_step_on_the_numpy_backend_matches_the_interpreter(data):
+    """A conv_general and both its VJP convolutions: eager (the NumPy kernel) and jitted
+    (the convolution pass's choice or rewrite, then the kernel or dot_general) against the
+    interpreter on the same graph (every primitive's reference impl), every algorithm."""
+    nd = data.draw(st.integers(1, 3), label="nd")
+    groups = data.draw(st.integers(1, 2), label="groups")
+    ins = _sides(data, nd, 1, 4 if nd == 3 else 6, "in")
+    # 1x1 kernels often, unpadded and unstrided sometimes: the pass's dot_general rewrite
+    ks = (1,) * nd if data.draw(st.booleans(), label="1x1") else _sides(data, nd, 1, 3, "k")
+    params = draw_conv_params(data, nd, ins, ks)
+    if data.draw(st.booleans(), label="plain"):
+        params = {"window_strides": (1,) * nd, "padding": ((0, 0),) * nd,
+                  "lhs_dilation": (1,) * nd, "rhs_dilation": params["rhs_dilation"]}
+        if any(i < (k - 1) * d + 1 for i, k, d in zip(ins, ks, params["rhs_dilation"])):
+            return
+    algorithm = data.draw(st.sampled_from(ALGORITHMS), label="algorithm")
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.standard_normal((data.draw(st.integers(1, 2), label="n"), groups * 2) + ins)
+    w = r.standard_normal((groups * data.draw(st.integers(1, 2), label="og"), 2) + ks)
+
+    def step(x, w):
+        y = conv_general_p(x, w, feature_group_count=groups, algorithm=algorithm, **params)
+        return y, fc.vjp(lambda x, w: conv_general_p(x, w, feature_group_count=groups,
+                                                     algorithm=algorithm, **params), x, w)[1](y)
+
+    graph = fc.make_graph(step)(x, w)
+    ref = evaluate(graph, [x, w])
+    eager = fc.tree.leaves(step(fc.asarray(x), fc.asarray(w)))
+    jitted = fc.tree.leaves(fc.jit(step)(x, w))
+    for got in (eager, jitted):
+        assert len(got) == len(ref) == 3
+        for g, want in zip(got, ref):
+            assert g.shape == want.shape
+            np.testing.assert_allclose(np.asarray(g), want, rtol=1e-10, atol=1e-10)
+
+
 @settings(deadline=None)
 @given(st.data())
 def test_every_impl_algorithm_matches_direct_definition(data):
@@ -176,7 +220,7 @@ def test_every_impl_algorithm_matches_direct_definition(data):
     it applies, input dilation included, or never), with chunks of one row /
     tap / position or one big chunk: kernels larger than the output (the weight-
     gradient layout) and outputs larger than the input (the scatter) included."""
-    import funconv.ops.conv as conv_mod
+    import funconv.backends.numpy.kernels.conv as conv_mod
 
     nd = data.draw(st.integers(1, 3), label="nd")
     groups = data.draw(st.sampled_from([1, 1, 2]), label="groups")
@@ -203,7 +247,7 @@ def test_every_impl_algorithm_matches_direct_definition(data):
     try:
         conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO, conv_mod._COLS_CHUNK_BYTES = (
             short_row, scatter_ratio, chunk)
-        got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+        got = conv_mod.conv_general_kernel(x, w, feature_group_count=groups, **params)
     finally:
         conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO, conv_mod._COLS_CHUNK_BYTES = saved
     assert got.shape == ref.shape
@@ -216,7 +260,7 @@ def test_flat_column_copies_of_same_width_convolutions(data):
     """The batch-first im2col's flat copies (stride 1, output as wide as the input in
     every spatial dim but the first): wrap-around zeroing, negative and lopsided pads,
     dilation, groups, chunks of one image or all."""
-    import funconv.ops.conv as conv_mod
+    import funconv.backends.numpy.kernels.conv as conv_mod
 
     nd = data.draw(st.integers(2, 3), label="nd")
     groups = data.draw(st.integers(1, 2), label="groups")
@@ -246,7 +290,7 @@ def test_flat_column_copies_of_same_width_convolutions(data):
     try:
         conv_mod._SHORT_ROW, conv_mod._SCATTER_RATIO = 0, float("inf")  # batch-first im2col
         conv_mod._COLS_CHUNK_BYTES = chunk
-        got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+        got = conv_mod.conv_general_kernel(x, w, feature_group_count=groups, **params)
     finally:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES, conv_mod._SCATTER_RATIO = saved
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
@@ -257,7 +301,7 @@ def test_flat_column_copies_of_same_width_convolutions(data):
 def test_flat_column_copies_of_weight_gradient_layout(data):
     """The same flat copies in the weight-gradient layout (kernel larger than the output,
     kernel as wide as the input in every spatial dim but the first): strides, pads."""
-    import funconv.ops.conv as conv_mod
+    import funconv.backends.numpy.kernels.conv as conv_mod
 
     nd = data.draw(st.integers(2, 3), label="nd")
     groups = data.draw(st.integers(1, 2), label="groups")
@@ -279,7 +323,7 @@ def test_flat_column_copies_of_weight_gradient_layout(data):
     saved = conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES
     try:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = 0, chunk  # the batch-first layouts
-        got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+        got = conv_mod.conv_general_kernel(x, w, feature_group_count=groups, **params)
     finally:
         conv_mod._SHORT_ROW, conv_mod._COLS_CHUNK_BYTES = saved
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
@@ -291,7 +335,7 @@ def test_copy_free_paths_match_direct_definition(data):
     """The paths that need no column matrix: 1x1 kernels without padding (strided,
     grouped) and kernels as large as the input (the weight gradient of a 1x1 conv,
     whose operands come as transposed views)."""
-    import funconv.ops.conv as conv_mod
+    import funconv.backends.numpy.kernels.conv as conv_mod
 
     nd = data.draw(st.integers(1, 3), label="nd")
     ins = _sides(data, nd, 1, 4 if nd == 3 else 6, "in")
@@ -316,6 +360,6 @@ def test_copy_free_paths_match_direct_definition(data):
                                params["lhs_dilation"], groups) is expected
     ref = direct_conv(x, w, strides, params["padding"], params["lhs_dilation"],
                       params["rhs_dilation"], groups)
-    got = conv_mod._conv_impl(x, w, feature_group_count=groups, **params)
+    got = conv_mod.conv_general_kernel(x, w, feature_group_count=groups, **params)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)

@@ -5,7 +5,12 @@ second order; the max cotangent lands on the first maximum of each window.
 PyTorch's options (ceil_mode, count_include_pad, adaptive pooling) are checked against
 float64 definitions written here as plain loops over windows and window cells, from
 PyTorch's own definitions (its output-size rule and its per-window divisor), so that the
-tests carry the correctness where torch is not installed."""
+tests carry the correctness where torch is not installed.
+
+The pooling primitives' impls are their reference definitions (loops over the window
+taps); `test_pooling_on_the_numpy_backend_matches_the_interpreter` checks the NumPy
+backend's kernels (fast paths), eagerly and under jit, against them through the
+interpreter."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from domains_conv import (
     distinct,
     draw_pool_geometry,
 )
+from funconv.backends.interpreter import evaluate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -92,6 +98,38 @@ def test_pool_grads_second_order(data):
     for pool in (fc.max_pool, fc.avg_pool):
         fc.testing.check_grads(lambda x, pool=pool: pool(x, window, stride=stride, padding=padding) ** 2,
                                (x,), order=2, modes=("rev",))
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.data())
+def test_pooling_on_the_numpy_backend_matches_the_interpreter(data):
+    """max_pool and avg_pool, their gradients (select_and_scatter_add, a windowed sum)
+    and max_pool's second derivative (select_and_gather): eager (the NumPy kernels) and
+    jitted against the interpreter (the reference impls) on the same graph. Ties
+    (many), -inf, the non-overlapping and one-sample-per-window fast paths included."""
+    drawn = _draw(data)
+    if drawn is None:
+        return
+    _nd, ins, window, stride, _strides, padding, _pairs = drawn
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.integers(-1, 2, size=(2, 3) + ins).astype(np.float64)  # many ties
+    if data.draw(st.booleans(), label="-inf"):
+        x[r.random(x.shape) < 0.2] = -np.inf
+    v = r.standard_normal(x.shape)
+
+    def step(x, v):
+        mx = lambda x: fc.max_pool(x, window, stride=stride, padding=padding)
+        av = lambda x: fc.avg_pool(x, window, stride=stride, padding=padding)
+        gmax = fc.grad(lambda x: (mx(x) ** 2).sum())
+        hvp = fc.jvp(gmax, (x,), (v,))[1]  # select_and_gather, in the transposed VJP
+        return mx(x), av(v), gmax(x), fc.grad(lambda v: (av(v) ** 2).sum())(v), hvp
+
+    graph = fc.make_graph(step)(x, v)
+    ref = evaluate(graph, [x, v])
+    for got in (step(fc.asarray(x), fc.asarray(v)), fc.jit(step)(x, v)):
+        for g, want in zip(got, ref):
+            assert g.shape == want.shape
+            np.testing.assert_allclose(np.asarray(g), want, rtol=1e-12, atol=1e-12)
 
 
 @settings(deadline=None)
@@ -383,8 +421,7 @@ def test_one_sample_per_window_path(data):
     pooling's derivative) takes the `_spread` path: it matches the definition and the
     per-tap general path, crops (negative pads) and windows wholly in the padding included."""
     from domains_conv import dilate_pad
-
-    from funconv.ops import pool
+    from funconv.backends.numpy.kernels import pool
 
     nd = data.draw(st.integers(1, 3), label="nd")
     ins = tuple(data.draw(st.lists(st.integers(1, 3 if nd == 3 else 5), min_size=nd, max_size=nd),
@@ -406,11 +443,11 @@ def test_one_sample_per_window_path(data):
         for q in itertools.product(*[range(o) for o in osp]):
             blk = xp[(slice(None),) + tuple(slice(q[i], q[i] + window[i]) for i in range(nd))]
             ref[(slice(None),) + q] = blk.reshape(2, -1).max(-1) if comp == "max" else blk.reshape(2, -1).sum(-1)
-        out = pool._reduce_window_impl(x, computation=comp, **p)
+        out = pool.reduce_window_kernel(x, computation=comp, **p)
         np.testing.assert_array_equal(out, ref)  # one element per window: exact
         general = pool._one_sample_per_window
         try:
             pool._one_sample_per_window = lambda *a: False
-            np.testing.assert_array_equal(pool._reduce_window_impl(x, computation=comp, **p), out)
+            np.testing.assert_array_equal(pool.reduce_window_kernel(x, computation=comp, **p), out)
         finally:
             pool._one_sample_per_window = general

@@ -239,7 +239,7 @@ def test_gradients_match_pytorch():
 def test_chunked_im2col_paths(monkeypatch, chunk_elems):
     """Chunks of 1, 2 and 3 images (or input channels), with a partial last chunk,
     agree with one big chunk, in both column layouts."""
-    import funconv.ops.conv as conv_mod
+    import funconv.backends.numpy.kernels.conv as conv_mod
 
     r = np.random.default_rng(1)
     cases = [  # (x, w, kwargs, bytes of one image's / one channel's columns)
@@ -289,7 +289,7 @@ def test_impl_algorithm_choice(monkeypatch):
     second layer) take the batch-last layouts, the full correlation of its input
     gradient the scatter; long rows (conv3x3, LeNet's first layer) and groups the
     batch-first im2col."""
-    import funconv.ops.conv as conv_mod
+    import funconv.backends.numpy.kernels.conv as conv_mod
 
     names = ("_conv_batch_first", "_conv_batch_last", "_conv_scatter_batch_last",
              "_conv_wgrad_batch_last")
@@ -321,7 +321,7 @@ def test_impl_algorithm_choice(monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
 def test_column_buffers_sit_half_a_page_from_their_source(dtype):
     # the column buffers avoid 4K aliasing with the input they copy (see conv_mod._scratch)
-    from funconv.ops import conv as conv_mod
+    from funconv.backends.numpy.kernels import conv as conv_mod
 
     for offset in (0, 4, 64, 2048, 4092):
         raw = np.zeros(9000, np.uint8)
@@ -488,7 +488,7 @@ def test_impl_algorithm_choice_with_input_dilation():
     """Input-dilated convolutions (conv_transpose, the input gradient of a strided conv):
     the scatter when it writes less data than the phases' columns and its adds run
     along a batch of at least _SHORT_ROW; the polyphase form otherwise."""
-    from funconv.ops import conv as conv_mod
+    from funconv.backends.numpy.kernels import conv as conv_mod
 
     def choice(xs, ws, pad, ld):
         osp = tuple((xs[2 + i] - 1) * ld[i] + 1 + 2 * pad - ws[2 + i] + 1 for i in range(2))

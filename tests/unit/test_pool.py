@@ -103,7 +103,7 @@ def test_matches_pytorch():
 def test_non_overlapping_fast_path_matches_general_path(shape, monkeypatch):
     """The fast path (stride == window) and the per-tap general path agree exactly, on
     relu-like inputs (many tied zeros), with -inf entries and non-finite cotangents."""
-    from funconv.ops import pool
+    from funconv.backends.numpy.kernels import pool
 
     x = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)
     x[0, 0, 0, :3] = -np.inf
@@ -114,9 +114,9 @@ def test_non_overlapping_fast_path_matches_general_path(shape, monkeypatch):
     ct_inf[1, 1, 1, 1] = np.inf
 
     def run():
-        return [pool._reduce_window_impl(x, computation=c, base_dilation=(1, 1), **p) for c in ("max", "sum")] + [
-            pool._select_and_scatter_add_impl(c, x, **p) for c in (ct, ct_inf)] + [
-            pool._select_and_gather_impl(x * 2, x, **p)]
+        return [pool.reduce_window_kernel(x, computation=c, base_dilation=(1, 1), **p) for c in ("max", "sum")] + [
+            pool.select_and_scatter_add_kernel(c, x, **p) for c in (ct, ct_inf)] + [
+            pool.select_and_gather_kernel(x * 2, x, **p)]
 
     fast = run()
     monkeypatch.setattr(pool, "_non_overlapping", lambda window, strides: False)

@@ -25,3 +25,9 @@ def register(prim) -> Callable:
         return fn
 
     return deco
+
+
+# The kernel modules register themselves into KERNELS when imported; importing them here,
+# after `register` exists, fills the table before funconv.backends.numpy copies it into
+# the eager kernels.
+from funconv.backends.numpy.kernels import conv, pool  # noqa: F401
