@@ -193,14 +193,15 @@ pow_p = elementwise("pow", _q(_pow), _pow_vjp, c_expr="pow({0},{1})", kinds="iuf
 
 
 def _max_vjp(ct, out, x, y):
-    # ties go to x: deterministic, and each cotangent lands exactly once
-    pick_x = x >= y
-    return where(pick_x, ct, 0), where(pick_x, 0, ct)
+    # ties split the cotangent evenly, as JAX's and PyTorch's maximum (the mean of the two
+    # one-sided derivatives; symmetric in x and y)
+    half = where(x == y, ct * 0.5, 0)
+    return where(x > y, ct, half), where(x < y, ct, half)
 
 
 def _min_vjp(ct, out, x, y):
-    pick_x = x <= y
-    return where(pick_x, ct, 0), where(pick_x, 0, ct)
+    half = where(x == y, ct * 0.5, 0)
+    return where(x < y, ct, half), where(x > y, ct, half)
 
 
 def _rem_vjp(ct, out, x, y):
@@ -421,10 +422,11 @@ def logaddexp(x, y):
     `hi + log1p(exp(lo - hi))`, with `hi`, `lo` the larger and smaller operand picked by ONE
     comparison. Each of its two branches (x >= y, x < y) is an exact formula for logaddexp on
     its own, so the derivative at a tie is the true one, (0.5, 0.5). (`max(x, y) +
-    log1p(exp(-|x - y|))` mixes two conventions at the tie, max's (1, 0) and abs's 0, and gave
-    (1, 0).) `lo - hi` is NaN where both are the same infinity: the result is then that
-    infinity (as JAX's `logaddexp`, which returns `x + y` there), with max's gradient (1, 0),
-    finite so a zero cotangent stays zero. NaN inputs give NaN.
+    log1p(exp(-|x - y|))` mixes two conventions at the tie, max's and abs's, and was wrong
+    there.) `lo - hi` is NaN where both are the same infinity: the result is then that
+    infinity (as JAX's `logaddexp`, which returns `x + y` there), with gradient (1, 0), as
+    the `max` reduction's first maximum: finite, so a zero cotangent stays zero. NaN inputs
+    give NaN.
     """
     x, y = promote("logaddexp", _float_operand(x, "logaddexp"), _float_operand(y, "logaddexp"))
     x_wins = x >= y

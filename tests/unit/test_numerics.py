@@ -98,6 +98,14 @@ def test_derivatives_at_ties_are_the_true_ones():
     assert_all_ways(fc.grad(fc.logsumexp), [[0.5, 0.5]], [[0.5, 0.5]])
 
 
+def test_maximum_and_minimum_split_ties_as_jax():
+    # non-smooth at x == y: the cotangent is split evenly (JAX's and PyTorch's maximum)
+    for op in (fc.maximum, fc.minimum):
+        assert_all_ways(fc.grad(op, argnums=(0, 1)), [0.3, 0.3], (0.5, 0.5))
+        assert_all_ways(fc.grad(op, argnums=(0, 1)), [0.3, 0.4], (op is fc.minimum, op is fc.maximum))
+    assert_all_ways(fc.grad(lambda x: fc.clip(x, 0.0, 1.0)), [0.0], 0.5)
+
+
 # --- 3. higher derivatives of prod with zeros -----------------------------------------------------
 
 @pytest.mark.parametrize("x, want", [
