@@ -27,7 +27,7 @@ from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError, ShapeError
 from funconv.ops._core import asarray, describe, normalize_axes, operand
 from funconv.ops.creation import arange, zeros as _zeros
-from funconv.ops.elementwise import (abs as _abs, exp, log1p, logistic, maximum, tanh, where)
+from funconv.ops.elementwise import exp, logaddexp, logistic, tanh, where
 from funconv.ops.reduce import logsumexp as _logsumexp, max as _max, mean as _mean, sum as _sum
 from funconv.ops.shape import expand_dims
 from funconv.ops.special import relu_p, stop_gradient
@@ -67,9 +67,9 @@ def sigmoid(x) -> Array:
 
 
 def softplus(x) -> Array:
-    """log(1 + exp(x)), computed as log1p(exp(-|x|)) + max(x, 0) so it never overflows."""
-    x = _float(x, "softplus")
-    return log1p(exp(-_abs(x))) + maximum(x, 0)
+    """log(1 + exp(x)) = logaddexp(x, 0), as JAX: never overflows, and its derivative at 0 is
+    the true 0.5 (see `fc.logaddexp`)."""
+    return logaddexp(_float(x, "softplus"), 0.0)
 
 
 def silu(x) -> Array:
@@ -188,7 +188,10 @@ def cross_entropy(logits, labels, axis=-1, reduction: str = "mean") -> Array:
     else:
         raise DTypeError(f"cross_entropy: labels must be class indices (int) or probabilities "
                          f"(float), got {labels.aval.short()}")
-    losses = -_sum(target * log_softmax(logits, axis=ax), axis=ax)
+    # 0 * log(0) is 0 (as xlogy): a -inf logit (a masked class) with target 0 adds nothing,
+    # where 0 * -inf would be NaN
+    log_p = log_softmax(logits, axis=ax)
+    losses = -_sum(target * where(target == 0, 0, log_p), axis=ax)
     if reduction == "mean":
         return _mean(losses)
     if reduction == "sum":

@@ -276,14 +276,15 @@ def adamw(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
 
 
 def global_norm(tree) -> Array:
-    """sqrt of the sum of squares of all leaves."""
-    from funconv.ops.reduce import sum as _sum
+    """sqrt of the sum of squares of all leaves (its gradient at all-zero leaves is 0, the
+    subgradient at the kink, as PyTorch's norm)."""
+    from funconv.ops.reduce import sqrt_zero_subgradient, sum as _sum
 
     leaves = [asarray(x) for x in tree_util.leaves(tree)]
     total = _sum(leaves[0] * leaves[0])
     for x in leaves[1:]:
         total = total + _sum(x * x)
-    return sqrt(total)
+    return sqrt_zero_subgradient(total)
 
 
 def clip_by_global_norm(tree, max_norm: float):

@@ -179,23 +179,31 @@ div_p = elementwise("div", _q(np.true_divide), lambda ct, out, x, y: (ct / y, -c
 
 
 def _pow_vjp(ct, out, x, y):
-    # d/dx x**y = y x**(y-1); d/dy = log(x) x**y, taken as 0 where x == 0 (as JAX)
+    # d/dx x**y = y x**(y-1), which is 0 * inf = NaN at x = y = 0, where x**0 = 1 is constant:
+    # the derivative there is 0 (as JAX and PyTorch); the exponent is swapped for 1 inside
+    # too (a double `where`), so no NaN reaches higher derivatives. Elsewhere y = 0 keeps the
+    # formula: d/dy of y x**(y-1) is 1/x there, not 0.
+    # d/dy = log(x) x**y, taken as 0 where x == 0 (as JAX)
+    flat = (x == 0) & (y == 0)
+    y_safe = where(flat, 1, y)
+    dx = where(flat, 0, y_safe * power(x, y_safe - 1))
     safe_log = log(where(x == 0, 1, x))
-    return ct * y * power(x, y - 1), ct * out * safe_log
+    return ct * dx, ct * out * safe_log
 
 
 pow_p = elementwise("pow", _q(_pow), _pow_vjp, c_expr="pow({0},{1})", kinds="iufc")
 
 
 def _max_vjp(ct, out, x, y):
-    # ties go to x: deterministic, and each cotangent lands exactly once
-    pick_x = x >= y
-    return where(pick_x, ct, 0), where(pick_x, 0, ct)
+    # ties split the cotangent evenly, as JAX's and PyTorch's maximum (the mean of the two
+    # one-sided derivatives; symmetric in x and y)
+    half = where(x == y, ct * 0.5, 0)
+    return where(x > y, ct, half), where(x < y, ct, half)
 
 
 def _min_vjp(ct, out, x, y):
-    pick_x = x <= y
-    return where(pick_x, ct, 0), where(pick_x, 0, ct)
+    half = where(x == y, ct * 0.5, 0)
+    return where(x < y, ct, half), where(x > y, ct, half)
 
 
 def _rem_vjp(ct, out, x, y):
@@ -411,10 +419,22 @@ def tan(x):
 
 
 def logaddexp(x, y):
-    """`log(exp(x) + exp(y))` without overflow."""
+    """`log(exp(x) + exp(y))` without overflow, right at +-inf and differentiable to any order.
+
+    `hi + log1p(exp(lo - hi))`, with `hi`, `lo` the larger and smaller operand picked by ONE
+    comparison. Each of its two branches (x >= y, x < y) is an exact formula for logaddexp on
+    its own, so the derivative at a tie is the true one, (0.5, 0.5). (`max(x, y) +
+    log1p(exp(-|x - y|))` mixes two conventions at the tie, max's and abs's, and was wrong
+    there.) `lo - hi` is NaN where both are the same infinity: the result is then that
+    infinity (as JAX's `logaddexp`, which returns `x + y` there), with gradient (1, 0), as
+    the `max` reduction's first maximum: finite, so a zero cotangent stays zero. NaN inputs
+    give NaN.
+    """
     x, y = promote("logaddexp", _float_operand(x, "logaddexp"), _float_operand(y, "logaddexp"))
-    m = maximum(x, y)
-    return m + log1p(exp(-abs(x - y)))
+    x_wins = x >= y
+    hi, lo = where(x_wins, x, y), where(x_wins, y, x)
+    same_inf = (lo == hi) & isinf(hi)
+    return hi + log1p(exp(where(same_inf, -np.inf, lo - hi)))
 
 
 def trunc(x):

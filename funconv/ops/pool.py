@@ -290,6 +290,14 @@ def _pool_args(opname, x, window, stride, padding, ceil_mode=False) -> _Geometry
             padded = sizes[i] + lo + hi
             raise ShapeError(f"{where}: along pooled dim {i} the window ({k}) is larger than "
                              f"the padded input ({padded}); pad more or use a smaller window")
+        # a window wholly in the padding has no input element: max_pool would give -inf and
+        # avg_pool 0, silently. PyTorch refuses such pads (more strictly: at most half the
+        # window); a pad below the window on each side never makes one
+        if k <= lo or (o - 1) * s - lo >= sizes[i]:
+            raise ShapeError(f"{where}: along pooled dim {i} (size {sizes[i]}) the padding "
+                             f"({lo}, {hi}) puts a whole window in the padding, with no input "
+                             f"element to pool; the largest valid padding is {k - 1} on each "
+                             f"side (less than the window, {k})")
         out.append(o)
         # ceil mode: pad the high side so the last window fits; the overhang holds the
         # reduction's identity (-inf / 0), so max ignores it and avg's divisor leaves it out

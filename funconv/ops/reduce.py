@@ -6,7 +6,8 @@ argmax, argmin) and NumPy-named wrappers (`sum`, `mean`, `var`, `std`, `prod`,
 Primitives reduce over a sorted tuple of `axes` and drop them; wrappers handle
 `keepdims` with a reshape. VJPs: sum broadcasts the cotangent back; max/min
 send it to the FIRST extremum of each window (deterministic on ties); prod
-multiplies by the product of the other elements (exact with zeros); cumsum's is
+multiplies by the product of the other elements (exact with zeros, and to every
+order: built from products only); cumsum's is
 a reversed cumsum. Bools and ints sum and multiply in int32 (int64 stays), and
 mean/var/std of integers are float32, as JAX.
 """
@@ -115,17 +116,47 @@ cumsum_p = Primitive("cumsum", _cumsum_rule, _cumsum_impl, _cumsum_vjp, linear=T
 
 
 def _prod_vjp(ct, out, x, *, axes):
-    # d prod / d x_i is the product of the others; computed without dividing by zero:
-    # no zero in the window: prod / x_i; exactly one zero: the product of the nonzeros at the
-    # zero's position and 0 elsewhere; two or more zeros: 0 everywhere
-    from funconv.ops.elementwise import where
+    return (_expand_to(ct, x, axes) * _prod_of_others(x, axes),)
 
-    zero = x == 0
-    safe = where(zero, 1, x)
-    p_nz = _expand_to(reduce_prod_p(safe, axes=axes), x, axes)
-    n_zero = _expand_to(reduce_sum_p(zero.astype(int32), axes=axes), x, axes)
-    others = where(n_zero == 0, p_nz / safe, where(zero & (n_zero == 1), p_nz, 0))
-    return (_expand_to(ct, x, axes) * others,)
+
+def _prod_of_others(x, axes):
+    """For each element, the product of the other elements of its window, by multiplications
+    only: the backward pass of a pairwise tree of products (as JAX's reduce_prod JVP).
+
+    Exact with zeros and, being only products, differentiable to every order. (The old
+    `prod / x_i`, with the zero cases patched by `where`, was right in value but its branches
+    were constants: hessian(prod)([0, 2, 3]) lost d^2/dx_1 dx_0 = 3.) O(n) work, log2(n) steps.
+    """
+    from funconv.ops.shape import concatenate, reshape, slice_axes, stack, transpose
+
+    rest = [i for i in range(x.ndim) if i not in axes]
+    perm = tuple(rest) + tuple(axes)
+    lead = tuple(x.shape[i] for i in rest)
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    v = reshape(transpose(x, perm), lead + (n,))
+    size = 1 << (n - 1).bit_length()  # pad the window with ones to a power of two
+    if size > n:
+        v = concatenate([v, broadcast_to(to_dtype(1, x.dtype), lead + (size - n,))], axis=-1)
+
+    def every_other(level, start):  # positions start, start + 2, ... of the window axis
+        return slice_axes(level, [0] * len(lead) + [start], level.shape, [1] * len(lead) + [2])
+
+    def halves(level):  # the left and right child of each pair
+        return every_other(level, 0), every_other(level, 1)
+
+    levels = [v]
+    while levels[-1].shape[-1] > 1:
+        left, right = halves(levels[-1])
+        levels.append(left * right)
+    # down the tree: a child's "others" is its parent's times its sibling
+    others = broadcast_to(to_dtype(1, x.dtype), lead + (1,))
+    for level in reversed(levels[:-1]):
+        left, right = halves(level)
+        others = reshape(stack([others * right, others * left], axis=-1), lead + (level.shape[-1],))
+    if size > n:
+        others = slice_axes(others, [0] * (len(lead) + 1), lead + (n,), [1] * (len(lead) + 1))
+    others = reshape(others, lead + tuple(x.shape[a] for a in axes))
+    return transpose(others, tuple(np.argsort(perm).tolist()))
 
 
 reduce_prod_p = Primitive("reduce_prod", _reduce_rule("prod", "iufc"),
@@ -224,10 +255,20 @@ def var(x, axis=None, dtype=None, ddof=0, keepdims=False) -> Array:
 
 
 def std(x, axis=None, dtype=None, ddof=0, keepdims=False) -> Array:
-    """`np.std`: the square root of `var`."""
-    from funconv.ops.elementwise import sqrt
+    """`np.std`: the square root of `var`; its gradient at a constant slice (std 0, a kink) is
+    the zero subgradient, as PyTorch's (d sqrt(v) = dv / (2 sqrt(v)) would be 0 / 0)."""
+    return sqrt_zero_subgradient(var(x, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
 
-    return sqrt(var(x, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
+
+def sqrt_zero_subgradient(v) -> Array:
+    """sqrt(v) for v >= 0, with derivative 0 at v == 0 instead of inf: the square root of a sum
+    of squares (a norm, std) has a kink there, whose subgradients include 0 (PyTorch's choice
+    for norm and std). Both `where`s: the inner keeps sqrt's inf derivative at 0 out of the
+    gradient (0 * inf is NaN)."""
+    from funconv.ops.elementwise import sqrt, where
+
+    zero = v == 0
+    return where(zero, 0, sqrt(where(zero, 1, v)))
 
 
 def prod(x, axis=None, dtype=None, keepdims=False) -> Array:
@@ -252,9 +293,16 @@ def logsumexp(x, axis=None, keepdims=False) -> Array:
     if not is_inexact(x.dtype):
         x = to_dtype(x, DEFAULT_FLOAT)
     axes = normalize_axes(axis, x.ndim, "logsumexp")
-    m = stop_gradient(max(x, axis=axes, keepdims=True))
-    m = where(isfinite(m), m, 0)  # a slice of all -inf gives -inf, not nan
-    out = log(sum(exp(x - m), axis=axes, keepdims=True)) + m
+    m = max(x, axis=axes, keepdims=True)
+    finite = isfinite(m)
+    # the shift by a constant is exact; max keeps exp from overflowing. Slices whose max is
+    # +-inf (or NaN) are that max: computing them with zeros instead (both `where`s, so their
+    # NaN never reaches the gradient) and taking `m` with max's gradient gives the limits:
+    # [inf, 1] -> inf with gradient [1, 0]; all -inf -> -inf with gradient on the first
+    # element, as logaddexp (finite, so a zero cotangent stays zero)
+    shift = stop_gradient(where(finite, m, 0))
+    z = where(finite, x - shift, 0)
+    out = where(finite, log(sum(exp(z), axis=axes, keepdims=True)) + shift, m)
     return out if keepdims else squeeze(out, axes)
 
 

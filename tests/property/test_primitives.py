@@ -578,6 +578,80 @@ def test_second_order(name, data):
     check_grads(f, args, order=2)
 
 
+# --- special points: zeros, ties and branch points -----------------------------------------------
+# The table above draws generic points, away from zeros and ties. A VJP rule whose branches are
+# right in value but constant (a `where` picking 0 at a zero) passes there and fails here, at
+# second order: every rule must be right to all orders where the function is smooth, including
+# the points where its formula switches branches. Each entry draws `(f, args)` in float64;
+# entries are primitives or the compositions (wrappers) built to be smooth across a branch.
+
+
+def _with_zeros(r, x, k):
+    """x with k of its elements (at random positions) set to exactly 0."""
+    flat = x.reshape(-1).copy()
+    flat[r.permutation(flat.size)[:k]] = 0.0
+    return flat.reshape(x.shape)
+
+
+def _prod_at_zeros(data, dtype):
+    r = rng(data)
+    xs = _shape(data, min_dims=1, max_side=3)
+    k = data.draw(st.integers(1, 3), label="zeros")
+    axes = axes_subset(data, len(xs)) or (0,)
+    x = _with_zeros(r, _prod_values(r, xs, dtype), k)
+    return (lambda v: R.reduce_prod_p(v, axes=axes)), (x,)
+
+
+def _pow_at_zero(data, dtype):
+    # x**y at x = 0 for whole exponents (smooth in x there), d/dx only; and d/dy at y = 0
+    r = rng(data)
+    xs = _shape(data, max_side=3)
+    y = r.integers(0, 4, size=xs).astype(dtype)
+    if data.draw(st.booleans(), label="in x"):
+        return (lambda v: E.pow_p(v, fc.asarray(y))), (_with_zeros(r, _positive(r, xs, dtype), 1),)
+    x = _positive(r, xs, dtype)
+    return (lambda x, y: E.pow_p(x, y)), (x, _with_zeros(r, floats(r, xs, dtype), 1))
+
+
+def _ties_of(fn):
+    def sample(data, dtype):
+        r = rng(data)
+        x = floats(r, _shape(data, max_side=3), dtype)
+        return fn, (x, x.copy())
+
+    return sample
+
+
+def _softplus_at_zero(data, dtype):
+    r = rng(data)
+    return fc.nn.softplus, (_with_zeros(r, floats(r, _shape(data, min_dims=1), dtype), 1),)
+
+
+def _logsumexp_ties(data, dtype):
+    r = rng(data)
+    xs = _shape(data, min_dims=1, max_side=3)
+    x = np.broadcast_to(floats(r, xs[:-1] + (1,), dtype), xs).copy()  # every slice constant
+    return (lambda v: fc.logsumexp(v, axis=-1)), (x,)
+
+
+SPECIAL_POINTS = {
+    "reduce_prod at zeros": _prod_at_zeros,
+    "pow at zero": _pow_at_zero,
+    "logaddexp at ties": _ties_of(fc.logaddexp),
+    "softplus at 0": _softplus_at_zero,
+    "logsumexp at ties": _logsumexp_ties,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECIAL_POINTS))
+@_limited(10)
+@given(data=st.data())
+def test_second_order_at_special_points(name, data):
+    """(f) First and second derivatives by central differences at zeros and ties."""
+    f, args = SPECIAL_POINTS[name](data, np.float64)
+    check_grads(f, args, order=2)
+
+
 # --- the registry ---------------------------------------------------------------------------------
 
 

@@ -173,17 +173,24 @@ def test_ceil_mode_by_hand():
         fc.max_pool(np.zeros((1, 1, 2, 2)), 3, stride=2)
 
 
-def test_ceil_mode_with_a_high_pad_wider_than_the_window():
-    # padding (0, 3) on a 1-wide input, window 1: floor mode counts 4 windows; ceil mode
-    # drops the last, which starts past the input (PyTorch would reject such a pad)
+def test_windows_wholly_in_the_padding_are_refused():
+    # such a window has no input element: max_pool gave -inf and avg_pool 0, silently (PyTorch
+    # refuses such pads too). The message names the call, the shapes and the largest valid pad
     x = np.array([[[2.0]]])
-    assert fc.max_pool(x, (1,), stride=1, padding=((0, 3),)).shape == (1, 1, 4)
-    out = fc.avg_pool(x, (1,), stride=1, padding=((0, 3),), ceil_mode=True, count_include_pad=False)
-    np.testing.assert_array_equal(np.asarray(out), [[[2.0, 0.0, 0.0]]])
-    # window 2: floor mode has 3 windows, ceil mode ceil(2 / 1) + 1 - 1 = 2: [0,2) and [1,3)
-    f = lambda x: fc.avg_pool(x, (2,), stride=1, padding=((0, 3),), ceil_mode=True)
-    np.testing.assert_allclose(np.asarray(f(x)), [[[1.0, 0.0]]])
-    np.testing.assert_allclose(np.asarray(fc.grad(lambda x: f(x).sum())(x)), [[[0.5]]])
+    with pytest.raises(ShapeError, match=r"max_pool\(f64\[1,1,1\].*whole window in the padding"):
+        fc.max_pool(x, (1,), stride=1, padding=((0, 3),))
+    for ceil_mode in (False, True):
+        with pytest.raises(ShapeError, match="largest valid padding is 0"):
+            fc.avg_pool(x, (1,), stride=1, padding=((0, 3),), ceil_mode=ceil_mode)
+        # window 2 on a 1-wide input: [1, 3) lies in the high padding
+        with pytest.raises(ShapeError, match="largest valid padding is 1"):
+            fc.avg_pool(x, (2,), stride=1, padding=((0, 3),), ceil_mode=ceil_mode)
+    x4 = np.zeros((1, 1, 4, 4), np.float32)
+    for pool in (fc.max_pool, fc.avg_pool):
+        with pytest.raises(ShapeError, match=r"f32\[1,1,4,4\].*padding \(2, 2\).*largest valid "
+                                             r"padding is 1 on each side"):
+            pool(x4, 2, padding=2)
+        assert pool(x4, 2, padding=1).shape == (1, 1, 3, 3)  # a pad below the window is fine
 
 
 def test_same_and_valid_with_ceil_mode():
