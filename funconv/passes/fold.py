@@ -1,7 +1,8 @@
 """Constant folding: an Apply whose operands are all Literals or Consts (or
 broadcasts of them) is
-evaluated at compile time, with the primitive's own impl (the same function
-the backends call, so folding cannot change a result).
+evaluated at compile time, by the function eager mode calls (`tracing.kernel`: the
+NumPy backend's fast kernel, else the primitive's impl), so a folded value is
+the value eager mode computes.
 
 Folding must not make the program bigger: `broadcast_to` is never folded (a
 broadcast literal stays a scalar the backend can feed to NumPy broadcasting
@@ -17,6 +18,7 @@ import numpy as np
 
 from funconv.ir import Apply, Const, Graph, Literal
 from funconv.passes.core import Builder, rewrite
+from funconv.tracing import kernel
 
 # A constant of up to 1024 elements (4 KiB in float32) costs nothing to keep in
 # generated code; beyond that, only fold when no operand grows.
@@ -57,7 +59,7 @@ def _fold_rule(b: Builder, node: Apply, args):
         return None
     with np.errstate(all="ignore"):
         try:
-            value = np.asarray(node.prim.impl(*[_value(a) for a in args], **node.params))
+            value = np.asarray(kernel(node.prim)(*[_value(a) for a in args], **node.params))
         except Exception:  # noqa: BLE001 - an impl that fails here fails at run time, with context
             return None
     if value.shape != node.type.shape or value.dtype != node.type.dtype:

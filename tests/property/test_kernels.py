@@ -27,6 +27,26 @@ load_family_domains()
 NUMPY_KERNELS = {"conv_general", "reduce_window", "select_and_gather", "select_and_scatter_add"}
 
 
+# The primitives the NumPy backend runs through their reference impl: no inline lowering
+# (backends/numpy/lowering.py) and no kernel. Their impl is their fast path too; a primitive
+# that becomes hot gets a lowering or a kernel, and leaves this list on purpose.
+NUMPY_RUNS_IMPL = {
+    "abs_complex", "argmax", "argmin", "argsort", "complex", "concatenate", "cumsum",
+    "custom_vjp_call", "erf", "flip", "gather", "imag", "iota", "logistic", "pad", "pow",
+    "random_bits", "random_fold_in", "random_permutation", "random_uniform", "real",
+    "reduce_prod", "relu", "round", "rsqrt", "scatter_add", "slice", "stop_gradient",
+}
+
+
+def test_which_primitives_the_numpy_backend_runs_through_their_impl():
+    from funconv.backends.numpy.lowering import lowering
+
+    runs_impl = {n for n, p in REGISTRY.items() if lowering(p) is None and p not in KERNELS}
+    assert runs_impl == NUMPY_RUNS_IMPL, (
+        f"new: {sorted(runs_impl - NUMPY_RUNS_IMPL)}, gone: {sorted(NUMPY_RUNS_IMPL - runs_impl)}; "
+        "update NUMPY_RUNS_IMPL (and give a hot primitive a lowering or a kernel)")
+
+
 def test_which_primitives_have_a_numpy_kernel():
     assert {p.name for p in KERNELS} == NUMPY_KERNELS
     for prim, fn in KERNELS.items():
