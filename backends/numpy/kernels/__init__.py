@@ -25,3 +25,8 @@ def register(prim) -> Callable:
         return fn
 
     return deco
+
+
+# Kernel modules register themselves on import; each is imported here, one line per module
+# (after `register` exists), so importing the backend fills KERNELS.
+from funconv.backends.numpy.kernels import fft  # noqa: E402,F401
