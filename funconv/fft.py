@@ -24,7 +24,7 @@ complex128, float32 or float64 for `irfft*`.
 
 Differences from NumPy: repeated axes raise AxisError (NumPy transforms twice);
 `s` without `axes` means the last `len(s)` axes without a deprecation warning
-(as JAX). An entry -1 in `s` keeps that axis's default length (as NumPy 2).
+(as JAX). An entry -1 in `s` takes the input's length along that axis (as NumPy 2).
 
 Errors: ShapeError for a length < 1 or `s`/`axes` of unequal lengths,
 AxisError for an axis out of range or repeated, ArgumentError for a bad `norm`
@@ -87,21 +87,22 @@ def _axes(axes, s, ndim: int, opname: str) -> tuple[int, ...]:
 
 
 def _lengths(x: Array, kind: str, s, axes, opname: str, name: str) -> tuple[int, ...]:
-    """The transform length per axis: `s`, or the input's (for irfft's last: 2 * (m - 1))."""
-    default = [x.shape[a] for a in axes]
-    if kind == "irfft":
-        default[-1] = 2 * (default[-1] - 1)
+    """The transform length per axis: `s` (-1: the input's length, as NumPy 2), or without `s`
+    the input's lengths, except 2 * (m - 1) along irfft's last axis (NumPy's `_cook_nd_args`)."""
     if s is None:
-        s = (-1,) * len(axes)
-    elif len(s) != len(axes):
+        out = [x.shape[a] for a in axes]
+        if kind == "irfft":
+            out[-1] = 2 * (out[-1] - 1)
+            if out[-1] < 1:
+                raise ShapeError(f"{opname}: the input {x.aval.short()} has 1 entry along axis "
+                                 f"{axes[-1]}, so the default output length 2*(1-1) is 0: pass {name}")
+        return tuple(out)
+    if len(s) != len(axes):
         raise ShapeError(f"{opname}: {name}={tuple(s)} and axes={axes} must have equal lengths")
-    out = tuple(d if n == -1 else n for n, d in zip(s, default))
-    for n, given in zip(out, s):
-        if n < 1:
-            hint = ("; the input's last axis has 1 entry, so the default output length 2*(1-1) is 0: "
-                    f"pass {name}" if kind == "irfft" and given == -1 else "")
-            raise ShapeError(f"{opname}: transform length must be >= 1, got {name}="
-                             f"{tuple(s) if name == 's' else n} for input {x.aval.short()}{hint}")
+    out = tuple(x.shape[a] if n == -1 else n for n, a in zip(s, axes))
+    if any(n < 1 for n in out):
+        raise ShapeError(f"{opname}: transform lengths must be >= 1 (or -1: the input's), got "
+                         f"{name}={tuple(s)} for input {x.aval.short()}")
     return out
 
 
