@@ -29,5 +29,5 @@ def register(prim) -> Callable:
 
 # The kernel modules register themselves into KERNELS when imported; importing them here,
 # after `register` exists, fills the table before funconv.backends.numpy copies it into
-# the eager kernels.
-from funconv.backends.numpy.kernels import conv, pool  # noqa: F401
+# the eager kernels. A new kernel module is one more name on this line.
+from funconv.backends.numpy.kernels import conv, fft, pool  # noqa: E402,F401

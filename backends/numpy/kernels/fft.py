@@ -1,0 +1,63 @@
+"""The NumPy backend's FFT kernel: `fft_p` through `scipy.fft` when SciPy is installed
+(the `fast` extra), through `numpy.fft` otherwise.
+
+`scipy.fft` (pocketfft) keeps single precision (float32 in, complex64 out), and
+with `workers=` it splits the batch of transforms over threads: measured 6x
+faster than `numpy.fft` for 32 planes of 140x140 on 2 cores (issue 11). Threads
+only pay for large batches (one measurement on 2 cores: f32[4,8,32,32] took 73 us
+with 1 worker and 165 us with 2; f32[32,140,140] 3.3 ms and 1.9 ms), so smaller
+operands run on one. The result has the primitive's exact dtype: `numpy.fft`
+before NumPy 2 computes single precision in double, and is cast back.
+
+`USE_SCIPY` is a module-level switch: tests set it False to run the `numpy.fft`
+path on a machine that has SciPy. Imports numpy, optionally scipy, and the
+funconv core (for `fft_p`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from funconv.backends.numpy.kernels import register
+from funconv.ops.fft import fft_p, out_dtype
+
+try:
+    import scipy.fft as _scipy_fft
+except ImportError:  # SciPy is the optional `fast` extra
+    _scipy_fft = None
+
+USE_SCIPY: bool = _scipy_fft is not None
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on (Linux)
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+WORKERS: int = _usable_cores()
+# operands smaller than this (elements) run on one thread; see the module docstring
+THREAD_MIN_SIZE: int = 1 << 17
+
+
+@register(fft_p)
+def fft_kernel(x: np.ndarray, *, fft_type: str, fft_lengths: tuple[int, ...]) -> np.ndarray:
+    """`fft_p`'s impl, fast: same signature, same result (NumPy's "backward" norm)."""
+    axes = tuple(range(-len(fft_lengths), 0))
+    if USE_SCIPY and _scipy_fft is not None:
+        lib = _scipy_fft
+        kw = {"workers": WORKERS if x.size >= THREAD_MIN_SIZE else 1}
+    else:
+        lib, kw = np.fft, {}
+    if fft_type == "fft":
+        y = lib.fftn(x, axes=axes, **kw)
+    elif fft_type == "ifft":
+        y = lib.ifftn(x, axes=axes, **kw)
+    elif fft_type == "rfft":
+        y = lib.rfftn(x, axes=axes, **kw)
+    else:
+        y = lib.irfftn(x, s=fft_lengths, axes=axes, **kw)
+    return y.astype(out_dtype(x.dtype, fft_type), copy=False)
