@@ -434,7 +434,8 @@ def logaddexp(x, y):
     x_wins = x >= y
     hi, lo = where(x_wins, x, y), where(x_wins, y, x)
     same_inf = (lo == hi) & isinf(hi)
-    return hi + log1p(exp(where(same_inf, -np.inf, lo - hi)))
+    # (hi replaced by 0 where it is lo's infinity: inf - inf would be NaN, with a warning)
+    return hi + log1p(exp(where(same_inf, -np.inf, lo - where(same_inf, 0.0, hi))))
 
 
 def trunc(x):

@@ -206,3 +206,14 @@ def test_std_and_norm_kinks_take_the_zero_subgradient():
     assert_all_ways(fc.grad(fc.optim.global_norm), [[3.0, 4.0]], [[0.6, 0.8]])
     assert_all_ways(fc.grad(fc.abs), [0.0], 0.0)
     assert_all_ways(lambda v: fc.std(v, axis=1), [[[np.nan, 1.0]]], [[np.nan]])
+
+
+def test_logaddexp_of_equal_infinities_warns_nothing():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a NaN computed and then masked would warn here
+        for v in (-np.inf, np.inf):
+            assert float(fc.logaddexp(v, v)) == v
+        g = fc.grad(lambda a, b: fc.logaddexp(a, b), argnums=(0, 1))(-np.inf, -np.inf)
+        assert all(np.isfinite(np.asarray(t)) for t in g)
