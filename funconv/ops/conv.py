@@ -25,7 +25,7 @@ and backward, as one kind of node):
   again a grouped convolution); the forward stride becomes the kernel
   dilation and the kernel dilation becomes the stride.
 
-`algorithm` param: "auto" (the default), "direct" or "im2col" (`ALGORITHMS`).
+`algorithm` param: "auto" (the default), "direct", "im2col" or "separable" (`ALGORITHMS`).
 It never changes the value, only how it is computed. funconv/passes/conv.py
 chooses for every "auto" node under `jit` and records the choice on the node
 (or rewrites it, e.g. a 1x1 convolution as `dot_general`), so the printed
@@ -58,10 +58,10 @@ from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact, result_type
 # that meets it unchosen, in eager mode, picks its own fast path); "direct": the reference
 # definition below; "im2col": column matrix + GEMM (the NumPy kernel's layouts). A new
 # algorithm adds its name here and its rule in passes/conv.py.
-ALGORITHMS = ("auto", "direct", "im2col")
+ALGORITHMS = ("auto", "direct", "im2col", "separable")
 
 # Names that come with later issues; the wrappers say so rather than "unknown".
-_FUTURE_ALGORITHMS = ("fft", "tiled_fft", "helix", "separable", "winograd")
+_FUTURE_ALGORITHMS = ("fft", "tiled_fft", "helix", "winograd")
 
 # --- the primitive: shape rule ----------------------------------------------------------
 
@@ -320,8 +320,11 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros
             ("NC...", "OI...", "NC...").
         algorithm: "auto" (`jit` chooses; the choice shows in `jitted.lower(...)`),
             "direct" (the reference sum over kernel taps: slow, for checking) or
-            "im2col" (column matrix + GEMM). The value is the same for every choice;
-            the derivative's convolutions always choose "auto".
+            "im2col" (column matrix + GEMM) or "separable" (a kernel known at compile
+            time, closed over rather than passed, of low numerical rank: row and column
+            passes, see funconv/passes/separable.py; under `jit` a kernel that is not
+            such a constant raises ArgumentError saying why). The value is the same for
+            every choice; the derivative's convolutions always choose "auto".
 
     Returns:
         (N, O, out...), with out = (in + lo + hi - dilation*(k - 1) - 1) // stride + 1.

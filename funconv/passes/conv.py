@@ -37,6 +37,7 @@ from funconv.ir import Apply, Graph, Node
 from funconv.ops.conv import conv_general_p
 from funconv.ops.linalg import dot_general_p
 from funconv.ops.shape import broadcast_to_p, reshape_p
+from funconv.passes import separable
 from funconv.passes.core import Builder, rewrite
 
 
@@ -110,15 +111,27 @@ def _pointwise_as_dot(b: Builder, node: Apply, args: list) -> Node:
 
 # --- the tables -----------------------------------------------------------------------------------
 
+def _lower_new(b: Builder, params: dict, args: list, source) -> Node:
+    """A conv_general node that a rewrite emits (the passes of a separable kernel), lowered
+    in turn by the same choice as every other."""
+    node = b.apply(conv_general_p, args, params, source)
+    return choose(node).lower(b, node, list(node.args))
+
+
 DIRECT = Algorithm("direct", _always, _record("direct"))
 IM2COL = Algorithm("im2col", _always, _record("im2col"))
 POINTWISE_AS_DOT = Algorithm("pointwise_as_dot", _pointwise_why_not, _pointwise_as_dot)
+SEPARABLE = Algorithm("separable", separable.why_not,
+                      lambda b, node, args: separable.lower(b, node, args, _lower_new))
+# "auto" factors a constant kernel only where the two passes cost fewer multiplications
+SEPARABLE_IF_CHEAPER = attrs.evolve(SEPARABLE, why_not=separable.why_not_cheaper)
 
 # what a user may force: every name ops/conv.py's ALGORITHMS accepts, "auto" aside (tested)
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL)}
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, SEPARABLE)}
 
-# what "auto" may choose, best first; IM2COL computes every convolution, so it ends the list
-AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, IM2COL)
+# what "auto" may choose, best first; IM2COL computes every convolution, so it ends the list.
+# SEPARABLE applies only where it saves multiplications (a constant kernel of low rank).
+AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, IM2COL)
 
 
 def _where(node: Apply) -> str:

@@ -191,7 +191,9 @@ def test_training_step_on_the_numpy_backend_matches_the_interpreter(data):
                   "lhs_dilation": (1,) * nd, "rhs_dilation": params["rhs_dilation"]}
         if any(i < (k - 1) * d + 1 for i, k, d in zip(ins, ks, params["rhs_dilation"])):
             return
-    algorithm = data.draw(st.sampled_from(ALGORITHMS), label="algorithm")
+    # ("separable" needs a constant kernel: tests/unit/test_separable.py)
+    algorithm = data.draw(st.sampled_from([a for a in ALGORITHMS if a != "separable"]),
+                          label="algorithm")
     r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
     x = r.standard_normal((data.draw(st.integers(1, 2), label="n"), groups * 2) + ins)
     w = r.standard_normal((groups * data.draw(st.integers(1, 2), label="og"), 2) + ks)

@@ -109,7 +109,9 @@ def test_forced_algorithms_agree_eagerly_and_under_jit():
     xt = rng.standard_normal((2, 4, 5, 5))
     wt = rng.standard_normal((4, 3, 3, 3))
     outs = []
-    for a in ALGORITHMS:
+    # (every algorithm that computes any convolution; "separable" needs a constant kernel
+    # and is tested in test_separable.py)
+    for a in [a for a in ALGORITHMS if a != "separable"]:
         kw = {"stride": 2, "padding": 1, "output_padding": 1, "algorithm": a}
         outs.append(np.asarray(fc.conv_transpose(xt, wt, **kw)))
         outs.append(np.asarray(fc.jit(lambda y, w, kw=kw: fc.conv_transpose(y, w, **kw))(xt, wt)))
