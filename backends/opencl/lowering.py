@@ -403,7 +403,7 @@ def _cumsum(em, n):
 
 # --- dot_general: the GEMM ---------------------------------------------------------------------
 
-_TM, _TN, _KB = 4, 4, 256
+_TM, _TN, _KB = 4, 8, 256
 
 
 def _group(v: View, groups):
@@ -487,22 +487,28 @@ def _conv(em, n):
         return out
     xv = em.view(x)
     t = ctype(n.dtype)
-    # col[g, (c, taps...), (n, out positions...)]: the input patch of every output position
+    # col[g, (c, taps...), (n, out positions...)]: the input patch of every output position.
+    # One work-item per row of the last output dim: the index arithmetic (divisions) is done
+    # once per row, and the row is written contiguously.
     col = em.new((G, K, N * P), n.dtype)
-    dec, cs = decompose("gid", (G, Cg) + tuple(ksp) + (N,) + tuple(osp), "c")
-    g_, c_, taps, n_, outs = cs[0], cs[1], cs[2:2 + nd], cs[2 + nd], cs[3 + nd:]
+    last = osp[-1]
+    dec, cs = decompose("gid", (G, Cg) + tuple(ksp) + (N,) + tuple(osp[:-1]), "c")
+    g_, c_, taps, n_ = cs[0], cs[1], cs[2:2 + nd], cs[2 + nd]
+    outs = list(cs[3 + nd:]) + ["o"]
     lines = list(dec)
     conds, coords = [], []
     for i in range(nd):
         span = (isp[i] - 1) * ldil[i] + 1
+        if i == nd - 1:
+            lines.append(f"for (int o = 0; o < {last}; ++o) {{")
         lines.append(f"const int q{i} = {outs[i]} * {strides[i]} + {taps[i]} * {rdil[i]} - ({padding[i][0]});")
         conds.append(f"q{i} >= 0 && q{i} < {span}" + (f" && q{i} % {ldil[i]} == 0" if ldil[i] > 1 else ""))
         coords.append(f"(q{i} / {ldil[i]})" if ldil[i] > 1 else f"q{i}")
     xaddr = address(xv.offset, [n_, f"({g_} * {Cg} + {c_})"] + coords, xv.strides)
-    cond = " && ".join(conds) if conds else "1"
-    lines.append(f"out[gid] = ({cond}) ? in[{xaddr}] : ({t})(0);")
-    em.index_kernel([f"__global {t}* out", f"__global const {t}* in"], [col.buf, xv.buf], col.size, lines,
-                    em.index_type(xv, col), "im2col")
+    lines.append(f"out[gid * {last} + o] = ({' && '.join(conds)}) ? in[{xaddr}] : ({t})(0);")
+    lines.append("}")
+    em.index_kernel([f"__global {t}* out", f"__global const {t}* in"], [col.buf, xv.buf], col.size // last,
+                    lines, em.index_type(xv, col), "im2col")
     # the kernel (O, Cg, k...) as (G, Og, K); the GEMM writes out[n, g*Og + m, position]
     wv = em.view(w)
     gw = _group(View(wv.buf, wv.offset, (G, Og) + tuple(w.shape[1:]),
