@@ -21,10 +21,9 @@ def compile(graph: Graph, donate=(), name: str = "jitted"):
 
     Args:
         graph: the (optimised) graph.
-        donate: indices of inputs the caller gives up. Inputs are copied to device buffers
-            at each call and the results come back as new arrays, so a caller's array is
-            never written: donation changes nothing here (device buffers of inputs are reused
-            for temporaries after their last use in any case).
+        donate: indices of inputs the caller gives up. Inputs are copied into the
+            executable's own device buffers at each call and the results come back as new
+            arrays, so a caller's array is never written: donation changes nothing here.
         name: the function's name, for messages.
 
     Raises:
