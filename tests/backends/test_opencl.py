@@ -264,3 +264,16 @@ def test_no_platform_is_a_clear_error():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "ERR" in out.stdout and 'pip install -e ".[opencl]"' in out.stdout, out.stdout + out.stderr
     assert "FUNCONV_OPENCL_DEVICE" in out.stdout and "Traceback" not in out.stdout
+
+
+def test_device_choice_by_name(device):
+    # FUNCONV_OPENCL_DEVICE picks by index or name substring; no match lists the devices
+    code = ("import funconv as fc, numpy as np\n"
+            "try:\n    print('OK', fc.jit(lambda x: x * 2, backend='opencl')(np.ones(2, np.float32)))\n"
+            "except fc.errors.FuncConvError as e:\n    print('ERR', e)\n")
+    env = dict(os.environ, FUNCONV_OPENCL_DEVICE="no-such-device")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert "ERR" in out.stdout and "matches no OpenCL device" in out.stdout and "0: " in out.stdout, out.stdout
+    env["FUNCONV_OPENCL_DEVICE"] = device.name.split()[0][:6]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert "OK [2. 2.]" in out.stdout, out.stdout + out.stderr
