@@ -13,6 +13,7 @@ class _Config(types.ModuleType):
         # raise glibc's malloc mmap/trim thresholds when the NumPy backend first compiles,
         # so jitted steps reuse freed memory (see funconv/backends/numpy/malloc.py)
         "tune_malloc": True,
+        "backend": "numpy",  # fc.jit's backend when it is given none ("numpy", "opencl", ...)
     }
 
     def update(self, name: str, value) -> None:

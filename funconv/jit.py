@@ -108,7 +108,7 @@ class Lowered:
 class Jitted:
     """A function compiled per argument signature (see `jit`)."""
 
-    def __init__(self, f, static_argnums=(), static_argnames=(), donate_argnums=(), backend="numpy"):
+    def __init__(self, f, static_argnums=(), static_argnames=(), donate_argnums=(), backend=None):
         if not callable(f):
             raise ArgumentError(f"jit: expected a function, got {describe(f)}")
         functools.update_wrapper(self, f)
@@ -363,7 +363,7 @@ class Jitted:
 
         if self._cache and config.explain_recompiles:
             self._explain(sig, args, kwargs, nums)
-        backend = get_backend(self._backend)
+        backend = get_backend(self._backend or config.backend)  # None: the config default, at compile
         graph, captured, upgrade = self._trace(sig, arrays, args, kwargs, nums)
         assert not captured  # outside any trace there is nothing to capture
         graph = passes.optimize(graph)
@@ -414,7 +414,7 @@ class Jitted:
             entry = self._compile(sig, arrays, args, kwargs, nums)
         timer = getattr(entry.executable, "profile", None)
         if timer is None:
-            raise NotImplementedError(f"jit({self.__name__}).profile: the {self._backend!r} "
+            raise NotImplementedError(f"jit({self.__name__}).profile: the {self._backend or config.backend!r} "
                                       "backend has no per-line profile; use backend='numpy'")
         values = [a._value for a in upgraded(arrays, weak, entry.upgrade)]
         return timer(values, repeat, copy_inputs=bool(self._donated_leaves(sig, args, nums)))
@@ -517,7 +517,7 @@ def explain_difference(old_sig, old_labels, new_sig, new_labels) -> str:
     return "; ".join(reasons)
 
 
-def jit(f=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), backend="numpy"):
+def jit(f=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), backend=None):
     """Compile `f` for each new argument signature; cached.
 
     Usable as `jit(f, ...)`, `@jit` or `@jit(static_argnums=...)`.
@@ -536,7 +536,8 @@ def jit(f=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), bac
             rather than overwritten, and so is a donated NumPy array (the caller's NumPy
             arrays are never written, nor deleted). Inside another trace
             (grad, make_graph, an outer jit) donation does nothing.
-        backend: "numpy" (generated Python over NumPy), or another registered backend.
+        backend: "numpy" (generated Python over NumPy), "opencl", or another registered backend;
+            None: `fc.config.backend` when a signature is compiled (default "numpy").
 
     Returns:
         A `Jitted` function with `.lower(*args)` -> `Lowered` (`.graph`, `.source`).

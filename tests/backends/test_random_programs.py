@@ -1,10 +1,13 @@
 """Random programs from a grammar of primitives (hypothesis), evaluated by the reference
-interpreter (on the unoptimised graph) and by the NumPy backend (after the passes),
-compared within tolerance; the same for their gradients."""
+interpreter (on the unoptimised graph) and by the NumPy and OpenCL backends (after the
+passes), compared within tolerance; the same for their gradients."""
+
+import os
 
 import numpy as np
+import pytest
 from funconv.backends.interpreter import evaluate
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import funconv as fc
@@ -132,9 +135,9 @@ def _tol(dtype):
     return {"rtol": 2e-4, "atol": 2e-5} if dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-10}
 
 
-def _compare(f, args, dtype):
+def _compare(f, args, dtype, backend="numpy"):
     ref = evaluate(fc.make_graph(f)(*args), args)  # the oracle, on the graph as traced
-    got = fc.tree.leaves(fc.jit(f)(*args))
+    got = fc.tree.leaves(fc.jit(f, backend=backend)(*args))
     assert len(ref) == len(got)
     for r, g in zip(ref, got):
         g = np.asarray(g)
@@ -195,3 +198,41 @@ def test_each_pass_alone_preserves_meaning_on_random_programs(prog, seed):
         assert passes.count_applies(g2) <= passes.count_applies(g)
         for r, v in zip(ref, evaluate(g2, args)):
             np.testing.assert_allclose(v, r, rtol=1e-10, atol=1e-12)
+
+
+# --- the same programs on the OpenCL backend --------------------------------------------------------
+# Every program is a new OpenCL program (~1-2 s of PoCL compilation, cold): fewer examples.
+
+
+def _opencl_device():
+    try:
+        from funconv.backends.opencl.device import default_device
+
+        return default_device()
+    except Exception:  # noqa: BLE001 - no pyopencl, no platform: skip
+        return None
+
+
+_OPENCL_EXAMPLES = int(os.environ.get("FUNCONV_OPENCL_EXAMPLES", "8"))  # more: a longer hunt
+needs_opencl = pytest.mark.skipif(_opencl_device() is None, reason="no OpenCL device")
+
+
+@needs_opencl
+@settings(max_examples=_OPENCL_EXAMPLES)
+@given(programs, st.integers(0, 2**31 - 1), dtypes)
+def test_random_programs_on_opencl_match_the_interpreter(prog, seed, dtype):
+    args = _inputs(seed, dtype)
+    _compare(lambda a, b, c: run_program(prog, [a, b, c]), args, dtype, "opencl")
+
+
+@needs_opencl
+@settings(max_examples=_OPENCL_EXAMPLES)
+@given(programs, st.integers(0, 2**31 - 1), dtypes)
+def test_random_program_gradients_on_opencl_match_the_interpreter(prog, seed, dtype):
+    args = _inputs(seed, dtype)
+
+    def loss(a, b, c):
+        o1, o2 = run_program(prog, [a, b, c])
+        return (o1 * o1).sum() + o2.sum()
+
+    _compare(fc.grad(loss, argnums=(0, 1, 2)), args, dtype, "opencl")

@@ -1,0 +1,279 @@
+"""The OpenCL backend on the real device (PoCL on the CPU in CI; no mocks), against the
+reference interpreter: one jitted function per primitive family (each graph is one
+OpenCL program, and PoCL compiles cost ~1 s each cold, so families share programs),
+float64, a CNN training step against the NumPy backend, and the errors."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from funconv.backends.interpreter import evaluate
+
+import funconv as fc
+
+pytest.importorskip("pyopencl")
+
+
+def _device_or_skip():
+    from funconv.backends.opencl.device import OpenCLUnavailable, default_device
+
+    try:
+        return default_device()
+    except OpenCLUnavailable as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def device():
+    return _device_or_skip()
+
+
+def check(f, *args, rtol=2e-5, atol=2e-6):
+    """f jitted on OpenCL equals the interpreter on the traced graph (dtypes and shapes too)."""
+    args = [np.asarray(a) for a in args]
+    ref = evaluate(fc.make_graph(f)(*args), args)
+    got = fc.tree.leaves(fc.jit(f, backend="opencl")(*args))
+    assert len(ref) == len(got)
+    for k, (r, g) in enumerate(zip(ref, got)):
+        g = np.asarray(g)
+        assert (g.shape, g.dtype) == (r.shape, r.dtype), (k, g.shape, g.dtype, r.shape, r.dtype)
+        if r.dtype.kind in "fc":
+            np.testing.assert_allclose(g, r, rtol=rtol, atol=atol, err_msg=f"output {k}")
+        else:
+            np.testing.assert_array_equal(g, r, err_msg=f"output {k}")
+
+
+rng = np.random.default_rng(0)
+
+
+def rand(*shape, dtype=np.float32, lo=-2, hi=2):
+    return rng.uniform(lo, hi, shape).astype(dtype)
+
+
+def test_elementwise_fused_with_broadcasts(device):
+    x, s, b = rand(4, 5), rand(5), rand(4, 1)
+    y = rand(4, 5, lo=0.5, hi=2)
+    n = rand(4, 5) * 3
+
+    def f(x, s, b, y, n):
+        a = fc.maximum(x * s + b, 0.0)  # relu(x * s + b): one kernel
+        u = [fc.exp(x), fc.log(y), fc.log1p(y), fc.expm1(x), fc.sin(x), fc.cos(x), fc.tanh(x),
+             fc.sigmoid(x), fc.sqrt(y), fc.rsqrt(y), fc.abs(x), fc.sign(x), fc.floor(n), fc.ceil(n),
+             fc.square(x), fc.erf(x), fc.round(n), -x, x / y, x - s, fc.power(y, x), fc.arctan2(x, y),
+             fc.minimum(x, s), n // y, n % y, fc.nn.relu(x), fc.where(x > s, x, b)]
+        c = [x < s, x <= s, x > b, x >= b, x == x, x != s, fc.logical_not(x > 0),
+             (x > 0) & (s > 0), (x > 0) | (s > 0), (x > 0) ^ (s > 0)]
+        return a, u, c
+
+    check(f, x, s, b, y, n)
+
+
+def test_integer_and_conversion_semantics(device):
+    i = rng.integers(-20, 20, (3, 7)).astype(np.int32)
+    j = rng.integers(-5, 6, (3, 7)).astype(np.int32)
+    x = rand(3, 7) * 10
+
+    def f(i, j, x):
+        return [i // j, i % j, i * j - i, fc.abs(i), fc.sign(i), fc.maximum(i, j), fc.minimum(i, j),
+                fc.power(i, fc.clip(j, -2, 3)), x.astype(np.int32), i.astype(np.float32),
+                (x > 0).astype(np.float32), x.astype(bool), i.astype(np.int64) * 3,
+                fc.bitwise_and(i, j), fc.bitwise_xor(i, j)]
+
+    check(f, i, j, x)
+
+
+def test_reductions(device):
+    x = rand(3, 4, 5)
+    big = rand(70000)  # a long reduction with one output: split in two stages
+    k = rng.integers(-9, 9, (6, 5)).astype(np.int32)
+
+    def f(x, big, k):
+        return [x.sum(), x.sum(axis=1), x.sum(axis=(0, 2), keepdims=True), x.max(axis=2), x.min(axis=0),
+                fc.argmax(x, axis=1), fc.argmin(x, axis=2), x.prod(axis=1), fc.cumsum(x, axis=1),
+                x.T.sum(axis=0), big.sum(), big.max(), fc.logsumexp(x, axis=-1), x.mean(axis=1),
+                k.sum(axis=0), k.max(), fc.argmax(k, axis=0), fc.cumsum(k, axis=0),
+                fc.nn.softmax(x, axis=-1)]
+
+    check(f, x, big, k, rtol=1e-4, atol=1e-4)
+
+
+def test_dot_general_and_shape_ops(device):
+    from funconv.ops.shape import pad_p
+
+    a, b = rand(7, 9), rand(9, 5)
+    bt = rand(3, 4, 6)
+    v = rand(9)
+
+    def f(a, b, bt, v):
+        c = rand_c = bt @ fc.transpose(bt, (0, 2, 1))  # batched, the rhs a transposed view
+        return [a @ b, a.T.T @ b, v @ b, a @ v, fc.outer(v, v), rand_c, c.sum(axis=0),
+                fc.einsum("bij,bkj->bik", bt, bt), fc.tensordot(bt, bt, axes=([1, 2], [1, 2])),
+                fc.reshape(fc.transpose(bt, (2, 0, 1)), (6, -1)), bt[:, 1:3, ::2], fc.flip(bt, axis=(0, 2)),
+                fc.pad(a, [(1, 2), (0, 3)]), pad_p(a, fc.asarray(np.float32(-1)), config=((-1, 2, 0), (2, -3, 0))),
+                fc.concatenate([a, a[:2] * 2], axis=0), fc.stack([v, v + 1]), fc.broadcast_to(v, (3, 9)),
+                fc.tile(v[:3], 2), fc.roll(a, 2, axis=1)]
+
+    check(f, a, b, bt, v, rtol=1e-5, atol=1e-5)
+
+
+def test_pad_with_interior_and_gather_scatter(device):
+    from funconv.ops.shape import pad_p
+
+    x = rand(4, 5)
+    idx = np.array([[3, 1], [0, 0], [3, 1], [1, 4]], np.int32)
+    rows = np.array([2, 0, 2, 3, 2], np.int32)
+
+    def f(x, idx, rows):
+        p = pad_p(x, fc.asarray(np.float32(0.5)), config=((1, -1, 2), (-2, 3, 1)))
+        g = x[idx[:, 0], idx[:, 1]]
+        t = x[rows]  # gather of whole rows
+        s = x.at[rows].add(x[rows] * 0.5 + 1.0)  # scatter-add with duplicate rows
+        z = fc.zeros((6,)).at[rows].add(1.0)
+        return [p, g, t, s, z, fc.take(x, rows, axis=1), fc.argsort(x, axis=1), fc.sort(x, axis=0)]
+
+    check(f, x, idx, rows)
+
+
+def test_convolutions_and_pooling(device):
+    x = rand(2, 4, 9, 8)
+    w = rand(6, 2, 3, 3)
+    w1 = rand(4, 1, 3, 3)
+
+    def f(x, w, w1):
+        return [fc.conv(x, w, stride=2, padding=1, groups=2),
+                fc.conv(x, w1, padding="SAME", groups=4),  # depthwise
+                fc.conv(x, w[:, :, :2, :], dilation=(2, 1), padding=((1, 0), (-1, 2)), groups=2),
+                fc.conv_transpose(x, w[:4], stride=2, padding=1),  # lhs dilation
+                fc.max_pool(x, 2), fc.max_pool(x, 3, stride=2, padding=1),
+                fc.avg_pool(x, 2), fc.avg_pool(x, (3, 2), stride=1, padding=1)]
+
+    check(f, x, w, w1, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_and_pool_gradients(device):
+    x = rand(2, 3, 8, 8)
+    w = rand(4, 3, 3, 3)
+
+    def loss(x, w):
+        y = fc.conv(x, w, stride=2, padding=1)
+        y = fc.max_pool(fc.nn.relu(y), 2)
+        z = (fc.max_pool(x, 3, stride=2, padding=1) ** 2).sum() + (fc.avg_pool(x, 2) ** 2).sum()
+        return (y * y).sum() + z
+
+    check(fc.grad(loss, argnums=(0, 1)), x, w, rtol=1e-4, atol=1e-4)
+
+    def second(x):  # select_and_gather: the derivative of max pooling's derivative
+        return fc.jvp(lambda v: fc.grad(lambda u: fc.max_pool(u, 2).sum() ** 2)(v), (x,), (x,))[1]
+
+    check(second, x, rtol=1e-4, atol=1e-4)
+
+
+def test_random_bits_match_numpy_backend(device):
+    def f(key):
+        k1, k2 = fc.random.split(key)
+        return [fc.random.uniform(k1, (5, 7)), fc.random.normal(k2, (9,)),
+                fc.random.uniform(k2, (3,), dtype=np.float64), fc.random.fold_in(key, 7),
+                fc.random.permutation(k1, 11), fc.random.bits(key, (5,))]
+
+    key = np.asarray(fc.random.key(42))
+    got = fc.jit(f, backend="opencl")(key)
+    ref = fc.jit(f, backend="numpy")(key)
+    for g, r in zip(fc.tree.leaves(got), fc.tree.leaves(ref)):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(r))
+
+
+def test_float64(device):
+    if not device.fp64:
+        pytest.skip("the device has no cl_khr_fp64")
+    a, b = rand(6, 5, dtype=np.float64), rand(5, 4, dtype=np.float64)
+
+    def f(a, b):
+        return fc.tanh(a @ b).sum(axis=0), fc.exp(a) / 3.0, a.max(axis=1)
+
+    check(f, a, b, rtol=1e-12, atol=1e-12)
+
+
+def _cnn_loss(params, x, y):
+    h = fc.nn.relu(fc.conv(x, params["w1"], padding=1) + params["b1"][:, None, None])
+    h = fc.max_pool(h, 2)
+    h = fc.nn.relu(fc.conv(h, params["w2"], stride=2, padding=1))
+    h = h.reshape(h.shape[0], -1)
+    logits = h @ params["w3"] + params["b3"]
+    return -(fc.nn.log_softmax(logits, axis=-1) * y).sum() / x.shape[0]
+
+
+def test_training_step_matches_numpy_backend(device):
+    params = {"w1": rand(4, 1, 3, 3) * 0.5, "b1": rand(4) * 0.1, "w2": rand(6, 4, 3, 3) * 0.3,
+              "w3": rand(6 * 2 * 2, 10) * 0.3, "b3": rand(10) * 0.1}
+    x = rand(8, 1, 8, 8)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 8)]
+
+    def step(params, x, y):
+        loss, g = fc.value_and_grad(_cnn_loss)(params, x, y)
+        return loss, fc.tree.map(lambda p, d: p - 0.1 * d, params, g)
+
+    got = fc.jit(step, backend="opencl")(params, x, y)
+    ref = fc.jit(step, backend="numpy")(params, x, y)
+    for g, r in zip(fc.tree.leaves(got), fc.tree.leaves(ref)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-4, atol=1e-5)
+
+
+def test_config_default_backend_and_inspection(device):
+    fc.config.update("backend", "opencl")
+    try:
+        f = fc.jit(lambda x: fc.nn.relu(x * 2.0 + 1.0))
+        x = rand(3, 4)
+        np.testing.assert_allclose(np.asarray(f(x)), np.maximum(x * 2 + 1, 0), rtol=1e-6)
+        lowered = f.lower(x)
+        assert "__kernel" in lowered.source and lowered.source.count("__kernel") == 1  # fused
+        prof = f.profile(x, repeat=2)
+        assert "relu" in str(prof)
+    finally:
+        fc.config.update("backend", "numpy")
+
+
+def test_build_error_names_source_log_and_line(device, monkeypatch):
+    from funconv.backends.opencl import lowering
+    from funconv.backends.opencl.device import OpenCLBuildError
+
+    monkeypatch.setitem(lowering.C_OVERRIDES, ("tanh", "f"), "tanh({0}) +* 1")  # a broken template
+    with pytest.raises(OpenCLBuildError) as e:
+        fc.jit(lambda x: fc.tanh(x) * 3.0, backend="opencl")(rand(5))  # this line
+    msg = str(e.value)
+    assert "source saved to" in msg and "test_opencl.py" in msg and "error" in msg
+    path = msg.split("source saved to ")[1].split()[0]
+    assert os.path.exists(path)
+
+
+def test_fp64_error_names_the_node(device, monkeypatch):
+    from funconv.backends.opencl.device import OpenCLUnsupported
+
+    monkeypatch.setattr(device, "fp64", False)
+    with pytest.raises(OpenCLUnsupported, match="cl_khr_fp64.*test_opencl.py"):
+        fc.jit(lambda x: fc.exp(x) + 1.0, backend="opencl")(rand(3, dtype=np.float64))
+
+
+def test_no_platform_is_a_clear_error():
+    # a fresh process that cannot import pyopencl: a FuncConvError naming the install command
+    code = ("import sys; sys.modules['pyopencl'] = None\n"
+            "import funconv as fc, numpy as np\n"
+            "try:\n    fc.jit(lambda x: x + 1, backend='opencl')(np.ones(3, np.float32))\n"
+            "except fc.errors.FuncConvError as e:\n    print('ERR', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "ERR" in out.stdout and 'pip install -e ".[opencl]"' in out.stdout, out.stdout + out.stderr
+    assert "FUNCONV_OPENCL_DEVICE" in out.stdout and "Traceback" not in out.stdout
+
+
+def test_device_choice_by_name(device):
+    # FUNCONV_OPENCL_DEVICE picks by index or name substring; no match lists the devices
+    code = ("import funconv as fc, numpy as np\n"
+            "try:\n    print('OK', fc.jit(lambda x: x * 2, backend='opencl')(np.ones(2, np.float32)))\n"
+            "except fc.errors.FuncConvError as e:\n    print('ERR', e)\n")
+    env = dict(os.environ, FUNCONV_OPENCL_DEVICE="no-such-device")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert "ERR" in out.stdout and "matches no OpenCL device" in out.stdout and "0: " in out.stdout, out.stdout
+    env["FUNCONV_OPENCL_DEVICE"] = device.name.split()[0][:6]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert "OK [2. 2.]" in out.stdout, out.stdout + out.stderr
