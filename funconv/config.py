@@ -13,6 +13,10 @@ class _Config(types.ModuleType):
         # raise glibc's malloc mmap/trim thresholds when the NumPy backend first compiles,
         # so jitted steps reuse freed memory (see funconv/backends/numpy/malloc.py)
         "tune_malloc": True,
+        # BLAS threads of a jitted graph on the NumPy backend: "auto" measures 1 thread
+        # against all cores per graph and re-measures when the load changes
+        # (funconv/backends/numpy/threads.py); an int fixes the count
+        "threads": "auto",
         "backend": "numpy",  # fc.jit's backend when it is given none ("numpy", "opencl", ...)
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from funconv import tracing
 from funconv.backends.numpy.codegen import build, generate, output_aliases  # noqa: F401
 from funconv.backends.numpy.kernels import KERNELS
+from funconv.backends.numpy.threads import ThreadPlan, uses_blas
 from funconv.ir import Graph
 
 # eager evaluation uses the same fast kernels as the generated code
@@ -22,15 +23,19 @@ class Executable:
 
     `output_aliases[k]` is the set of input indices output k may share memory with (an
     output that is an input, or a view of one); every other output is a fresh buffer.
+    `fn` is the generated function; `plan` its BLAS thread plan (threads.py), or None.
     """
 
-    __slots__ = ("call", "filename", "graph", "output_aliases", "source")
+    __slots__ = ("call", "filename", "fn", "graph", "output_aliases", "plan", "source")
 
     def __init__(self, graph: Graph, donate=(), name: str = "jitted"):
         self.graph = graph
-        # the generated function itself: no wrapper frame on the call path
-        self.call, self.source, self.filename = build(graph, donate, name)
+        self.fn, self.source, self.filename = build(graph, donate, name)
         self.output_aliases = output_aliases(graph)
+        # a graph that calls BLAS runs with its measured thread count (threads.py); any
+        # other is the generated function itself, no wrapper frame on the call path
+        self.plan = ThreadPlan(self.fn, name) if uses_blas(graph) else None
+        self.call = self.fn if self.plan is None else self.plan
 
     def __call__(self, *arrays):
         return self.call(*arrays)

@@ -16,6 +16,8 @@ import time
 import attrs
 import numpy as np
 
+from funconv.backends.numpy import threads
+
 # an assignment line of the generated code: indent, targets, expression, optional comment
 _LINE = re.compile(r"^(\s+)(\w+(?:, \w+)*) = (.*?)(?:  # (.*))?$")
 
@@ -40,9 +42,11 @@ class Profile:
     total_ms: float
     calls: int
     rows: tuple
+    threads: str = ""  # the BLAS thread count the lines ran with, and why
 
     def __str__(self) -> str:
-        head = [f"{self.name}: {self.total_ms:.3f} ms per call (median of {self.calls} calls)",
+        head = [f"{self.name}: {self.total_ms:.3f} ms per call (median of {self.calls} calls)"
+                + (f"; {self.threads}" if self.threads else ""),
                 f"{'ms':>9s} {'%':>6s}  node (primitive, type, line)  |  code"]
         body = [f"{r.ms:9.3f} {100 * r.share:6.1f}  {r.node}  |  {r.code}" for r in self.rows]
         return "\n".join(head + body)
@@ -52,7 +56,7 @@ def profile(executable, values, repeat: int = 10, copy_inputs: bool = False) -> 
     """Run `executable` (a NumPy-backend Executable) `repeat` times on `values` (one NumPy
     array per graph input), timing each line; `copy_inputs` gives every run fresh copies
     (for code that may write into donated inputs)."""
-    fn = executable.call
+    fn = executable.fn
     lines = executable.source.splitlines()
     out, where = [], {}
     for i, line in enumerate(lines):
@@ -69,15 +73,22 @@ def profile(executable, values, repeat: int = 10, copy_inputs: bool = False) -> 
     exec(compile("\n".join(out), f"<profile of {executable.filename}>", "exec"), glb)  # noqa: S102
     timed = glb[fn.__name__]
     run = (lambda: timed(*[np.array(v) for v in values])) if copy_inputs else (lambda: timed(*values))
-    run()  # warm-up (allocator, caches); not counted
-    for k in spent:
-        spent[k] = 0.0
-    totals = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        run()
-        totals.append(time.perf_counter() - t0)
+    plan = executable.plan
+    lib = threads.blas()
+    lib.set(plan.threads if plan is not None and plan.threads is not None else lib.default)
+    try:
+        run()  # warm-up (allocator, caches); not counted
+        for k in spent:
+            spent[k] = 0.0
+        totals = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            run()
+            totals.append(time.perf_counter() - t0)
+    finally:
+        lib.set(lib.default)
     total = sum(totals)
     rows = sorted((Row(1e3 * s / repeat, s / total if total else 0.0, *where[i])
                    for i, s in spent.items()), key=lambda r: -r.ms)
-    return Profile(fn.__name__, 1e3 * float(np.median(totals)), repeat, tuple(rows))
+    return Profile(fn.__name__, 1e3 * float(np.median(totals)), repeat, tuple(rows),
+                   plan.describe() if plan is not None else "")
