@@ -13,6 +13,13 @@ class _Config(types.ModuleType):
         # raise glibc's malloc mmap/trim thresholds when the NumPy backend first compiles,
         # so jitted steps reuse freed memory (see funconv/backends/numpy/malloc.py)
         "tune_malloc": True,
+        # algorithm="auto" convolutions: calibrate the cost model's machine rates once per
+        # machine (about a second, cached on disk); False: documented default rates
+        # (funconv/passes/conv_cost.py), deterministic, as the test suite wants
+        "conv_calibration": True,
+        # a convolution algorithm name: every conv_general node under jit uses it, the
+        # derivative's convolutions included (testing every node on one path); None: off
+        "conv_force_algorithm": None,
     }
 
     def update(self, name: str, value) -> None:

@@ -58,10 +58,10 @@ from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact, result_type
 # that meets it unchosen, in eager mode, picks its own fast path); "direct": the reference
 # definition below; "im2col": column matrix + GEMM (the NumPy kernel's layouts). A new
 # algorithm adds its name here and its rule in passes/conv.py.
-ALGORITHMS = ("auto", "direct", "im2col")
+ALGORITHMS = ("auto", "direct", "im2col", "fft")
 
 # Names that come with later issues; the wrappers say so rather than "unknown".
-_FUTURE_ALGORITHMS = ("fft", "tiled_fft", "helix", "separable", "winograd")
+_FUTURE_ALGORITHMS = ("tiled_fft", "helix", "separable", "winograd")
 
 # --- the primitive: shape rule ----------------------------------------------------------
 
