@@ -335,9 +335,16 @@ DIRECT = Algorithm("direct", _always, _record("direct"))
 IM2COL = Algorithm("im2col", _always, _record("im2col"),
                    cost=lambda node: conv_cost.im2col_seconds(node, conv_cost.rates()))
 POINTWISE_AS_DOT = Algorithm("pointwise_as_dot", _pointwise_why_not, _pointwise_as_dot)
-FFT = Algorithm("fft", _fft_why_not, _fft_lower, cost=lambda node: conv_cost.fft_seconds(
-    node, fft_plan(node, _peel(node.args[1], node.type.ndim - 2, True).flipped).n,
-    conv_cost.rates()))
+
+
+def _fft_cost(node: Apply) -> float:
+    if conv_cost.small_window(node):
+        return math.inf  # conv3x3 / LeNet-sized: im2col (see conv_cost.SMALL_WINDOW)
+    flipped = _peel(node.args[1], node.type.ndim - 2, allow_flip=True).flipped
+    return conv_cost.fft_seconds(node, fft_plan(node, flipped).n, conv_cost.rates())
+
+
+FFT = Algorithm("fft", _fft_why_not, _fft_lower, cost=_fft_cost)
 
 # what a user may force: every name ops/conv.py's ALGORITHMS accepts, "auto" aside (tested)
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT)}

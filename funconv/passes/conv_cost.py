@@ -50,10 +50,29 @@ class Rates:
     bandwidth: float  # a large array copy (read + write counted)
 
 
-# Measured by `calibrate()` on the development machine (2 shared cores, NumPy 2.4 with
-# OpenBLAS, scipy.fft 1.17; medians of 3): used when calibration is off, so that choices
-# are deterministic (tests) and sensible on a machine of that class.
-DEFAULT_RATES = Rates(gemm=6.0e10, mixing=2.0e9, fft=4.0e9, bandwidth=5.0e9)
+# Measured by `measure()` on the development machine (2 cores shared with other jobs, NumPy
+# 2.4 with OpenBLAS, scipy.fft 1.17; medians of 7 calibrations: gemm 1.3e10 (scattered
+# 6e9..1.4e11 under load; 3e10 taken), mixing 2.1e10, fft 1.3e10, bandwidth 1.3e10). Used
+# when calibration is off, so that choices are deterministic (the tests) and sensible on a
+# machine of that class.
+DEFAULT_RATES = Rates(gemm=3.0e10, mixing=2.0e10, fft=1.3e10, bandwidth=1.3e10)
+
+# Windows this small stay with im2col under "auto", whatever the rates say: Vasilache et al.
+# (fbfft, ICLR 2015) find FFT loses to GEMM for 3x3 kernels and small problems, and the
+# notes (fft-conv.md section 2) put the single-channel break-even at k ~ 7 in 2-d. The
+# "window" of a node is, per axis, the smaller of its (dilated) kernel and its output: a
+# weight gradient's "kernel" is the whole output cotangent, its output the small one.
+SMALL_WINDOW = 5
+
+
+def small_window(node) -> bool:
+    """True when every spatial axis has a kernel or an output of at most SMALL_WINDOW
+    (conv3x3 and LeNet layers, and their gradients): "auto" keeps im2col for these."""
+    p = node.params
+    w = node.args[1]
+    nd = w.type.ndim - 2
+    return all(min(dilate(w.type.shape[2 + i], p["rhs_dilation"][i]), node.type.shape[2 + i])
+               <= SMALL_WINDOW for i in range(nd))
 
 
 def _sizes(node):
@@ -90,14 +109,16 @@ def fft_seconds(node, n: tuple, rates: Rates) -> float:
 # --- calibration -----------------------------------------------------------------------------------
 
 
-def _median_seconds(f, repeat: int = 5) -> float:
+def _best_seconds(f, repeat: int = 5) -> float:
+    """The fastest of `repeat` runs after a warm-up: the machine's rate, not its load (on a
+    shared 2-core machine the median GEMM rate scattered from 6e9 to 1.4e11 flop/s)."""
     f()  # warm-up (plans, allocations)
     ts = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         f()
         ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+    return min(ts)
 
 
 def _rfftn():
@@ -111,24 +132,24 @@ def _rfftn():
 
 
 def measure() -> Rates:
-    """Micro-benchmarks (about a second in all): the four rates on this machine."""
+    """Micro-benchmarks (a fraction of a second in all): the four rates on this machine."""
     rng = np.random.default_rng(0)
     # GEMM: an im2col-like product (64 x 576) @ (576 x 4096) in float32
     a = rng.standard_normal((64, 576), np.float32)
     b = rng.standard_normal((576, 4096), np.float32)
-    gemm = 2 * 64 * 576 * 4096 / _median_seconds(lambda: a @ b)
+    gemm = 2 * 64 * 576 * 4096 / _best_seconds(lambda: a @ b)
     # mixing: 8192 frequencies of (4 x 8) @ (8 x 8) complex64, conv11's forward class
     c = (rng.standard_normal((8192, 4, 8)) + 1j).astype(np.complex64)
     d = (rng.standard_normal((8192, 8, 8)) + 1j).astype(np.complex64)
-    mixing = 8 * 8192 * 4 * 8 * 8 / _median_seconds(lambda: np.matmul(c, d))
+    mixing = 8 * 8192 * 4 * 8 * 8 / _best_seconds(lambda: np.matmul(c, d))
     # FFT: 32 real planes of 128 x 128
     rfftn = _rfftn()
     e = rng.standard_normal((32, 128, 128), np.float32)
-    fft = 32 * 2.5 * 128 * 128 * 14 / _median_seconds(lambda: rfftn(e))
+    fft = 32 * 2.5 * 128 * 128 * 14 / _best_seconds(lambda: rfftn(e))
     # bandwidth: a 32 MB copy, read + written
     f = np.ones(8 << 20, np.float32)
     g = np.empty_like(f)
-    bandwidth = 2 * f.nbytes / _median_seconds(lambda: np.copyto(g, f))
+    bandwidth = 2 * f.nbytes / _best_seconds(lambda: np.copyto(g, f))
     return Rates(gemm=gemm, mixing=mixing, fft=fft, bandwidth=bandwidth)
 
 
