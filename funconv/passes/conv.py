@@ -11,10 +11,16 @@ compute this convolution, else the reason) and `lower(builder, node, args)` (the
 replacement node). Two tables:
 - `ALGORITHMS`, the names a user may force with `fc.conv(..., algorithm=name)`: a
   forced choice is honoured, or raises an ArgumentError saying why it cannot be;
-- `AUTO`, the candidates for "auto" in order of preference: the first that applies
-  wins. (This order is the cost model for now; FFT, helix, separable and Winograd
-  will add a candidate each, with a cost estimate when there is more than one
-  plausible winner.)
+- `AUTO`, the candidates for "auto": an uncosted one (a rewrite that never loses, the
+  1x1 GEMM) wins when it applies; the costed ones (FFT, im2col) compete on their
+  estimated seconds (passes/conv_cost.py: flops and bytes per stage at calibrated
+  machine rates), with windows of at most 5 taps per axis always left to im2col.
+
+FFT convolution ("fft", `_fft_lower`) is a rewrite into pad, rfft, a batched complex
+dot_general per frequency, irfft and a strided crop, with spectra shared among a training
+step's three convolutions through interning (the comment above `smooth_size` gives the
+formulas and what is and isn't shared). `fc.config.update("conv_force_algorithm", name)`
+forces one algorithm on every node, the derivative's included (for testing).
 
 The rewrites here are backend-neutral: a 1x1 convolution (stride 1, no padding, no
 input dilation, one group) is one GEMM, so it becomes `dot_general` (+ reshapes and a
@@ -22,7 +28,7 @@ broadcast view). The choice among equivalent GEMM layouts (batch first or last,
 scatter, polyphase for input dilation) is the NumPy kernel's own (a backend choice,
 backends/numpy/kernels/conv.py): a graph-level polyphase split would not be faster
 than the kernel's. Imports ir, errors, passes.core and ops (the primitives the
-rules build); no backend.
+rules build) and passes.conv_cost; no backend.
 """
 
 from __future__ import annotations
