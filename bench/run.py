@@ -9,6 +9,18 @@ Workloads (all float32, CPU):
 * lenet:    one jitted SGD step of conv(1->16, 5x5)-relu-maxpool2-
   conv(16->32, 5x5)-relu-maxpool2-dense(512->10)-cross-entropy on a batch
   f32[64,1,28,28] (forward, backward and the parameter update).
+* conv11:   value and both gradients of sum(conv(x, w)**2), x f32[4,8,128,128],
+  w f32[8,8,11,11], padding 5 (issue 11: funconv picks FFT convolution).
+* blur31:   a 512x512 image blurred by a 31x31 Gaussian, padding 15, forward only
+  (SciPy: scipy.signal.fftconvolve(mode="same")).
+* conv1d:   value and both gradients, x f32[1,16,65536], w f32[16,16,1025], padding 512
+  (a long 1-d filter).
+* dw31:     value and both gradients, x f32[8,64,64,64], w f32[64,1,31,31], groups 64,
+  padding 15 (a large depthwise kernel; no SciPy peer).
+
+`--memory` instead reports the peak extra memory (tracemalloc, which sees NumPy's
+allocations) of one jitted call of conv11 and conv1d with every convolution forced to
+"fft" and to "im2col", each in its own child process.
 
 Each workload runs in funconv (jit, NumPy backend) and, when importable, in
 PyTorch (eager, default threads), JAX (jit) and SciPy (conv3x3 only: FFT
@@ -22,7 +34,8 @@ funconv is faster. Medians of `--repeat` timed runs after warm-up
 (compilation excluded). The lenet runs must agree on the first step's loss
 (a warning says when not). Nothing is asserted.
 
-Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch] [--threads 1]
+Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch,conv11,...] [--threads 1]
+     python bench/run.py --memory
 """
 
 from __future__ import annotations
@@ -78,24 +91,27 @@ def dispatch(lib: str, repeat: int):
 
 
 def _scipy_conv3x3(x, w):
-    """Value and both gradients of sum(conv(x, w, padding=1)**2) with FFT convolutions."""
+    """Value and both gradients of sum(conv(x, w, padding=(k-1)/2)**2) ("same", odd kernels,
+    one group, any number of spatial dims) with scipy.signal.fftconvolve."""
     from scipy.signal import fftconvolve
 
-    H, W = x.shape[2:]
-    kh, kw = w.shape[2:]
+    nd = x.ndim - 2
+    axes = tuple(range(-nd, 0))
+    size = x.shape[2:]
+    ks = w.shape[2:]
+    flip = (Ellipsis,) + (slice(None, None, -1),) * nd
+    centre = (Ellipsis,) + tuple(slice(k // 2, k // 2 + n) for k, n in zip(ks, size))
 
     def step():
         # mode="full" everywhere: "same"/"valid" would size the result by the first operand's
         # shape on the broadcast (non-convolved) axes too. Correlation = convolution with the
-        # flipped kernel; padding 1 of a 3x3 kernel keeps the centre of the full result.
-        full = fftconvolve(x[:, None], w[None, :, :, ::-1, ::-1], axes=(-2, -1))
-        y = full[..., kh // 2:kh // 2 + H, kw // 2:kw // 2 + W].sum(2)  # (N, O, H, W)
+        # flipped kernel; padding (k-1)/2 keeps the centre of the full result.
+        y = fftconvolve(x[:, None], w[None][flip], axes=axes)[centre].sum(2)  # (N, O, sp...)
         ct = 2 * y
-        full = fftconvolve(ct[:, :, None], w[None], axes=(-2, -1))
-        x_ct = full[..., kh // 2:kh // 2 + H, kw // 2:kw // 2 + W].sum(1)  # (N, C, H, W)
-        xp = np.pad(x, ((0, 0), (0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2)))
-        full = fftconvolve(xp[:, None], ct[:, :, None, ::-1, ::-1], axes=(-2, -1))
-        w_ct = full[..., H - 1:H - 1 + kh, W - 1:W - 1 + kw].sum(0)  # (O, C, kh, kw)
+        x_ct = fftconvolve(ct[:, :, None], w[None], axes=axes)[centre].sum(1)  # (N, C, sp...)
+        xp = np.pad(x, ((0, 0), (0, 0)) + tuple((k // 2, k // 2) for k in ks))
+        full = fftconvolve(xp[:, None], ct[:, :, None][flip], axes=axes)
+        w_ct = full[(Ellipsis,) + tuple(slice(n - 1, n - 1 + k) for k, n in zip(ks, size))].sum(0)
         return (y * y).sum(), x_ct, w_ct
 
     return step
@@ -219,12 +235,175 @@ def lenet(lib: str, repeat: int):
     return {"ms": median_ms(run, repeat), "check": first_loss}
 
 
+# --- large kernels: conv11, blur31, conv1d, dw31 (issue 11, FFT convolution) ---------------------
+
+
+def _convgrad_data(xs, ws, scale=True):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    if scale:
+        w /= np.sqrt(np.prod(ws[1:]))
+    return x, w
+
+
+def _funconv_convgrad(x, w, padding, groups):
+    f = fc.jit(fc.value_and_grad(
+        lambda x, w: (fc.conv(x, w, padding=padding, groups=groups) ** 2).sum(), argnums=(0, 1)))
+    xa, wa = fc.asarray(x), fc.asarray(w)
+    return lambda: f(xa, wa)
+
+
+def _torch_convgrad(x, w, padding, groups):
+    import torch
+    import torch.nn.functional as F
+
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[x.ndim - 2]
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+
+    def step():
+        loss = (conv(xt, wt, padding=padding, groups=groups) ** 2).sum()
+        return torch.autograd.grad(loss, [xt, wt])
+
+    return step
+
+
+def _jax_convgrad(x, w, padding, groups):
+    import jax
+
+    nd = x.ndim - 2
+
+    def loss(x, w):
+        y = jax.lax.conv_general_dilated(x, w, (1,) * nd, [(padding, padding)] * nd,
+                                         feature_group_count=groups)
+        return (y ** 2).sum()
+
+    f = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    xj, wj = jax.numpy.asarray(x), jax.numpy.asarray(w)
+    return lambda: jax.block_until_ready(f(xj, wj))
+
+
+def _convgrad(xs, ws, padding, groups=1):
+    """A value-and-gradients workload of sum(conv(x, w, padding, groups)**2) in every library
+    (SciPy's fftconvolve only for one group: it has no grouped form)."""
+
+    def workload(lib: str, repeat: int):
+        x, w = _convgrad_data(xs, ws)
+        makers = {"funconv": _funconv_convgrad, "pytorch": _torch_convgrad, "jax": _jax_convgrad}
+        if groups == 1:
+            makers["scipy"] = lambda x, w, p, g: (__import__("scipy.signal"), _scipy_conv3x3(x, w))[1]
+        if lib not in makers:
+            return None
+        step = _try(lambda: makers[lib](x, w, padding, groups))
+        return None if step is None else {"ms": median_ms(step, max(3, repeat // 5), warmup=1)}
+
+    return workload
+
+
+def _gaussian(k: int, sigma: float) -> np.ndarray:
+    t = np.arange(k) - (k - 1) / 2
+    g = np.exp(-t ** 2 / (2 * sigma ** 2))
+    return (np.outer(g, g) / g.sum() ** 2).astype(np.float32)
+
+
+def blur31(lib: str, repeat: int):
+    """A 512x512 image blurred by a 31x31 Gaussian (sigma 5), "same" size, forward only."""
+    img = np.random.default_rng(0).random((512, 512)).astype(np.float32)
+    k = _gaussian(31, 5.0)
+    if lib == "funconv":
+        f = fc.jit(lambda x, w: fc.conv(x, w, padding=15))
+        xa, wa = fc.asarray(img[None, None]), fc.asarray(k[None, None])
+        step = lambda: f(xa, wa)  # noqa: E731
+    elif lib == "scipy":
+        def make():
+            from scipy.signal import fftconvolve
+
+            return lambda: fftconvolve(img, k, mode="same")  # symmetric kernel: = correlation
+
+        step = _try(make)
+    elif lib == "pytorch":
+        def make():
+            import torch
+            import torch.nn.functional as F
+
+            xt, wt = torch.tensor(img[None, None]), torch.tensor(k[None, None])
+
+            def run():
+                with torch.no_grad():
+                    return F.conv2d(xt, wt, padding=15)
+
+            return run
+
+        step = _try(make)
+    else:
+        def make():
+            import jax
+
+            f = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), [(15, 15)] * 2))
+            xj, wj = jax.numpy.asarray(img[None, None]), jax.numpy.asarray(k[None, None])
+            return lambda: jax.block_until_ready(f(xj, wj))
+
+        step = _try(make)
+    return None if step is None else {"ms": median_ms(step, repeat, warmup=1)}
+
+
+# --- memory: FFT vs im2col (tracemalloc) ---------------------------------------------------------
+
+MEMORY_CASES = {"conv11": ((4, 8, 128, 128), (8, 8, 11, 11), 5),
+                "conv1d": ((1, 16, 65536), (16, 16, 1025), 512)}
+
+
+def memory_worker(case: str, algorithm: str) -> None:
+    """Child process: peak extra bytes (tracemalloc) of one jitted value-and-gradients call
+    with every convolution forced to `algorithm`, after a warm-up call."""
+    import tracemalloc
+
+    xs, ws, pad = MEMORY_CASES[case]
+    x, w = _convgrad_data(xs, ws)
+    fc.config.update("conv_force_algorithm", algorithm)
+    step = _funconv_convgrad(x, w, pad, 1)
+    step()  # compile, plans, malloc tuning
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    out = step()
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    del out
+    print("RESULT " + json.dumps({"peak_mb": peak / 2**20}))
+
+
+def memory_report() -> None:
+    print("peak extra memory of one jitted value+grads call (tracemalloc, NumPy allocations)")
+    print(f"{'workload':<10} {'fft':>10} {'im2col':>10}")
+    for case in MEMORY_CASES:
+        row = []
+        for algorithm in ("fft", "im2col"):
+            cmd = [sys.executable, os.path.abspath(__file__), "--memory-worker", case, algorithm]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+            if r.returncode != 0 or not lines:
+                print(f"  {case}/{algorithm} failed: {(r.stderr or r.stdout).strip()[-300:]}",
+                      file=sys.stderr)
+                row.append("-")
+            else:
+                row.append(f"{json.loads(lines[-1][7:])['peak_mb']:.1f} MB")
+        print(f"{case:<10} {row[0]:>10} {row[1]:>10}")
+
+
 # --- the table -----------------------------------------------------------------------------------
 
 WORKLOADS = {
     "dispatch": (dispatch, "jitted grad of sum(tanh(W@x)), W f32[10,10]"),
     "conv3x3": (conv3x3, "value+grads of sum(conv(x,w)^2), x f32[16,64,32,32], w 64x64x3x3"),
     "lenet": (lenet, "jitted SGD step, LeNet-5-like, batch f32[64,1,28,28]"),
+    "conv11": (_convgrad((4, 8, 128, 128), (8, 8, 11, 11), 5),
+               "value+grads of sum(conv(x,w)^2), x f32[4,8,128,128], w 8x8x11x11, padding 5"),
+    "blur31": (blur31, "512x512 image * 31x31 Gaussian, padding 15, forward"),
+    "conv1d": (_convgrad((1, 16, 65536), (16, 16, 1025), 512),
+               "value+grads, x f32[1,16,65536], w f32[16,16,1025], padding 512"),
+    "dw31": (_convgrad((8, 64, 64, 64), (64, 1, 31, 31), 15, groups=64),
+             "value+grads, x f32[8,64,64,64], w f32[64,1,31,31], groups 64, padding 15"),
 }
 
 
@@ -273,10 +452,17 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None,
                     help="cap every library's thread pools (default: each library's own default); "
                          "--threads 1 gives steadier numbers on a busy machine")
+    ap.add_argument("--memory", action="store_true",
+                    help="report the peak extra memory of FFT vs im2col (conv11, conv1d) instead")
     ap.add_argument("--worker", nargs=2, metavar=("WORKLOAD", "LIBRARY"), help=argparse.SUPPRESS)
+    ap.add_argument("--memory-worker", nargs=2, metavar=("CASE", "ALGORITHM"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker(*args.worker, args.repeat)
+    if args.memory_worker:
+        return memory_worker(*args.memory_worker)
+    if args.memory:
+        return memory_report()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:

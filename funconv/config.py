@@ -18,6 +18,13 @@ class _Config(types.ModuleType):
         # (funconv/backends/numpy/threads.py); an int fixes the count
         "threads": "auto",
         "backend": "numpy",  # fc.jit's backend when it is given none ("numpy", "opencl", ...)
+        # algorithm="auto" convolutions: calibrate the cost model's machine rates once per
+        # machine (about a second, cached on disk); False: documented default rates
+        # (funconv/passes/conv_cost.py), deterministic, as the test suite wants
+        "conv_calibration": True,
+        # a convolution algorithm name: every conv_general node under jit uses it, the
+        # derivative's convolutions included (testing every node on one path); None: off
+        "conv_force_algorithm": None,
     }
 
     def update(self, name: str, value) -> None:

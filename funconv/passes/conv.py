@@ -11,10 +11,16 @@ compute this convolution, else the reason) and `lower(builder, node, args)` (the
 replacement node). Two tables:
 - `ALGORITHMS`, the names a user may force with `fc.conv(..., algorithm=name)`: a
   forced choice is honoured, or raises an ArgumentError saying why it cannot be;
-- `AUTO`, the candidates for "auto" in order of preference: the first that applies
-  wins. (This order is the cost model for now; FFT, helix, separable and Winograd
-  will add a candidate each, with a cost estimate when there is more than one
-  plausible winner.)
+- `AUTO`, the candidates for "auto": an uncosted one (a rewrite that never loses, the
+  1x1 GEMM) wins when it applies; the costed ones (FFT, im2col) compete on their
+  estimated seconds (passes/conv_cost.py: flops and bytes per stage at calibrated
+  machine rates), with windows of at most 5 taps per axis always left to im2col.
+
+FFT convolution ("fft", `_fft_lower`) is a rewrite into pad, rfft, a batched complex
+dot_general per frequency, irfft and a strided crop, with spectra shared among a training
+step's three convolutions through interning (the comment above `smooth_size` gives the
+formulas and what is and isn't shared). `fc.config.update("conv_force_algorithm", name)`
+forces one algorithm on every node, the derivative's included (for testing).
 
 The rewrites here are backend-neutral: a 1x1 convolution (stride 1, no padding, no
 input dilation, one group) is one GEMM, so it becomes `dot_general` (+ reshapes and a
@@ -22,7 +28,7 @@ broadcast view). The choice among equivalent GEMM layouts (batch first or last,
 scatter, polyphase for input dilation) is the NumPy kernel's own (a backend choice,
 backends/numpy/kernels/conv.py): a graph-level polyphase split would not be faster
 than the kernel's. Imports ir, errors, passes.core and ops (the primitives the
-rules build); no backend.
+rules build) and passes.conv_cost; no backend.
 """
 
 from __future__ import annotations
@@ -32,12 +38,16 @@ from collections.abc import Callable
 
 import attrs
 
+from funconv import config
 from funconv.errors import ArgumentError
 from funconv.ir import Apply, Graph, Node
+from funconv.ops._window import dilate
 from funconv.ops.conv import conv_general_p
+from funconv.ops.elementwise import conj_p, mul_p
+from funconv.ops.fft import fft_p
 from funconv.ops.linalg import dot_general_p
-from funconv.ops.shape import broadcast_to_p, reshape_p
-from funconv.passes import separable
+from funconv.ops.shape import broadcast_to_p, flip_p, pad_p, reshape_p, slice_p, transpose_p
+from funconv.passes import conv_cost, separable
 from funconv.passes.core import Builder, rewrite
 
 
@@ -50,11 +60,14 @@ class Algorithm:
         why_not: `(node) -> str | None`: None if it can compute this conv_general node,
             else why not (shown when a user forced it).
         lower: `(builder, node, new_args) -> Node`: the node's replacement, of its type.
+        cost: `(node) -> seconds` (passes/conv_cost.py), for "auto" to compare; None for a
+            rewrite that wins whenever it applies.
     """
 
     name: str
     why_not: Callable[[Apply], str | None]
     lower: Callable[[Builder, Apply, list], Node]
+    cost: Callable[[Apply], float] | None = None
 
 
 def _always(node: Apply) -> None:
@@ -109,6 +122,219 @@ def _pointwise_as_dot(b: Builder, node: Apply, args: list) -> Node:
     return b.apply(reshape_p, [y], {"shape": node.type.shape}, src)
 
 
+# --- FFT convolution -------------------------------------------------------------------------------
+#
+# Mathieu, Henaff and LeCun (ICLR 2014, "Fast training of convolutional networks through
+# FFTs"): transform every map once; then each (input channel, output channel) pairing is a
+# pointwise product per frequency, so the channel sum is one small complex matrix product
+# per frequency. Formulas, costs and accuracy: ../shared/notes/fft-conv.md sections 1, 2, 7.
+#
+# Geometry, per spatial axis, in the node's own terms: the input x (length H) dilated by
+# lhs_dilation (length Hd) and padded by (a, hi) is xp (length P = a + Hd + hi); the kernel
+# dilated by rhs_dilation spans Kd; the valid correlation has L = (P - Kd) // s + 1 outputs
+# y[j] = sum_m xp[j*s + m] wd[m], which read xp[0 : R] only, R = (L - 1)*s + Kd.
+#
+# Every operand is "placed" in a period of n samples (pad_p: dilation as interior padding, then
+# zeros up to n) and transformed with rfft; circular products of placed operands equal the
+# linear ones wherever no data wraps onto what is read (the overlap-discard argument: outputs
+# that would see wrapped data are exactly the ones not kept).
+#
+# - Correlation form (any kernel): xp placed at offset 0 (x at offset a; negative a crops),
+#   the kernel at the origin. c = irfft(X * conj(W)) has c[t] = sum_m xp[t + m] wd[m] for
+#   t + m < n, so n >= R suffices and y[j] = c[j*s]. (Data beyond R may be cropped: unread.)
+# - Convolution form (the kernel is flip(w0) in every spatial axis, as in the input gradient
+#   and conv_transpose): correlation with flip(w0) is convolution with w0, so the spectrum of
+#   w0 *at the origin*, unconjugated, serves -- the forward's own kernel spectrum. x placed at
+#   offset e (0 unless a > Kd - 1), v = irfft(X * W0) has v[t] = sum_q xpl[t - q] w0d[q], and
+#   y[j] = v[j*s + Kd - 1 - a + e]. xp index i sits at placed (i - a + e) mod n; the reads
+#   i in [0, R) stay clear of wrapped data when n >= R - a + e and n >= Hd + max(a, 0).
+#
+# Shared spectra (DESIGN.md decision 7). In a training step of y = conv(x, w) (padding
+# (p_lo, p_hi) >= 0, stride s) the three nodes are: the forward, correlation of x at offset
+# p_lo with w; the weight gradient, correlation of transpose(x) at offset p_lo with
+# transpose(ct) dilated by s; the input gradient, correlation of ct dilated by s with
+# transpose(flip(w)), done in convolution form with ct and w at the origin. Operands are
+# peeled of leading-axis transposes/reshapes (and the kernel of a full flip) before they are
+# transformed, and those are replayed on the spectrum, so each of x, w and ct is placed and
+# transformed by equal nodes, which interning merges -- provided the three nodes pick the same
+# n: the forward and weight gradient read R = (L - 1)*s + Kd; the convolution form rounds up
+# from Hd + Kd - 1, which is the same R seen from the input gradient. So a training step
+# needs 3 forward transforms and 3 inverses whatever the (non-negative) padding, stride or
+# dilation. Not shared: negative padding, or p_hi smaller than the forward's floor remainder
+# (P - Kd) % s (the input gradient then needs a larger n); the shapes are still right, only
+# some transforms are repeated.
+
+
+def smooth_size(n: int) -> int:
+    """The least 2,3,5,7-smooth integer >= n: padding is free for a convolution, and these
+    sizes are pocketfft's fast ones (other sizes cost ~4x and lose accuracy: Bluestein)."""
+    m = max(n, 1)
+    while True:
+        k = m
+        for p in (2, 3, 5, 7):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
+@attrs.frozen
+class _Peeled:
+    """A conv operand seen through leading-axis-only transposes and reshapes (and, for a
+    kernel, a flip of all spatial axes): `src` is transformed, `ops` (outermost first) are
+    replayed on its spectrum, `flipped` says a full spatial flip was peeled."""
+
+    src: Node
+    ops: tuple
+    flipped: bool
+
+
+def _peel(node: Node, nd: int, allow_flip: bool) -> _Peeled:
+    ops, flipped = [], False
+    while isinstance(node, Apply):
+        src = node.args[0] if node.args else None
+        r = node.type.ndim
+        if node.prim is transpose_p and node.params["perm"][r - nd:] == tuple(range(r - nd, r)):
+            ops.append(("transpose", node.params["perm"]))
+        elif node.prim is reshape_p and node.type.shape[r - nd:] == src.type.shape[src.type.ndim - nd:]:
+            ops.append(("reshape", node.type.shape[:r - nd]))
+        elif (node.prim is flip_p and allow_flip and not flipped
+              and sorted(a % r for a in node.params["axes"]) == list(range(r - nd, r))):
+            flipped = True
+        else:
+            break
+        node = src
+    return _Peeled(node, tuple(ops), flipped)
+
+
+def _spectrum(b: Builder, op: _Peeled, n: tuple, offset: tuple, dil: tuple, source) -> Node:
+    """rfft over the spatial axes of op.src dilated by `dil`, placed at `offset` in a period
+    of `n` (pad_p; negative offsets and overhangs crop), then op.ops replayed: complex
+    (lead..., n_1, ..., n_k // 2 + 1)."""
+    x = op.src
+    nd = len(n)
+    lead = x.type.ndim - nd
+    sizes = x.type.shape[lead:]
+    cfg = ((0, 0, 0),) * lead + tuple(
+        (offset[i], n[i] - offset[i] - dilate(sizes[i], dil[i]), dil[i] - 1) for i in range(nd))
+    if any(c != (0, 0, 0) for c in cfg):
+        x = b.apply(pad_p, [x, b.literal(0, x.type.dtype)], {"config": cfg}, source)
+    spec = b.apply(fft_p, [x], {"fft_type": "rfft", "fft_lengths": tuple(n)}, source)
+    for kind, param in reversed(op.ops):
+        if kind == "transpose":
+            spec = b.apply(transpose_p, [spec], {"perm": param}, source)
+        else:
+            spec = b.apply(reshape_p, [spec], {"shape": param + spec.type.shape[-nd:]}, source)
+    return spec
+
+
+def _mix(b: Builder, X: Node, W: Node, groups: int, source) -> Node:
+    """Channel mixing per frequency: Y[n, o, f] = sum_c X[n, g(o)*Cg + c, f] W[o, c, f].
+
+    X (N, C, freqs...), W (O, Cg, freqs...) -> Y (N, O, freqs...). One batched complex GEMM
+    over (group, frequency) (groups: block-diagonal mixing); a broadcast product when Cg == 1
+    (depthwise, or a weight gradient of batch 1): NumPy's batched matmul of 1-deep products
+    was ~10x slower than the product (measured, 2 cores: 13 ms vs 1.5 ms for 300k 8x1x1).
+    """
+    N, C = X.type.shape[:2]
+    O, Cg = W.type.shape[:2]
+    freqs = X.type.shape[2:]
+    F, G = math.prod(freqs), groups
+    Og = O // G
+    if Cg == 1:
+        full = (N, G, Og, F)
+        xr = b.apply(reshape_p, [X], {"shape": (N, G, 1, F)}, source)
+        wr = b.apply(reshape_p, [W], {"shape": (1, G, Og, F)}, source)
+        if Og != 1:
+            xr = b.apply(broadcast_to_p, [xr], {"shape": full}, source)
+        if N != 1:
+            wr = b.apply(broadcast_to_p, [wr], {"shape": full}, source)
+        y = b.apply(mul_p, [xr, wr], {}, source)
+    else:
+        xr = b.apply(reshape_p, [X], {"shape": (N, G, Cg, F)}, source)
+        wr = b.apply(reshape_p, [W], {"shape": (G, Og, Cg, F)}, source)
+        dims = (((2,), (2,)), ((1, 3), (0, 3)))  # contract Cg; batch (G, F) -> (G, F, N, Og)
+        y = b.apply(dot_general_p, [xr, wr], {"dimension_numbers": dims}, source)
+        y = b.apply(transpose_p, [y], {"perm": (2, 0, 3, 1)}, source)
+    return b.apply(reshape_p, [y], {"shape": (N, O) + freqs}, source)
+
+
+@attrs.frozen
+class FFTPlan:
+    """How `_fft_lower` computes one conv_general node (per spatial axis where a tuple).
+
+    n: the transform sizes; x_offset: where x (dilated) sits in the period; start: the first
+    output of the inverse transform that is kept (then every stride-th); convolution: the
+    kernel was peeled of a flip and is used unconjugated (convolution form).
+    """
+
+    n: tuple
+    x_offset: tuple
+    start: tuple
+    convolution: bool
+
+
+def fft_plan(node: Apply, kernel_flipped: bool) -> FFTPlan:
+    """The transform sizes and offsets of `node` (see the comment above for the formulas)."""
+    p = node.params
+    x, w = node.args
+    nd = w.type.ndim - 2
+    n, offs, starts = [], [], []
+    for i in range(nd):
+        Hd = dilate(x.type.shape[2 + i], p["lhs_dilation"][i])
+        Kd = dilate(w.type.shape[2 + i], p["rhs_dilation"][i])
+        a, s, L = p["padding"][i][0], p["window_strides"][i], node.type.shape[2 + i]
+        R = (L - 1) * s + Kd  # xp[0:R] is what the outputs read
+        if not kernel_flipped:
+            n.append(smooth_size(R))
+            offs.append(a)
+            starts.append(0)
+        else:
+            e = max(0, a - (Kd - 1))
+            need = max(R - a + e, Hd + max(a, 0))
+            # Hd + Kd - 1: the forward's R, seen from its input gradient (equal n: shared spectra)
+            n.append(smooth_size(max(need, Hd + Kd - 1)))
+            offs.append(e)
+            starts.append(Kd - 1 - a + e)
+    return FFTPlan(tuple(n), tuple(offs), tuple(starts), kernel_flipped)
+
+
+def _fft_why_not(node: Apply) -> str | None:
+    if node.type.dtype.kind != "f":
+        return "its operands are complex (the FFT path uses real transforms)"
+    return None
+
+
+def _fft_lower(b: Builder, node: Apply, args: list) -> Node:
+    """conv_general as pad, rfft, per-frequency channel mixing, irfft and a (strided) crop.
+
+    x (N, C, spatial...) and w (O, C/G, window...), float32 or float64 (the spectra are
+    complex64 or complex128), any number of spatial dims; the result is the node's (N, O,
+    out...). Formulas: the comment above; sharing: operands are peeled (`_peel`) so that the
+    three convolutions of a training step transform x, w and the cotangent once each.
+    """
+    p, src = node.params, node.source
+    nd = node.type.ndim - 2
+    xo = _peel(args[0], nd, allow_flip=False)
+    wo = _peel(args[1], nd, allow_flip=True)
+    plan = fft_plan(node, wo.flipped)
+    X = _spectrum(b, xo, plan.n, plan.x_offset, p["lhs_dilation"], src)
+    W = _spectrum(b, wo, plan.n, (0,) * nd, p["rhs_dilation"], src)
+    if not plan.convolution:
+        W = b.apply(conj_p, [W], {}, src)  # correlation: multiply by the conjugate spectrum
+    Y = _mix(b, X, W, p["feature_group_count"], src)
+    y = b.apply(fft_p, [Y], {"fft_type": "irfft", "fft_lengths": plan.n}, src)
+    out = node.type.shape
+    s = p["window_strides"]
+    starts = (0, 0) + plan.start
+    limits = out[:2] + tuple(plan.start[i] + (out[2 + i] - 1) * s[i] + 1 for i in range(nd))
+    if starts != (0,) * len(out) or limits != y.type.shape or any(v != 1 for v in s):
+        y = b.apply(slice_p, [y], {"start_indices": starts, "limit_indices": limits,
+                                   "strides": (1, 1) + tuple(s)}, src)
+    return y
+
+
 # --- the tables -----------------------------------------------------------------------------------
 
 def _lower_new(b: Builder, params: dict, args: list, source) -> Node:
@@ -119,19 +345,32 @@ def _lower_new(b: Builder, params: dict, args: list, source) -> Node:
 
 
 DIRECT = Algorithm("direct", _always, _record("direct"))
-IM2COL = Algorithm("im2col", _always, _record("im2col"))
+IM2COL = Algorithm("im2col", _always, _record("im2col"),
+                   cost=lambda node: conv_cost.im2col_seconds(node, conv_cost.rates()))
 POINTWISE_AS_DOT = Algorithm("pointwise_as_dot", _pointwise_why_not, _pointwise_as_dot)
 SEPARABLE = Algorithm("separable", separable.why_not,
                       lambda b, node, args: separable.lower(b, node, args, _lower_new))
 # "auto" factors a constant kernel only where the two passes cost fewer multiplications
 SEPARABLE_IF_CHEAPER = attrs.evolve(SEPARABLE, why_not=separable.why_not_cheaper)
 
-# what a user may force: every name ops/conv.py's ALGORITHMS accepts, "auto" aside (tested)
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, SEPARABLE)}
 
-# what "auto" may choose, best first; IM2COL computes every convolution, so it ends the list.
-# SEPARABLE applies only where it saves multiplications (a constant kernel of low rank).
-AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, IM2COL)
+def _fft_cost(node: Apply) -> float:
+    if conv_cost.small_window(node):
+        return math.inf  # conv3x3 / LeNet-sized: im2col (see conv_cost.SMALL_WINDOW)
+    flipped = _peel(node.args[1], node.type.ndim - 2, allow_flip=True).flipped
+    return conv_cost.fft_seconds(node, fft_plan(node, flipped).n, conv_cost.rates())
+
+
+FFT = Algorithm("fft", _fft_why_not, _fft_lower, cost=_fft_cost)
+
+# what a user may force: every name ops/conv.py's ALGORITHMS accepts, "auto" aside (tested)
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, SEPARABLE)}
+
+# what "auto" may choose. In order: an algorithm without a cost wins when it applies (a
+# rewrite that is never slower); the rest compete on their estimated cost. IM2COL computes
+# every convolution, so it ends the list. SEPARABLE applies only where it saves
+# multiplications (a constant kernel of low rank); its two passes are then chosen in turn.
+AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, FFT, IM2COL)
 
 
 def _where(node: Apply) -> str:
@@ -141,11 +380,19 @@ def _where(node: Apply) -> str:
 
 
 def choose(node: Apply) -> Algorithm:
-    """The algorithm for one conv_general node: the forced one, or the first of AUTO that
-    applies. Raises ArgumentError when the forced one cannot compute it."""
-    name = node.params.get("algorithm", "auto")
+    """The algorithm for one conv_general node: the forced one (`fc.config.conv_force_algorithm`,
+    else the node's own), or for "auto" the first uncosted candidate of AUTO that applies,
+    else the cheapest costed one. Raises ArgumentError when the forced one cannot compute it."""
+    name = config.conv_force_algorithm or node.params.get("algorithm", "auto")
     if name == "auto":
-        return next(a for a in AUTO if a.why_not(node) is None)
+        costed = []
+        for a in AUTO:
+            if a.why_not(node) is not None:
+                continue
+            if a.cost is None:
+                return a
+            costed.append(a)
+        return min(costed, key=lambda a: a.cost(node))  # ties: the earlier in AUTO
     algo = ALGORITHMS.get(name)
     if algo is None:
         raise ArgumentError(f"{_where(node)}: algorithm={name!r} has no lowering in "

@@ -20,7 +20,7 @@ import pytest
 import funconv as fc
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TESTED = {"train_digits.py", "grad_basics.py", "check_my_vjp.py"}
+TESTED = {"train_digits.py", "grad_basics.py", "check_my_vjp.py", "learn_filter.py"}
 
 
 def _load(name: str):
@@ -128,3 +128,25 @@ def test_check_my_vjp_as_a_script():
     r = _run_script("check_my_vjp.py")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "passed" in r.stdout
+
+
+# --- learn_filter ---------------------------------------------------------------------------
+
+
+def test_learn_filter_small_run(tmp_path, capsys):
+    lf = _load("learn_filter")
+    out_png = tmp_path / "lf.png"
+    res = lf.main(["--size", "48", "--steps", "40", "--out", str(out_png)])
+    out = capsys.readouterr().out
+    # the 21x21 kernel's convolutions (forward and kernel gradient) go through FFT
+    assert res["algorithms"] == ["fft", "fft"] and "chose" in out and "fft" in out
+    assert res["losses"][-1] < 0.9 * res["losses"][0]  # learning (40 steps: not converged)
+    assert "relative error" in out and "step   40/40" in out
+    data = out_png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(b"IEND\xaeB`\x82")
+
+
+def test_learn_filter_runs_as_a_script(tmp_path):
+    r = _run_script("learn_filter.py", "--size", "32", "--steps", "5", "--out", "x.png", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "x.png").exists() and "wrote x.png" in r.stdout

@@ -365,3 +365,94 @@ def test_copy_free_paths_match_direct_definition(data):
     got = conv_mod.conv_general_kernel(x, w, feature_group_count=groups, **params)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+
+
+# --- FFT convolution (passes/conv.py "fft") against the definition ------------------------------
+
+
+def _fft_tolerance(dtype, graph):
+    """float64: 1e-12 relative to max|ref|; float32: the large-FFT-suite bound of
+    ../shared/notes/fft-conv.md section 7, 2e-6 + 5e-7 log10(N), N the largest transform."""
+    if dtype == np.float64:
+        return 1e-12
+    from funconv.ops.fft import fft_p
+
+    N = max(int(np.prod(n.params["fft_lengths"])) for n in graph.nodes()
+            if getattr(n, "prim", None) is fft_p)
+    return 2e-6 + 5e-7 * np.log10(N)
+
+
+def _rel_err(got, ref, scale):
+    # scale: max|ref|, or (an output that reads only padding is all zeros) the operands' scale
+    return np.abs(np.asarray(got, np.float64) - ref).max() / scale
+
+
+def _draw_fft_case(data, max_in=12):
+    nd = data.draw(st.integers(1, 3), label="nd")
+    groups = data.draw(st.integers(1, 2), label="groups")
+    cg = data.draw(st.integers(1, 2), label="cg")
+    ins = _sides(data, nd, 1, 5 if nd == 3 else max_in, "in")
+    ks = _sides(data, nd, 1, 3 if nd == 3 else 6, "k")
+    params = draw_conv_params(data, nd, ins, ks, lo_pad=-2)
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    r = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    x = r.standard_normal((data.draw(st.integers(1, 2), label="n"), groups * cg) + ins)
+    w = r.standard_normal((groups * data.draw(st.integers(1, 2), label="og"), cg) + ks)
+    return nd, groups, params, dtype, x, w
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_fft_convolution_matches_direct_definition(data):
+    """Forced "fft" on one conv_general: 1-3 spatial dims, strides, padding (negative too),
+    input and kernel dilation, groups; the kernel as given (correlation form) or a flipped
+    one (convolution form, as conv_transpose and the input gradient pass it)."""
+    nd, groups, params, dtype, x, w = _draw_fft_case(data)
+    flip = data.draw(st.booleans(), label="flip")
+    sp = tuple(range(2, 2 + nd))
+
+    def f(x, w):
+        return conv_general_p(x, fc.flip(w, axis=sp) if flip else w, feature_group_count=groups,
+                              algorithm="fft", **params)
+
+    xd, wd = x.astype(dtype), w.astype(dtype)
+    jitted = fc.jit(f)
+    got = jitted(xd, wd)
+    ref = direct_conv(xd, np.flip(wd, sp) if flip else wd, params["window_strides"],
+                      params["padding"], params["lhs_dilation"], params["rhs_dilation"], groups)
+    assert got.shape == ref.shape and got.dtype == dtype
+    scale = max(np.abs(ref).max(), np.abs(x).max() * np.abs(w).max())
+    assert _rel_err(got, ref, scale) <= _fft_tolerance(dtype, jitted.lower(xd, wd).graph)
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.data())
+def test_fft_training_convolutions_match_the_interpreter(data):
+    """The three convolutions of a training step (forward, input and weight gradients), all
+    through FFT (`fc.config.conv_force_algorithm`), against the interpreter on the same
+    graph (every primitive's reference impl: the direct definition), float64 and float32."""
+    nd, groups, params, dtype, x, w = _draw_fft_case(data, max_in=10)
+    xd, wd = x.astype(dtype), w.astype(dtype)
+    y = np.asarray(fc.conv_general_dilated(xd, wd, params["window_strides"], params["padding"],
+                                           params["lhs_dilation"], params["rhs_dilation"],
+                                           feature_group_count=groups))
+    c = np.random.default_rng(0).standard_normal(y.shape).astype(dtype)  # a random cotangent
+
+    def loss(x, w):
+        out = conv_general_p(x, w, feature_group_count=groups, algorithm="auto", **params)
+        return (out * c).sum()
+
+    step = fc.value_and_grad(loss, argnums=(0, 1))
+    ref = evaluate(fc.make_graph(step)(x, w), [x, w])  # float64 definition
+    fc.config.update("conv_force_algorithm", "fft")
+    try:
+        jitted = fc.jit(step)
+        got = fc.tree.leaves(jitted(xd, wd))
+        tol = _fft_tolerance(dtype, jitted.lower(xd, wd).graph)
+    finally:
+        fc.config.update("conv_force_algorithm", None)
+    for g, want in zip(got[1:], ref[1:]):  # the two gradients (the value is a sum of products)
+        # operands are O(1): a gradient that is all zeros (only padding was read) is checked
+        # against that scale
+        scale = max(np.abs(want).max(), 1.0)
+        assert g.shape == want.shape and _rel_err(g, want, scale) <= tol

@@ -1,0 +1,231 @@
+"""The cost model of `algorithm="auto"` for convolutions: seconds per node, im2col vs FFT.
+
+Each algorithm's time is a sum over its stages of flops / rate and bytes / bandwidth, with
+four machine rates (`Rates`): a float32 GEMM (im2col's column-matrix product), the batched
+small complex products of the FFT's channel mixing, real FFTs, and memory bandwidth. The
+stage counts follow ../shared/notes/fft-conv.md section 2:
+
+- im2col: `2 N O Cg prod(out) prod(k)` GEMM flops (divided by prod(lhs_dilation): the NumPy
+  kernel skips the inserted zeros by phases), plus the column matrix written and read.
+- FFT: `2.5 n log2 n` flops per real plane transformed (n = prod of the transform sizes;
+  N C + O Cg forward planes and N O inverse ones), `8 N O Cg F` for the mixing (F complex
+  frequencies), plus the spectra written and read about three times each (pad, transform,
+  relayout for the batched product).
+
+Shared spectra (a training step transforms x, w and the cotangent once for three nodes) are
+not credited: each node is costed alone, which favours im2col a little (conservative).
+
+The rates come from `calibrate()` (micro-benchmarks, ~1 s once per machine, cached on disk
+under the user's cache directory, `platformdirs`) or, with `fc.config.update(
+"conv_calibration", False)` (the test suite does that), from `DEFAULT_RATES`. Imports numpy,
+attrs, platformdirs, config and (optionally) scipy.fft; no backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+import warnings
+
+import attrs
+import numpy as np
+
+from funconv import config
+from funconv.ops._window import dilate
+
+FORMAT = 1  # bump when the cached file's layout or the benchmarks change
+
+
+@attrs.frozen
+class Rates:
+    """Machine rates: flop/s (real flops; complex multiply-add = 8) and bytes/s."""
+
+    gemm: float  # float32 GEMM of im2col's shape class
+    mixing: float  # batched complex64 products of small matrices (FFT channel mixing)
+    fft: float  # real FFT "flop/s" counted as 2.5 n log2 n per plane
+    bandwidth: float  # a large array copy (read + write counted)
+
+
+# Measured by `measure()` on the development machine (2 cores shared with other jobs, NumPy
+# 2.4 with OpenBLAS, scipy.fft 1.17; medians of 7 calibrations: gemm 1.3e10 (scattered
+# 6e9..1.4e11 under load; 3e10 taken), mixing 2.1e10, fft 1.3e10, bandwidth 1.3e10). Used
+# when calibration is off, so that choices are deterministic (the tests) and sensible on a
+# machine of that class.
+DEFAULT_RATES = Rates(gemm=3.0e10, mixing=2.0e10, fft=1.3e10, bandwidth=1.3e10)
+
+# Windows this small stay with im2col under "auto", whatever the rates say: Vasilache et al.
+# (fbfft, ICLR 2015) find FFT loses to GEMM for 3x3 kernels and small problems, and the
+# notes (fft-conv.md section 2) put the single-channel break-even at k ~ 7 in 2-d. The
+# "window" of a node is, per axis, the smaller of its (dilated) kernel and its output: a
+# weight gradient's "kernel" is the whole output cotangent, its output the small one.
+SMALL_WINDOW = 5
+
+
+def small_window(node) -> bool:
+    """True when every spatial axis has a kernel or an output of at most SMALL_WINDOW
+    (conv3x3 and LeNet layers, and their gradients): "auto" keeps im2col for these."""
+    p = node.params
+    w = node.args[1]
+    nd = w.type.ndim - 2
+    return all(min(dilate(w.type.shape[2 + i], p["rhs_dilation"][i]), node.type.shape[2 + i])
+               <= SMALL_WINDOW for i in range(nd))
+
+
+def _sizes(node):
+    p = node.params
+    x, w = node.args
+    nd = w.type.ndim - 2
+    N, C = x.type.shape[:2]
+    O, Cg = w.type.shape[:2]
+    out = node.type.shape[2:]
+    k = w.type.shape[2:]
+    return p, nd, N, C, O, Cg, out, k
+
+
+def im2col_seconds(node, rates: Rates) -> float:
+    p, nd, N, C, O, Cg, out, k = _sizes(node)
+    item = node.type.dtype.itemsize
+    taps = math.prod(k) / math.prod(p["lhs_dilation"])  # polyphase: zeros are skipped
+    flops = 2 * N * O * Cg * math.prod(out) * taps
+    column = N * C * math.prod(out) * taps * item  # the column matrix, written then read
+    return flops / rates.gemm + 2 * column / rates.bandwidth
+
+
+def fft_seconds(node, n: tuple, rates: Rates) -> float:
+    p, nd, N, C, O, Cg, out, k = _sizes(node)
+    total = math.prod(n)
+    F = total // n[-1] * (n[-1] // 2 + 1)
+    planes = N * C + O * Cg + N * O
+    transform = 2.5 * total * math.log2(max(total, 2)) * planes
+    mixing = 8 * N * O * Cg * F
+    spectra = planes * F * 2 * node.type.dtype.itemsize  # complex: twice the real itemsize
+    return transform / rates.fft + mixing / rates.mixing + 3 * 2 * spectra / rates.bandwidth
+
+
+# --- calibration -----------------------------------------------------------------------------------
+
+
+def _best_seconds(f, repeat: int = 5) -> float:
+    """The fastest of `repeat` runs after a warm-up: the machine's rate, not its load (on a
+    shared 2-core machine the median GEMM rate scattered from 6e9 to 1.4e11 flop/s)."""
+    f()  # warm-up (plans, allocations)
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return min(ts)
+
+
+def _rfftn():
+    try:
+        import scipy.fft as sf
+
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return lambda a: sf.rfftn(a, axes=(-2, -1), workers=workers)
+    except ImportError:
+        return lambda a: np.fft.rfftn(a, axes=(-2, -1))
+
+
+def measure() -> Rates:
+    """Micro-benchmarks (a fraction of a second in all): the four rates on this machine."""
+    rng = np.random.default_rng(0)
+    # GEMM: an im2col-like product (64 x 576) @ (576 x 4096) in float32
+    a = rng.standard_normal((64, 576), np.float32)
+    b = rng.standard_normal((576, 4096), np.float32)
+    gemm = 2 * 64 * 576 * 4096 / _best_seconds(lambda: a @ b)
+    # mixing: 8192 frequencies of (4 x 8) @ (8 x 8) complex64, conv11's forward class
+    c = (rng.standard_normal((8192, 4, 8)) + 1j).astype(np.complex64)
+    d = (rng.standard_normal((8192, 8, 8)) + 1j).astype(np.complex64)
+    mixing = 8 * 8192 * 4 * 8 * 8 / _best_seconds(lambda: np.matmul(c, d))
+    # FFT: 32 real planes of 128 x 128
+    rfftn = _rfftn()
+    e = rng.standard_normal((32, 128, 128), np.float32)
+    fft = 32 * 2.5 * 128 * 128 * 14 / _best_seconds(lambda: rfftn(e))
+    # bandwidth: a 32 MB copy, read + written
+    f = np.ones(8 << 20, np.float32)
+    g = np.empty_like(f)
+    bandwidth = 2 * f.nbytes / _best_seconds(lambda: np.copyto(g, f))
+    return Rates(gemm=gemm, mixing=mixing, fft=fft, bandwidth=bandwidth)
+
+
+def machine() -> dict:
+    """What a cached calibration is valid for: the same CPU count, CPU and libraries."""
+    try:
+        import scipy
+
+        scipy_version = scipy.__version__
+    except ImportError:
+        scipy_version = None
+    return {"machine": platform.machine(), "processor": platform.processor(),
+            "node": platform.node(), "cpus": os.cpu_count(), "numpy": np.__version__,
+            "scipy": scipy_version}
+
+
+def cache_path() -> str:
+    """The calibration file, under the user's cache directory (platformdirs)."""
+    import platformdirs
+
+    return os.path.join(platformdirs.user_cache_dir("funconv"), "conv_rates.json")
+
+
+def _load(path: str) -> Rates | None:
+    """The cached rates, or None (with a warning when the file exists but is not usable)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if data.get("format") != FORMAT or data.get("machine") != machine():
+            warnings.warn(f"funconv: {path} holds a convolution calibration of another machine "
+                          "or version; measuring again", RuntimeWarning, stacklevel=3)
+            return None
+        rates = Rates(**{k: float(data["rates"][k]) for k in attrs.fields_dict(Rates)})
+        if not all(math.isfinite(v) and v > 0 for v in attrs.astuple(rates)):
+            raise ValueError("non-positive rate")
+        return rates
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        warnings.warn(f"funconv: the convolution calibration {path} is unreadable ({e}); "
+                      "measuring again", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _store(path: str, rates: Rates) -> None:
+    """Write atomically (a temporary file in the same directory, then os.replace): a
+    concurrent reader sees the old file or the new one, never half of one."""
+    data = {"format": FORMAT, "machine": machine(), "rates": attrs.asdict(rates)}
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".conv_rates.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only cache directory: use the rates, don't cache them
+        warnings.warn(f"funconv: cannot cache the convolution calibration in {path}: {e}",
+                      RuntimeWarning, stacklevel=3)
+
+
+_RATES: Rates | None = None  # this process's rates, once loaded or measured
+
+
+def rates() -> Rates:
+    """The machine's rates: DEFAULT_RATES when calibration is off, else the cached
+    calibration (measured and cached on first use)."""
+    global _RATES
+    if not config.conv_calibration:
+        return DEFAULT_RATES
+    if _RATES is None:
+        path = cache_path()
+        r = _load(path)
+        if r is None:
+            r = measure()
+            _store(path, r)
+        _RATES = r
+    return _RATES
+
+
+__all__ = ["DEFAULT_RATES", "Rates", "fft_seconds", "im2col_seconds", "measure", "rates"]

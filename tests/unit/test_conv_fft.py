@@ -1,0 +1,181 @@
+"""FFT convolution (funconv/passes/conv.py, "fft"): the rewrite's shape of graph, shared
+spectra in a training step (FFT nodes counted), the "auto" choice by the cost model
+(funconv/passes/conv_cost.py) and its calibration cache. Accuracy against the definition
+over random configurations is tests/property/test_conv.py's."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import funconv as fc
+from funconv.errors import ArgumentError
+from funconv.ops.conv import conv_general_p
+from funconv.ops.fft import fft_p
+from funconv.passes import conv as conv_pass
+from funconv.passes import conv_cost
+
+rng = np.random.default_rng(0)
+
+
+def _prims(graph, prim):
+    return [n for n in graph.nodes() if getattr(n, "prim", None) is prim]
+
+
+def _ffts(graph):
+    kinds = [n.params["fft_type"] for n in _prims(graph, fft_p)]
+    return kinds.count("rfft"), kinds.count("irfft")
+
+
+def _train_graph(x, w, **kw):
+    loss = lambda x, w: (fc.conv(x, w, **kw) ** 2).sum()
+    f = fc.jit(fc.value_and_grad(loss, argnums=(0, 1)))
+    return f, f.lower(x, w).graph
+
+
+@pytest.fixture
+def force_fft():
+    fc.config.update("conv_force_algorithm", "fft")
+    yield
+    fc.config.update("conv_force_algorithm", None)
+
+
+def test_smooth_size():
+    assert [conv_pass.smooth_size(n) for n in (1, 11, 13, 17, 97, 138, 1025)] == \
+        [1, 12, 14, 18, 98, 140, 1029]
+
+
+@pytest.mark.parametrize("kw, shapes, want", [
+    # "same" padding (k-1)/2: x, w and the cotangent once each, three inverses
+    ({"padding": 2}, ((2, 3, 16, 16), (4, 3, 5, 5)), (3, 3)),
+    # any non-negative padding, stride, dilation and groups share too (docstring of the rewrite)
+    ({"padding": 0}, ((2, 3, 16, 16), (4, 3, 5, 5)), (3, 3)),
+    ({"padding": ((1, 3), (0, 2)), "stride": 2}, ((2, 3, 17, 16), (4, 3, 5, 5)), (3, 3)),
+    ({"padding": 2, "dilation": 2, "groups": 3}, ((2, 3, 16, 16), (6, 1, 3, 3)), (3, 3)),
+    ({"padding": 1}, ((2, 2, 6, 7, 8), (2, 2, 3, 3, 3)), (3, 3)),
+    # negative padding: the input gradient needs its own placement of the cotangent and kernel
+    ({"padding": (-1, 2)}, ((2, 3, 16, 16), (4, 3, 5, 5)), (5, 3)),
+])
+def test_training_step_shares_spectra(force_fft, kw, shapes, want):
+    x, w = (rng.standard_normal(s) for s in shapes)
+    f, graph = _train_graph(x, w, **kw)
+    assert not _prims(graph, conv_general_p)  # every convolution was rewritten
+    assert _ffts(graph) == want
+    fc.config.update("conv_force_algorithm", "direct")
+    ref = fc.jit(fc.value_and_grad(lambda x, w: (fc.conv(x, w, **kw) ** 2).sum(),
+                                   argnums=(0, 1)))(x, w)
+    fc.config.update("conv_force_algorithm", "fft")
+    for a, b in zip(fc.tree.leaves(f(x, w)), fc.tree.leaves(ref)):
+        a, b = np.asarray(a), np.asarray(b)
+        assert np.abs(a - b).max() <= 1e-12 * np.abs(b).max()
+
+
+def test_auto_keeps_im2col_for_small_windows_and_picks_fft_for_large_ones():
+    z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    cases = [((16, 64, 32, 32), (64, 64, 3, 3), 1, "im2col"),  # bench conv3x3
+             ((64, 1, 28, 28), (16, 1, 5, 5), 0, "im2col"),  # LeNet's layers
+             ((64, 16, 12, 12), (32, 16, 5, 5), 0, "im2col"),
+             ((4, 8, 128, 128), (8, 8, 11, 11), 5, "fft"),  # bench conv11
+             ((1, 16, 4096), (16, 16, 257), 128, "fft")]  # a long 1-d filter
+    for xs, ws, pad, want in cases:
+        _, graph = _train_graph(z(*xs), z(*ws), padding=pad)
+        if want == "fft":
+            assert not _prims(graph, conv_general_p) and _ffts(graph) == (3, 3), xs
+        else:
+            assert [n.params["algorithm"] for n in _prims(graph, conv_general_p)] == ["im2col"] * 3
+
+
+def test_forced_fft_shows_in_the_printed_graph_and_profile_names_the_user_line():
+    x, w = rng.standard_normal((1, 2, 20, 20)), rng.standard_normal((3, 2, 7, 7))
+    f = fc.jit(lambda x, w: fc.conv(x, w, padding=3, algorithm="fft"))
+    text = str(f.lower(x, w).graph)
+    assert "fft_type='rfft'" in text and "fft_type='irfft'" in text and "conv_general" not in text
+    # every emitted node carries the conv's source line
+    assert all("test_conv_fft.py" in str(n.source) for n in f.lower(x, w).graph.nodes()
+               if getattr(n, "prim", None) is not None)
+
+
+def test_forced_fft_on_complex_operands_raises_saying_why():
+    x = (rng.standard_normal((1, 1, 8)) + 1j).astype(np.complex64)
+    w = (rng.standard_normal((1, 1, 3)) + 1j).astype(np.complex64)
+    f = fc.jit(lambda x, w: fc.conv(x, w, algorithm="fft"))
+    with pytest.raises(ArgumentError, match="algorithm='fft' cannot compute this convolution: "
+                                            "its operands are complex"):
+        f.lower(x, w)
+    # "auto" falls back to im2col
+    np.testing.assert_allclose(np.asarray(fc.jit(lambda x, w: fc.conv(x, w))(x, w)),
+                               np.asarray(fc.conv(x, w, algorithm="direct")), rtol=1e-5)
+
+
+def test_float64_computes_in_complex128():
+    x, w = rng.standard_normal((1, 1, 30)), rng.standard_normal((1, 1, 9))
+    graph = fc.jit(lambda x, w: fc.conv(x, w, algorithm="fft")).lower(x, w).graph
+    assert {str(n.type.dtype) for n in _prims(graph, fft_p)} == {"complex128", "float64"}
+
+
+# --- the cost model's rates: defaults, calibration, the cache ----------------------------------
+
+
+@pytest.fixture
+def calibration(tmp_path, monkeypatch):
+    """Calibration on, into a temporary cache, with a fast fake measurement."""
+    path = str(tmp_path / "sub" / "conv_rates.json")
+    fake = conv_cost.Rates(gemm=1e10, mixing=2e10, fft=3e10, bandwidth=4e10)
+    calls = []
+    monkeypatch.setattr(conv_cost, "cache_path", lambda: path)
+    monkeypatch.setattr(conv_cost, "measure", lambda: calls.append(1) or fake)
+    monkeypatch.setattr(conv_cost, "_RATES", None)
+    fc.config.update("conv_calibration", True)
+    yield path, fake, calls
+    fc.config.update("conv_calibration", False)
+
+
+def test_calibration_off_uses_the_documented_defaults():
+    assert conv_cost.rates() == conv_cost.DEFAULT_RATES
+
+
+def test_calibration_is_measured_once_and_cached_atomically(calibration):
+    path, fake, calls = calibration
+    assert conv_cost.rates() == fake and calls == [1]
+    with open(path) as fh:
+        data = json.load(fh)
+    assert data["machine"] == conv_cost.machine() and data["rates"]["fft"] == 3e10
+    conv_cost._RATES = None  # a new process: reads the file, measures nothing
+    assert conv_cost.rates() == fake and calls == [1]
+    import os
+
+    assert [f for f in os.listdir(os.path.dirname(path))] == ["conv_rates.json"]  # no temp left
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 1, "rates": {}}),
+                                     "foreign", json.dumps({"format": 1, "machine": {},
+                                                            "rates": {"gemm": -1}})])
+def test_corrupt_or_foreign_calibration_is_rebuilt_with_a_warning(calibration, content):
+    path, fake, calls = calibration
+    import os
+
+    os.makedirs(os.path.dirname(path))
+    if content == "foreign":
+        content = json.dumps({"format": conv_cost.FORMAT, "machine": {"cpus": -1},
+                              "rates": {"gemm": 1, "mixing": 1, "fft": 1, "bandwidth": 1}})
+    with open(path, "w") as fh:
+        fh.write(content)
+    with pytest.warns(RuntimeWarning, match="measuring again"):
+        assert conv_cost.rates() == fake
+    assert calls == [1]
+    conv_cost._RATES = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert conv_cost.rates() == fake  # the rebuilt file is good
+
+
+def test_measure_is_quick_and_positive():
+    import time
+
+    t0 = time.perf_counter()
+    r = conv_cost.measure()
+    assert time.perf_counter() - t0 < 5
+    assert all(v > 0 for v in (r.gemm, r.mixing, r.fft, r.bandwidth))
