@@ -84,6 +84,19 @@ def funconv_eager(x, w):
     return lambda: f(xa, wa)
 
 
+# A jitted graph that calls BLAS measures its thread count on its first calls (1 warm-up,
+# then 3 at one thread and 3 at all cores: backends/numpy/threads.py); a benchmark of
+# funconv times what comes after.
+PLANNING_CALLS = 7
+
+
+def settled(step):
+    """`step` after the calls that plan its BLAS threads."""
+    for _ in range(PLANNING_CALLS):
+        step()
+    return step
+
+
 def funconv_jit(x, w):
     try:
         f = fc.jit(fc.value_and_grad(loss, argnums=(0, 1)))
@@ -91,7 +104,7 @@ def funconv_jit(x, w):
         f(xa, wa)
     except NotImplementedError:
         return None
-    return lambda: f(xa, wa)
+    return settled(lambda: f(xa, wa))
 
 
 def torch_step(x, w):

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling benchmarks
 
-from conv import median_ms  # noqa: E402
+from conv import median_ms, settled  # noqa: E402
 
 # name: (x shape, w shape, conv keywords, differentiate x too)
 LAYERS = {
@@ -54,7 +54,7 @@ def funconv_step(xs, ws, kw, with_x):
     x, w = (fc.asarray(a) for a in _data(xs, ws))
     f = fc.jit(fc.value_and_grad(lambda x, w: (fc.conv(x, w, **kw) ** 2).sum(),
                                  argnums=(0, 1) if with_x else 1))
-    return lambda: f(x, w)
+    return settled(lambda: f(x, w))
 
 
 def torch_step(xs, ws, kw, with_x):
