@@ -523,7 +523,7 @@ def main(argv=None):
                         print(f"WARNING {name}: first-step loss {res['check']} in {lib} differs "
                               f"from funconv's {ref}", file=sys.stderr)
 
-    head = f"{'workload':<10} {'funconv':>10} " + " ".join(f"{p:>10}" for p in PEERS) + "   " + \
+    head = f"{'workload':<12} {'funconv':>10} " + " ".join(f"{p:>10}" for p in PEERS) + "   " + \
         " ".join(f"{'fc/' + p:>10}" for p in PEERS)
     threads = f"threads capped at {args.threads}" if args.threads else "default threads"
     print(f"\nmedian time per call ({os.cpu_count()} CPUs, {threads}; "
@@ -536,7 +536,7 @@ def main(argv=None):
         for p in PEERS:
             ok = r.get(p) is not None and r.get("funconv") is not None
             ratios.append(f"{r['funconv'] / r[p]:>9.2f}x" if ok else f"{'-':>10}")
-        print(f"{name:<10} {_fmt(r.get('funconv')):>10} "
+        print(f"{name:<12} {_fmt(r.get('funconv')):>10} "
               + " ".join(f"{_fmt(r.get(p)):>10}" for p in PEERS) + "   " + " ".join(ratios))
     print("fc/peer: funconv's time over the peer's (below 1: funconv is faster); "
           "'-': not installed, or no such implementation")

@@ -8,9 +8,12 @@ stage counts follow ../shared/notes/fft-conv.md section 2:
 - im2col: `2 N O Cg prod(out) prod(k)` GEMM flops (divided by prod(lhs_dilation): the NumPy
   kernel skips the inserted zeros by phases), plus the column matrix written and read.
 - FFT: `2.5 n log2 n` flops per real plane transformed (n = prod of the transform sizes;
-  N C + O Cg forward planes and N O inverse ones), `8 N O Cg F` for the mixing (F complex
-  frequencies), plus the spectra written and read about three times each (pad, transform,
-  relayout for the batched product).
+  N C + O Cg forward planes and N O inverse ones), as staged by passes/conv.py
+  (`staged_fft_flops`: pruned axes transform only their data rows or kept outputs; axes
+  of one kernel tap are not transformed), none for a constant kernel (its spectrum is
+  folded at compile time), `8 N O Cg F` for the mixing (F complex frequencies), plus the
+  spectra written and read about three times each (pad, transform, relayout for the
+  batched product).
 
 Shared spectra (a training step transforms x, w and the cotangent once for three nodes) are
 not credited: each node is costed alone, which favours im2col a little (conservative).
