@@ -13,6 +13,9 @@ Workloads (all float32, CPU):
   w f32[8,8,11,11], padding 5 (issue 11: funconv picks FFT convolution).
 * blur31:   a 512x512 image blurred by a 31x31 Gaussian, padding 15, forward only
   (SciPy: scipy.signal.fftconvolve(mode="same")).
+* blur31_const: blur31 with the kernel closed over, a compile-time constant (issue 12:
+  funconv folds its spectrum or factors it); peers also "ndimage", two
+  scipy.ndimage.correlate1d passes.
 * conv1d:   value and both gradients, x f32[1,16,65536], w f32[16,16,1025], padding 512
   (a long 1-d filter).
 * dw31:     value and both gradients, x f32[8,64,64,64], w f32[64,1,31,31], groups 64,
@@ -54,7 +57,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling be
 import funconv as fc  # noqa: E402  (after the sys.path line)
 from conv import median_ms, settled  # noqa: E402
 
-PEERS = ("pytorch", "jax", "scipy")
+PEERS = ("pytorch", "jax", "scipy", "ndimage")
+# the workloads that have an "ndimage" peer (scipy.ndimage's separable filters)
+NDIMAGE_WORKLOADS = ("blur31_const",)
 
 
 def _try(make):
@@ -349,6 +354,36 @@ def blur31(lib: str, repeat: int):
     return None if step is None else {"ms": median_ms(step, repeat, warmup=1)}
 
 
+def blur31_const(lib: str, repeat: int):
+    """blur31 with the kernel closed over (a compile-time constant: funconv may factor it,
+    fold its spectrum); peers: PyTorch and JAX as in blur31 (JAX's jit closes over it too),
+    scipy.signal.fftconvolve ("scipy") and two scipy.ndimage.correlate1d passes ("ndimage",
+    the separable direct form, zero padding as conv's)."""
+    img = np.random.default_rng(0).random((512, 512)).astype(np.float32)
+    k = _gaussian(31, 5.0)
+    if lib == "funconv":
+        kc = k[None, None]
+        f = fc.jit(lambda x: fc.conv(x, kc, padding=15))
+        xa = fc.asarray(img[None, None])
+        step = lambda: f(xa)  # noqa: E731
+    elif lib == "ndimage":
+        def make():
+            from scipy.ndimage import correlate1d
+
+            g = (_gaussian(31, 5.0).sum(axis=0)).astype(np.float32)  # the 1-d factor
+
+            def run():
+                rows = correlate1d(img, g, axis=1, mode="constant")
+                return correlate1d(rows, g, axis=0, mode="constant")
+
+            return run
+
+        step = _try(make)
+    else:
+        return blur31(lib, repeat)
+    return None if step is None else {"ms": median_ms(step, repeat, warmup=1)}
+
+
 # --- memory: FFT vs im2col (tracemalloc) ---------------------------------------------------------
 
 MEMORY_CASES = {"conv11": ((4, 8, 128, 128), (8, 8, 11, 11), 5),
@@ -401,6 +436,7 @@ WORKLOADS = {
     "conv11": (_convgrad((4, 8, 128, 128), (8, 8, 11, 11), 5),
                "value+grads of sum(conv(x,w)^2), x f32[4,8,128,128], w 8x8x11x11, padding 5"),
     "blur31": (blur31, "512x512 image * 31x31 Gaussian, padding 15, forward"),
+    "blur31_const": (blur31_const, "blur31 with the kernel closed over (a compile-time constant)"),
     "conv1d": (_convgrad((1, 16, 65536), (16, 16, 1025), 512),
                "value+grads, x f32[1,16,65536], w f32[16,16,1025], padding 512"),
     "dw31": (_convgrad((8, 64, 64, 64), (64, 1, 31, 31), 15, groups=64),
@@ -418,7 +454,8 @@ def worker(workload: str, lib: str, repeat: int) -> None:
     """Child process: measure one (workload, library) pair, print one JSON line."""
     res = WORKLOADS[workload][0](lib, repeat)
     if res is not None:
-        mod = {"funconv": "funconv", "pytorch": "torch", "jax": "jax", "scipy": "scipy"}[lib]
+        mod = {"funconv": "funconv", "pytorch": "torch", "jax": "jax", "scipy": "scipy",
+               "ndimage": "scipy"}[lib]
         res["version"] = sys.modules[mod].__version__
     print("RESULT " + json.dumps(res))
 
@@ -474,6 +511,9 @@ def main(argv=None):
         print(f"running {name}: {WORKLOADS[name][1]} ...", file=sys.stderr, flush=True)
         results[name] = {}
         for lib in ("funconv",) + PEERS:
+            if lib == "ndimage" and name not in NDIMAGE_WORKLOADS:
+                results[name][lib] = None
+                continue
             res = _measure(name, lib, args.repeat, args.threads)
             results[name][lib] = None if res is None else res["ms"]
             if res is not None:
@@ -484,7 +524,7 @@ def main(argv=None):
                         print(f"WARNING {name}: first-step loss {res['check']} in {lib} differs "
                               f"from funconv's {ref}", file=sys.stderr)
 
-    head = f"{'workload':<10} {'funconv':>10} " + " ".join(f"{p:>10}" for p in PEERS) + "   " + \
+    head = f"{'workload':<12} {'funconv':>10} " + " ".join(f"{p:>10}" for p in PEERS) + "   " + \
         " ".join(f"{'fc/' + p:>10}" for p in PEERS)
     threads = f"threads capped at {args.threads}" if args.threads else "default threads"
     print(f"\nmedian time per call ({os.cpu_count()} CPUs, {threads}; "
@@ -497,7 +537,7 @@ def main(argv=None):
         for p in PEERS:
             ok = r.get(p) is not None and r.get("funconv") is not None
             ratios.append(f"{r['funconv'] / r[p]:>9.2f}x" if ok else f"{'-':>10}")
-        print(f"{name:<10} {_fmt(r.get('funconv')):>10} "
+        print(f"{name:<12} {_fmt(r.get('funconv')):>10} "
               + " ".join(f"{_fmt(r.get(p)):>10}" for p in PEERS) + "   " + " ".join(ratios))
     print("fc/peer: funconv's time over the peer's (below 1: funconv is faster); "
           "'-': not installed, or no such implementation")

@@ -37,6 +37,7 @@ import math
 from collections.abc import Callable
 
 import attrs
+import numpy as np
 
 from funconv import config
 from funconv.errors import ArgumentError
@@ -208,82 +209,144 @@ def _peel(node: Node, nd: int, allow_flip: bool) -> _Peeled:
     return _Peeled(node, tuple(ops), flipped)
 
 
-def _spectrum(b: Builder, op: _Peeled, n: tuple, offset: tuple, dil: tuple, source) -> Node:
-    """rfft over the spatial axes of op.src dilated by `dil`, placed at `offset` in a period
-    of `n` (pad_p; negative offsets and overhangs crop), then op.ops replayed: complex
-    (lead..., n_1, ..., n_k // 2 + 1)."""
-    x = op.src
-    nd = len(n)
-    lead = x.type.ndim - nd
-    sizes = x.type.shape[lead:]
-    cfg = ((0, 0, 0),) * lead + tuple(
-        (offset[i], n[i] - offset[i] - dilate(sizes[i], dil[i]), dil[i] - 1) for i in range(nd))
-    if any(c != (0, 0, 0) for c in cfg):
-        x = b.apply(pad_p, [x, b.literal(0, x.type.dtype)], {"config": cfg}, source)
-    spec = b.apply(fft_p, [x], {"fft_type": "rfft", "fft_lengths": tuple(n)}, source)
-    for kind, param in reversed(op.ops):
-        if kind == "transpose":
-            spec = b.apply(transpose_p, [spec], {"perm": param}, source)
-        else:
-            spec = b.apply(reshape_p, [spec], {"shape": param + spec.type.shape[-nd:]}, source)
-    return spec
+# Pruned transforms and untransformed axes. Two refinements of the recipe above, both exact:
+#
+# - Axes where the (dilated) kernel spans one tap are not transformed: along such an axis the
+#   correlation is a pointwise product, y[j] = xp[j*s] w, so x is only placed there (dilated,
+#   padded or cropped, then subsampled by the stride: a slice) and the kernel's single tap
+#   broadcasts in the mixing. A 1 x k row pass is one 1-d FFT per row, not a 2-d FFT. (When
+#   every axis is such, i.e. a 1x1 window, all are transformed as before.) The transformed
+#   axes are moved last (a transpose, a view in NumPy) because fft_p transforms trailing axes.
+# - Pruned transforms: a multidimensional DFT is a product of one-axis DFTs, in any order.
+#   Forward: an operand whose placed data occupies only the first e_i < n_i samples along a
+#   leading transformed axis i (a small kernel in a large period) is rfft'd along the last
+#   axis over those e_i rows only, then zero-padded to n_i (complex) and transformed along i
+#   alone. Inverse: where only a few outputs are kept along a leading axis (the weight
+#   gradient keeps kh of n), the complex inverse along that axis comes first and is sliced to
+#   the kept rows (every stride-th), and the last axis's irfft runs on those rows only.
+#   One-axis transforms are fft_p on the axis moved last (transposes: views in NumPy; scipy's
+#   pocketfft reads the strided lines). `prune` below decides per axis by the flop count of
+#   the recipe (conv_cost.staged_fft_flops); DFT by matrix product was measured slower than
+#   the pruned FFT in NumPy even for 11 of 140 outputs (batched small complex GEMMs), so it is
+#   not used.
+#
+# Constant kernels: when an operand of the transform is a compile-time constant (a kernel
+# the jitted function closes over, or one of the separable rewrite's passes), its spectrum is
+# evaluated here, once, by the eager kernels (`_emit`), up to MAX_FOLDED_BYTES per array.
+
+# a folded spectrum may be larger than its kernel (n^2/k^2 times): computed once, but kept in
+# the generated code, so capped
+MAX_FOLDED_BYTES = 4 << 20
+
+# a leading axis is pruned only when the recipe's flops drop below this share of the full
+# transform's: the separate one-axis pass costs an extra read and write of the array
+PRUNE_GAIN = 0.8
 
 
-def _mix(b: Builder, X: Node, W: Node, groups: int, source) -> Node:
-    """Channel mixing per frequency: Y[n, o, f] = sum_c X[n, g(o)*Cg + c, f] W[o, c, f].
+def _emit(b: Builder, prim, args: list, params: dict, source) -> Node:
+    """b.apply, or (every operand a compile-time constant, the result at most MAX_FOLDED_BYTES,
+    not a broadcast) the value computed now by the eager kernel, as a Const. Equal folds in
+    one graph return one Const (so that equal spectra stay one node)."""
+    from funconv.passes.fold import _constant, _value
+    from funconv.tracing import kernel
 
-    X (N, C, freqs...), W (O, Cg, freqs...) -> Y (N, O, freqs...). One batched complex GEMM
-    over (group, frequency) (groups: block-diagonal mixing); a broadcast product when Cg == 1
-    (depthwise, or a weight gradient of batch 1): NumPy's batched matmul of 1-deep products
-    was ~10x slower than the product (measured, 2 cores: 13 ms vs 1.5 ms for 300k 8x1x1).
-    """
-    N, C = X.type.shape[:2]
-    O, Cg = W.type.shape[:2]
-    freqs = X.type.shape[2:]
-    F, G = math.prod(freqs), groups
-    Og = O // G
-    if Cg == 1:
-        full = (N, G, Og, F)
-        xr = b.apply(reshape_p, [X], {"shape": (N, G, 1, F)}, source)
-        wr = b.apply(reshape_p, [W], {"shape": (1, G, Og, F)}, source)
-        if Og != 1:
-            xr = b.apply(broadcast_to_p, [xr], {"shape": full}, source)
-        if N != 1:
-            wr = b.apply(broadcast_to_p, [wr], {"shape": full}, source)
-        y = b.apply(mul_p, [xr, wr], {}, source)
-    else:
-        xr = b.apply(reshape_p, [X], {"shape": (N, G, Cg, F)}, source)
-        wr = b.apply(reshape_p, [W], {"shape": (G, Og, Cg, F)}, source)
-        dims = (((2,), (2,)), ((1, 3), (0, 3)))  # contract Cg; batch (G, F) -> (G, F, N, Og)
-        y = b.apply(dot_general_p, [xr, wr], {"dimension_numbers": dims}, source)
-        y = b.apply(transpose_p, [y], {"perm": (2, 0, 3, 1)}, source)
-    return b.apply(reshape_p, [y], {"shape": (N, O) + freqs}, source)
+    node = b.apply(prim, args, params, source)
+    if (prim is broadcast_to_p or not args or not all(_constant(a) for a in args)
+            or node.type.size * node.type.dtype.itemsize > MAX_FOLDED_BYTES):
+        return node
+    cache = b.__dict__.setdefault("_conv_folds", {})
+    hit = cache.get(id(node))
+    if hit is None:
+        value = np.asarray(kernel(prim)(*[_value(a) for a in args], **params))
+        if value.shape != node.type.shape or value.dtype != node.type.dtype:
+            return node
+        hit = cache[id(node)] = b.const(value)
+    return hit
+
+
+def _moved_last(r: int, axis: int) -> tuple:
+    return tuple(i for i in range(r) if i != axis) + (axis,)
+
+
+def _along(b: Builder, x: Node, axis: int, fft_type: str, n: int, source) -> Node:
+    """The one-axis transform of x along `axis` (a complex fft or ifft of length n)."""
+    r = x.type.ndim
+    if axis == r - 1:
+        return _emit(b, fft_p, [x], {"fft_type": fft_type, "fft_lengths": (n,)}, source)
+    perm = _moved_last(r, axis)
+    t = _emit(b, transpose_p, [x], {"perm": perm}, source)
+    t = _emit(b, fft_p, [t], {"fft_type": fft_type, "fft_lengths": (n,)}, source)
+    inv = tuple(perm.index(i) for i in range(r))
+    return _emit(b, transpose_p, [t], {"perm": inv}, source)
 
 
 @attrs.frozen
 class FFTPlan:
-    """How `_fft_lower` computes one conv_general node (per spatial axis where a tuple).
+    """How `_fft_lower` computes one conv_general node.
 
-    n: the transform sizes; x_offset: where x (dilated) sits in the period; start: the first
-    output of the inverse transform that is kept (then every stride-th); convolution: the
-    kernel was peeled of a flip and is used unconjugated (convolution form).
+    tx: the spatial axes transformed (in order; the others, where the kernel spans one tap,
+    are only placed), and per transformed axis: n, the transform size; x_offset, where x
+    (dilated) sits in the period; start, the first output of the inverse that is kept (then
+    every stride-th). convolution: the kernel was peeled of a flip and is used unconjugated.
+    x_prune, w_prune, y_prune: the leading transformed axes (indices into tx) whose forward
+    transforms of x and w, or the inverse, are pruned (see the comment above).
     """
 
     n: tuple
     x_offset: tuple
     start: tuple
     convolution: bool
+    tx: tuple = ()
+    x_prune: tuple = ()
+    w_prune: tuple = ()
+    y_prune: tuple = ()
+
+
+def _extents(node: Apply, plan_n, offs, tx, which: str) -> tuple:
+    """Per transformed axis: the placed operand's data extent in its period (x: offset plus
+    dilated size; w: the dilated kernel), capped by n; for "y", the span of kept outputs."""
+    p = node.params
+    x, w = node.args
+    out = []
+    for j, i in enumerate(tx):
+        if which == "x":
+            e = offs[j] + dilate(x.type.shape[2 + i], p["lhs_dilation"][i])
+        elif which == "w":
+            e = dilate(w.type.shape[2 + i], p["rhs_dilation"][i])
+        else:
+            e = (node.type.shape[2 + i] - 1) * p["window_strides"][i] + 1
+        out.append(max(1, min(plan_n[j], e)))
+    return tuple(out)
+
+
+def _choose_pruned(n: tuple, ext: tuple, inverse: bool) -> tuple:
+    """The leading axes (indices into n) worth pruning: greedily, the one that lowers the
+    staged flop count most while the gain stays above PRUNE_GAIN."""
+    chosen: tuple = ()
+    best = conv_cost.staged_fft_flops(n, ext, chosen, inverse)
+    while True:
+        cands = [(conv_cost.staged_fft_flops(n, ext, tuple(sorted(chosen + (j,))), inverse), j)
+                 for j in range(len(n) - 1) if j not in chosen and ext[j] < n[j]]
+        if not cands:
+            return chosen
+        flops, j = min(cands)
+        if flops > PRUNE_GAIN * best:
+            return chosen
+        chosen, best = tuple(sorted(chosen + (j,))), flops
 
 
 def fft_plan(node: Apply, kernel_flipped: bool) -> FFTPlan:
-    """The transform sizes and offsets of `node` (see the comment above for the formulas)."""
+    """The transformed axes, transform sizes, offsets and pruning of `node` (see the
+    comments above for the formulas)."""
     p = node.params
     x, w = node.args
     nd = w.type.ndim - 2
+    kd = [dilate(w.type.shape[2 + i], p["rhs_dilation"][i]) for i in range(nd)]
+    tx = tuple(i for i in range(nd) if kd[i] > 1) or tuple(range(nd))
     n, offs, starts = [], [], []
-    for i in range(nd):
+    for i in tx:
         Hd = dilate(x.type.shape[2 + i], p["lhs_dilation"][i])
-        Kd = dilate(w.type.shape[2 + i], p["rhs_dilation"][i])
+        Kd = kd[i]
         a, s, L = p["padding"][i][0], p["window_strides"][i], node.type.shape[2 + i]
         R = (L - 1) * s + Kd  # xp[0:R] is what the outputs read
         if not kernel_flipped:
@@ -297,7 +360,89 @@ def fft_plan(node: Apply, kernel_flipped: bool) -> FFTPlan:
             n.append(smooth_size(max(need, Hd + Kd - 1)))
             offs.append(e)
             starts.append(Kd - 1 - a + e)
-    return FFTPlan(tuple(n), tuple(offs), tuple(starts), kernel_flipped)
+    n, offs = tuple(n), tuple(offs)
+    return FFTPlan(n, offs, tuple(starts), kernel_flipped, tx,
+                   _choose_pruned(n, _extents(node, n, offs, tx, "x"), False),
+                   _choose_pruned(n, _extents(node, n, offs, tx, "w"), False),
+                   _choose_pruned(n, _extents(node, n, offs, tx, "y"), True))
+
+
+def _spectrum(b: Builder, op: _Peeled, plan: FFTPlan, placement: dict, prune: tuple,
+              source) -> Node:
+    """The spectrum of op.src over the transformed axes plan.tx: each spatial axis i placed
+    by `placement[i] = (lo, hi, interior, stride)` (pad_p, then every stride-th sample), the
+    transformed axes moved last (in order), rfft over them (pruned leading axes `prune`:
+    over the data rows only, then padded and transformed alone), then op.ops replayed:
+    complex (lead..., untransformed..., n_1, ..., n_k // 2 + 1)."""
+    x = op.src
+    r = x.type.ndim
+    nd = len(placement)
+    lead = r - nd
+    cfg = ((0, 0, 0),) * lead + tuple(placement[i][:3] for i in range(nd))
+    if any(c != (0, 0, 0) for c in cfg):
+        x = _emit(b, pad_p, [x, b.literal(0, x.type.dtype)], {"config": cfg}, source)
+    strides = (1,) * lead + tuple(placement[i][3] for i in range(nd))
+    if any(s != 1 for s in strides):
+        x = _emit(b, slice_p, [x], {"start_indices": (0,) * r, "limit_indices": x.type.shape,
+                                    "strides": strides}, source)
+    keep = tuple(i for i in range(nd) if i not in plan.tx)
+    order = keep + plan.tx
+    if order != tuple(range(nd)):
+        x = _emit(b, transpose_p, [x], {"perm": tuple(range(lead)) + tuple(lead + i for i in order)},
+                  source)
+    k = len(plan.tx)
+    # the trailing run of unpruned axes is one rfft; the axes before it, one at a time
+    g = conv_cost.group_start(k, prune)
+    spec = _emit(b, fft_p, [x], {"fft_type": "rfft", "fft_lengths": plan.n[g:]}, source)
+    first = r - k  # the array axis of transformed axis 0
+    for j in sorted(range(g), key=lambda j: j in prune):  # unpruned first, pruned last
+        if j in prune:
+            pc = [(0, 0, 0)] * r
+            pc[first + j] = (0, plan.n[j] - spec.type.shape[first + j], 0)
+            spec = _emit(b, pad_p, [spec, b.literal(0, spec.type.dtype)], {"config": tuple(pc)},
+                         source)
+        spec = _along(b, spec, first + j, "fft", plan.n[j], source)
+    for kind, param in reversed(op.ops):
+        if kind == "transpose":
+            spec = _emit(b, transpose_p, [spec], {"perm": param}, source)
+        else:
+            spec = _emit(b, reshape_p, [spec], {"shape": param + spec.type.shape[-nd:]}, source)
+    return spec
+
+
+def _mix(b: Builder, X: Node, W: Node, groups: int, source) -> Node:
+    """Channel mixing per frequency: Y[n, o, f] = sum_c X[n, g(o)*Cg + c, f] W[o, c, f].
+
+    X (N, C, freqs...), W (O, Cg, freqs...) -> Y (N, O, freqs...); W may have size 1 along
+    leading freqs axes (an untransformed axis: the kernel's one tap), broadcast. One batched
+    complex GEMM over (group, frequency) (groups: block-diagonal mixing); a broadcast product
+    when Cg == 1 (depthwise, or a weight gradient of batch 1): NumPy's batched matmul of
+    1-deep products was ~10x slower than the product (measured, 2 cores: 13 ms vs 1.5 ms for
+    300k 8x1x1).
+    """
+    N, C = X.type.shape[:2]
+    O, Cg = W.type.shape[:2]
+    freqs = X.type.shape[2:]
+    if W.type.shape[2:] != freqs:
+        W = _emit(b, broadcast_to_p, [W], {"shape": (O, Cg) + freqs}, source)
+    F, G = math.prod(freqs), groups
+    Og = O // G
+    if Cg == 1:
+        full = (N, G, Og, F)
+        xr = _emit(b, reshape_p, [X], {"shape": (N, G, 1, F)}, source)
+        wr = _emit(b, reshape_p, [W], {"shape": (1, G, Og, F)}, source)
+        if Og != 1:
+            xr = b.apply(broadcast_to_p, [xr], {"shape": full}, source)
+        if N != 1:
+            wr = b.apply(broadcast_to_p, [wr], {"shape": full}, source)
+        y = b.apply(mul_p, [xr, wr], {}, source)
+    else:
+        xr = _emit(b, reshape_p, [X], {"shape": (N, G, Cg, F)}, source)
+        wr = _emit(b, reshape_p, [W], {"shape": (G, Og, Cg, F)}, source)
+        dims = (((2,), (2,)), ((1, 3), (0, 3)))  # contract Cg; batch (G, F) -> (G, F, N, Og)
+        y = b.apply(dot_general_p, [xr, wr], {"dimension_numbers": dims}, source)
+        y = b.apply(transpose_p, [y], {"perm": (2, 0, 3, 1)}, source)
+    return b.apply(reshape_p, [y], {"shape": (N, O) + freqs}, source)
 
 
 def _fft_why_not(node: Apply) -> str | None:
@@ -306,12 +451,35 @@ def _fft_why_not(node: Apply) -> str | None:
     return None
 
 
+def _placements(node: Apply, plan: FFTPlan) -> tuple[dict, dict]:
+    """Per spatial axis, (lo, hi, interior, stride) for x and for the kernel (see _spectrum)."""
+    p = node.params
+    x, w = node.args
+    nd = w.type.ndim - 2
+    px, pw = {}, {}
+    for i in range(nd):
+        Hd = dilate(x.type.shape[2 + i], p["lhs_dilation"][i])
+        Kd = dilate(w.type.shape[2 + i], p["rhs_dilation"][i])
+        if i in plan.tx:
+            j = plan.tx.index(i)
+            o, nn = plan.x_offset[j], plan.n[j]
+            ex = nn if j not in plan.x_prune else max(1, min(nn, o + Hd))
+            ew = nn if j not in plan.w_prune else max(1, min(nn, Kd))
+            px[i] = (o, ex - o - Hd, p["lhs_dilation"][i] - 1, 1)
+            pw[i] = (0, ew - Kd, p["rhs_dilation"][i] - 1, 1)
+        else:  # one tap: y[j] = xp[j*s] w, so xp[0:(L-1)*s+1] every s-th
+            a, s, L = p["padding"][i][0], p["window_strides"][i], node.type.shape[2 + i]
+            px[i] = (a, (L - 1) * s + 1 - a - Hd, p["lhs_dilation"][i] - 1, s)
+            pw[i] = (0, 0, 0, 1)
+    return px, pw
+
+
 def _fft_lower(b: Builder, node: Apply, args: list) -> Node:
     """conv_general as pad, rfft, per-frequency channel mixing, irfft and a (strided) crop.
 
     x (N, C, spatial...) and w (O, C/G, window...), float32 or float64 (the spectra are
     complex64 or complex128), any number of spatial dims; the result is the node's (N, O,
-    out...). Formulas: the comment above; sharing: operands are peeled (`_peel`) so that the
+    out...). Formulas: the comments above; sharing: operands are peeled (`_peel`) so that the
     three convolutions of a training step transform x, w and the cotangent once each.
     """
     p, src = node.params, node.source
@@ -319,19 +487,49 @@ def _fft_lower(b: Builder, node: Apply, args: list) -> Node:
     xo = _peel(args[0], nd, allow_flip=False)
     wo = _peel(args[1], nd, allow_flip=True)
     plan = fft_plan(node, wo.flipped)
-    X = _spectrum(b, xo, plan.n, plan.x_offset, p["lhs_dilation"], src)
-    W = _spectrum(b, wo, plan.n, (0,) * nd, p["rhs_dilation"], src)
+    px, pw = _placements(node, plan)
+    X = _spectrum(b, xo, plan, px, plan.x_prune, src)
+    W = _spectrum(b, wo, plan, pw, plan.w_prune, src)
     if not plan.convolution:
-        W = b.apply(conj_p, [W], {}, src)  # correlation: multiply by the conjugate spectrum
+        W = _emit(b, conj_p, [W], {}, src)  # correlation: multiply by the conjugate spectrum
     Y = _mix(b, X, W, p["feature_group_count"], src)
-    y = b.apply(fft_p, [Y], {"fft_type": "irfft", "fft_lengths": plan.n}, src)
-    out = node.type.shape
+    # the inverse: pruned leading axes one at a time, each sliced to its kept outputs at once
+    k, r = len(plan.tx), Y.type.ndim
+    first = r - k
     s = p["window_strides"]
-    starts = (0, 0) + plan.start
-    limits = out[:2] + tuple(plan.start[i] + (out[2 + i] - 1) * s[i] + 1 for i in range(nd))
-    if starts != (0,) * len(out) or limits != y.type.shape or any(v != 1 for v in s):
-        y = b.apply(slice_p, [y], {"start_indices": starts, "limit_indices": limits,
-                                   "strides": (1, 1) + tuple(s)}, src)
+    out = node.type.shape
+    y = Y
+    sliced = set()
+    g = conv_cost.group_start(k, plan.y_prune)
+    for j in sorted(range(g), key=lambda j: j not in plan.y_prune):  # pruned first
+        i = plan.tx[j]
+        y = _along(b, y, first + j, "ifft", plan.n[j], src)
+        if j in plan.y_prune:
+            st, lim, sd = [0] * r, list(y.type.shape), [1] * r
+            st[first + j] = plan.start[j]
+            lim[first + j] = plan.start[j] + (out[2 + i] - 1) * s[i] + 1
+            sd[first + j] = s[i]
+            y = b.apply(slice_p, [y], {"start_indices": tuple(st), "limit_indices": tuple(lim),
+                                       "strides": tuple(sd)}, src)
+            sliced.add(j)
+    # the rest: irfft over the trailing group (the lengths of axes already inverted drop out)
+    y = b.apply(fft_p, [y], {"fft_type": "irfft", "fft_lengths": plan.n[g:]}, src)
+    st, lim, sd = [0] * r, list(y.type.shape), [1] * r
+    for j in range(k):
+        if j not in sliced:
+            i = plan.tx[j]
+            st[first + j] = plan.start[j]
+            lim[first + j] = plan.start[j] + (out[2 + i] - 1) * s[i] + 1
+            sd[first + j] = s[i]
+    if st != [0] * r or tuple(lim) != y.type.shape or any(v != 1 for v in sd):
+        y = b.apply(slice_p, [y], {"start_indices": tuple(st), "limit_indices": tuple(lim),
+                                   "strides": tuple(sd)}, src)
+    # back to the node's axis order (transformed axes were moved last)
+    keep = tuple(i for i in range(nd) if i not in plan.tx)
+    order = keep + plan.tx
+    if order != tuple(range(nd)):
+        inv = tuple(order.index(i) for i in range(nd))
+        y = b.apply(transpose_p, [y], {"perm": (0, 1) + tuple(2 + i for i in inv)}, src)
     return y
 
 
@@ -350,18 +548,55 @@ IM2COL = Algorithm("im2col", _always, _record("im2col"),
 POINTWISE_AS_DOT = Algorithm("pointwise_as_dot", _pointwise_why_not, _pointwise_as_dot)
 SEPARABLE = Algorithm("separable", separable.why_not,
                       lambda b, node, args: separable.lower(b, node, args, _lower_new))
-# "auto" factors a constant kernel only where the two passes cost fewer multiplications
-SEPARABLE_IF_CHEAPER = attrs.evolve(SEPARABLE, why_not=separable.why_not_cheaper)
 
 
 def _fft_cost(node: Apply) -> float:
     if conv_cost.small_window(node):
         return math.inf  # conv3x3 / LeNet-sized: im2col (see conv_cost.SMALL_WINDOW)
-    flipped = _peel(node.args[1], node.type.ndim - 2, allow_flip=True).flipped
-    return conv_cost.fft_seconds(node, fft_plan(node, flipped).n, conv_cost.rates())
+    nd = node.type.ndim - 2
+    wo = _peel(node.args[1], nd, allow_flip=True)
+    plan = fft_plan(node, wo.flipped)
+    N, C = node.args[0].type.shape[:2]
+    O, Cg = node.args[1].type.shape[:2]
+    keep = math.prod(node.type.shape[2 + i] for i in range(nd) if i not in plan.tx)
+    F = keep * math.prod(plan.n[:-1]) * (plan.n[-1] // 2 + 1)
+    per = {which: conv_cost.staged_fft_flops(plan.n, _extents(node, plan.n, plan.x_offset, plan.tx,
+                                                              which), prune, which == "y")
+           for which, prune in (("x", plan.x_prune), ("w", plan.w_prune), ("y", plan.y_prune))}
+    const_w = _is_constant(wo.src)  # a constant kernel's spectrum is folded at compile time
+    flops = (per["x"] * N * C + per["y"] * N * O) * keep + (0 if const_w else per["w"] * O * Cg)
+    spectra = (N * C + N * O) * F + (0 if const_w else O * Cg * F // keep)
+    return conv_cost.fft_seconds(node, flops, F, spectra, conv_cost.rates())
+
+
+def _is_constant(node: Node) -> bool:
+    from funconv.passes.fold import _constant
+
+    return _constant(node)
 
 
 FFT = Algorithm("fft", _fft_why_not, _fft_lower, cost=_fft_cost)
+
+
+def _auto_seconds(node: Apply) -> float:
+    """The estimated seconds of the cheapest "auto" lowering of `node` but the separable one
+    (an uncosted rewrite that applies counts as free: it never loses)."""
+    costs = [0.0 if a.cost is None else a.cost(node) for a in AUTO
+             if a is not SEPARABLE_IF_CHEAPER and a.why_not(node) is None]
+    return min(costs)
+
+
+def _separable_cost(node: Apply) -> float:
+    """The row pass plus the column pass, each at its own cheapest lowering (the same model,
+    on the two conv_general nodes the rewrite would build)."""
+    row, col = separable.hypothetical(node)
+    return _auto_seconds(row) + _auto_seconds(col)
+
+
+# "auto" factors a constant kernel only where the two passes cost fewer multiplications, and
+# then only where they are estimated faster than the whole kernel's cheapest lowering
+SEPARABLE_IF_CHEAPER = attrs.evolve(SEPARABLE, why_not=separable.why_not_cheaper,
+                                    cost=_separable_cost)
 
 # what a user may force: every name ops/conv.py's ALGORITHMS accepts, "auto" aside (tested)
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, SEPARABLE)}
@@ -369,7 +604,8 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, SEP
 # what "auto" may choose. In order: an algorithm without a cost wins when it applies (a
 # rewrite that is never slower); the rest compete on their estimated cost. IM2COL computes
 # every convolution, so it ends the list. SEPARABLE applies only where it saves
-# multiplications (a constant kernel of low rank); its two passes are then chosen in turn.
+# multiplications (a constant kernel of low rank) and competes on the cost of its two passes
+# (each at its cheapest); they are then chosen in turn.
 AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, FFT, IM2COL)
 
 

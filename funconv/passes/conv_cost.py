@@ -8,9 +8,12 @@ stage counts follow ../shared/notes/fft-conv.md section 2:
 - im2col: `2 N O Cg prod(out) prod(k)` GEMM flops (divided by prod(lhs_dilation): the NumPy
   kernel skips the inserted zeros by phases), plus the column matrix written and read.
 - FFT: `2.5 n log2 n` flops per real plane transformed (n = prod of the transform sizes;
-  N C + O Cg forward planes and N O inverse ones), `8 N O Cg F` for the mixing (F complex
-  frequencies), plus the spectra written and read about three times each (pad, transform,
-  relayout for the batched product).
+  N C + O Cg forward planes and N O inverse ones), as staged by passes/conv.py
+  (`staged_fft_flops`: pruned axes transform only their data rows or kept outputs; axes
+  of one kernel tap are not transformed), none for a constant kernel (its spectrum is
+  folded at compile time), `8 N O Cg F` for the mixing (F complex frequencies), plus the
+  spectra written and read about three times each (pad, transform, relayout for the
+  batched product).
 
 Shared spectra (a training step transforms x, w and the cotangent once for three nodes) are
 not credited: each node is costed alone, which favours im2col a little (conservative).
@@ -95,15 +98,56 @@ def im2col_seconds(node, rates: Rates) -> float:
     return flops / rates.gemm + 2 * column / rates.bandwidth
 
 
-def fft_seconds(node, n: tuple, rates: Rates) -> float:
+def group_start(k: int, pruned: tuple) -> int:
+    """The first axis of the trailing run of unpruned axes (the last axis always in it)."""
+    g = k
+    while g > 0 and (g - 1 == k - 1 or g - 1 not in pruned):
+        g -= 1
+    return g
+
+
+def staged_fft_flops(n: tuple, ext: tuple, pruned: tuple, inverse: bool) -> float:
+    """Real flops of one plane's transform over sizes `n` as passes/conv.py stages it: an
+    rfft (irfft) over the trailing run of unpruned axes, one complex pass per other axis
+    (5 m log2 m per line of length m), the pruned axes `pruned` (indices) only over their
+    `ext` data rows (forward: transformed last; inverse: first, then sliced to `ext`).
+    With nothing pruned this is the usual 2.5 N log2 N of a real n-d transform."""
+    k = len(n)
+    g = group_start(k, pruned)
+    h = n[-1] // 2 + 1
+    group = math.prod(n[g:])
+    group_flops = 2.5 * group * math.log2(max(group, 2))
+
+    def line(m, cur, j):
+        return 5 * m * math.log2(max(m, 2)) * math.prod(cur[:j] + cur[j + 1:])
+
+    if not inverse:
+        cur = [ext[j] if j in pruned else n[j] for j in range(k)]
+        flops = group_flops * math.prod(cur[:g])
+        cur[g:] = list(n[g:-1]) + [h]
+        for j in sorted(range(g), key=lambda j: j in pruned):
+            cur[j] = n[j]
+            flops += line(n[j], cur, j)
+        return flops
+    cur = list(n[:-1]) + [h]
+    flops = 0.0
+    for j in sorted(range(g), key=lambda j: j not in pruned):
+        flops += line(n[j], cur, j)
+        if j in pruned:
+            cur[j] = ext[j]
+    return flops + group_flops * math.prod(cur[:g])
+
+
+def fft_seconds(node, transform_flops: float, freqs: int, spectra: int, rates: Rates) -> float:
+    """FFT convolution: `transform_flops` (every plane's staged transforms, summed),
+    the complex mixing over `freqs` frequencies (8 N O Cg F), and `spectra` complex
+    values (the spectra that are computed at run time) written and read about three times
+    each (pad, transform, relayout for the batched product)."""
     p, nd, N, C, O, Cg, out, k = _sizes(node)
-    total = math.prod(n)
-    F = total // n[-1] * (n[-1] // 2 + 1)
-    planes = N * C + O * Cg + N * O
-    transform = 2.5 * total * math.log2(max(total, 2)) * planes
-    mixing = 8 * N * O * Cg * F
-    spectra = planes * F * 2 * node.type.dtype.itemsize  # complex: twice the real itemsize
-    return transform / rates.fft + mixing / rates.mixing + 3 * 2 * spectra / rates.bandwidth
+    mixing = 8 * N * O * Cg * freqs
+    nbytes = spectra * 2 * node.type.dtype.itemsize  # complex: twice the real itemsize
+    return (transform_flops / rates.fft + mixing / rates.mixing
+            + 3 * 2 * nbytes / rates.bandwidth)
 
 
 # --- calibration -----------------------------------------------------------------------------------
@@ -228,4 +272,5 @@ def rates() -> Rates:
     return _RATES
 
 
-__all__ = ["DEFAULT_RATES", "Rates", "fft_seconds", "im2col_seconds", "measure", "rates"]
+__all__ = ["DEFAULT_RATES", "Rates", "fft_seconds", "im2col_seconds", "measure", "rates",
+           "staged_fft_flops"]

@@ -34,6 +34,7 @@ import numpy as np
 from funconv.ir import Apply, Const, Literal, Node
 from funconv.ops.conv import conv_general_p
 from funconv.ops.shape import broadcast_to_p
+from funconv.types import ArrayType
 
 
 def constant_value(node: Node) -> np.ndarray | None:
@@ -98,34 +99,55 @@ def why_not_cheaper(node: Apply) -> str | None:
     return None
 
 
-def lower(b, node: Apply, args: list, lower_conv) -> Node:
-    """The row pass and the column pass (see the module docstring); `lower_conv(b, params,
-    args, source)` builds and lowers each new conv_general node."""
-    x, _ = args
+def passes(node: Apply):
+    """The row pass and the column pass of `node` (see the module docstring): two
+    `(params, kernel)` pairs, the kernels as NumPy arrays."""
     p = node.params
     a, v = factor(constant_value(node.args[1]))
     O, Cg, *ksp = node.args[1].shape
-    C, r, nd = x.shape[1], v.shape[0], len(ksp)
+    C, r, nd = node.args[0].shape[1], v.shape[0], len(ksp)
     G = p["feature_group_count"]
     one = (1,) * (nd - 1)
     # row pass: channel c's r output channels c*r + i hold x[c] against V[i]
     k_row = np.broadcast_to(v.reshape((1, r, 1) + one + (ksp[-1],)),
                             (C, r, 1) + one + (ksp[-1],)).reshape((C * r, 1) + one + (ksp[-1],))
-    row = lower_conv(b, {
+    row = ({
         "window_strides": one + p["window_strides"][-1:],
         "padding": ((0, 0),) * (nd - 1) + p["padding"][-1:],
         "lhs_dilation": (1,) * nd,
         "rhs_dilation": one + p["rhs_dilation"][-1:],
         "feature_group_count": C,
         "algorithm": "auto",
-    }, [x, b.const(np.ascontiguousarray(k_row))], node.source)
+    }, np.ascontiguousarray(k_row))
     # column pass: K2[o, c*r + i, taps..., 0] = A[o, c, taps..., i]
     k_col = np.moveaxis(a, -1, 2).reshape((O, Cg * r) + tuple(ksp[:-1]) + (1,))
-    return lower_conv(b, {
+    col = ({
         "window_strides": p["window_strides"][:-1] + (1,),
         "padding": p["padding"][:-1] + ((0, 0),),
         "lhs_dilation": (1,) * nd,
         "rhs_dilation": p["rhs_dilation"][:-1] + (1,),
         "feature_group_count": G,
         "algorithm": "auto",
-    }, [row, b.const(np.ascontiguousarray(k_col))], node.source)
+    }, np.ascontiguousarray(k_col))
+    return row, col
+
+
+def hypothetical(node: Apply) -> tuple[Apply, Apply]:
+    """The two conv_general nodes `lower` would build (typed, not in any graph; their
+    kernels are Consts): for costing the rewrite before doing it."""
+    (p_row, k_row), (p_col, k_col) = passes(node)
+    prim = node.prim
+    row_w = Const(ArrayType(k_row.shape, k_row.dtype), k_row)
+    row_t = prim.shape_rule(node.args[0].type, row_w.type, **p_row)
+    row = Apply(type=row_t, prim=prim, args=(node.args[0], row_w), params=p_row, source=node.source)
+    col_w = Const(ArrayType(k_col.shape, k_col.dtype), k_col)
+    col = Apply(type=node.type, prim=prim, args=(row, col_w), params=p_col, source=node.source)
+    return row, col
+
+
+def lower(b, node: Apply, args: list, lower_conv) -> Node:
+    """The row pass and the column pass (see the module docstring); `lower_conv(b, params,
+    args, source)` builds and lowers each new conv_general node."""
+    (p_row, k_row), (p_col, k_col) = passes(node)
+    row = lower_conv(b, p_row, [args[0], b.const(k_row)], node.source)
+    return lower_conv(b, p_col, [row, b.const(k_col)], node.source)

@@ -57,7 +57,9 @@ def test_smooth_size():
     ({"padding": 2, "dilation": 2, "groups": 3}, ((2, 3, 16, 16), (6, 1, 3, 3)), (3, 3)),
     ({"padding": 1}, ((2, 2, 6, 7, 8), (2, 2, 3, 3, 3)), (3, 3)),
     # negative padding: the input gradient needs its own placement of the cotangent and kernel
-    ({"padding": (-1, 2)}, ((2, 3, 16, 16), (4, 3, 5, 5)), (5, 3)),
+    # (the kernel's pruned transform shares its row stage, an rfft along the last axis of
+    # equal length: 4 rffts, where the unpruned 2-d transforms needed 5)
+    ({"padding": (-1, 2)}, ((2, 3, 16, 16), (4, 3, 5, 5)), (4, 3)),
 ])
 def test_training_step_shares_spectra(force_fft, kw, shapes, want):
     x, w = (rng.standard_normal(s) for s in shapes)
@@ -179,3 +181,97 @@ def test_measure_is_quick_and_positive():
     r = conv_cost.measure()
     assert time.perf_counter() - t0 < 5
     assert all(v > 0 for v in (r.gemm, r.mixing, r.fft, r.bandwidth))
+
+
+# --- pruned transforms, untransformed axes, folded spectra, costed separable --------------------
+
+
+def _kinds(graph):
+    return [(n.params["fft_type"], n.params["fft_lengths"], n.args[0].type.shape)
+            for n in _prims(graph, fft_p)]
+
+
+def _check(got, ref, dtype):
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    tol = 1e-12 if dtype == np.float64 else 2e-6 + 5e-7 * np.log10(ref.size)
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() <= tol * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_training_step_prunes_the_kernel_transform_and_the_weight_gradient_inverse(force_fft, dtype):
+    # conv11's shape class, smaller: an 11x11 kernel in a 48-point period
+    x = rng.standard_normal((2, 3, 38, 38)).astype(dtype)
+    w = rng.standard_normal((4, 3, 11, 11)).astype(dtype)
+    f, graph = _train_graph(x, w, padding=5)
+    kinds = _kinds(graph)
+    # the kernel: rfft along the last axis of its 11 rows only, then the column transform
+    assert ("rfft", (48,), (4, 3, 11, 48)) in kinds and ("fft", (48,), (4, 3, 25, 48)) in kinds
+    # the weight gradient: the complex inverse along the rows, then irfft of the 11 kept rows
+    assert ("ifft", (48,), (4, 3, 25, 48)) in kinds or ("ifft", (48,), (3, 4, 25, 48)) in kinds
+    assert any(k[0] == "irfft" and k[1] == (48,) and k[2][2] == 11 for k in kinds)
+    assert _ffts(graph) == (3, 3)  # still x, w and the cotangent once each; three inverses
+    fc.config.update("conv_force_algorithm", "direct")
+    ref = fc.jit(fc.value_and_grad(lambda x, w: (fc.conv(x, w, padding=5) ** 2).sum(),
+                                   argnums=(0, 1)))(x.astype(np.float64), w.astype(np.float64))
+    fc.config.update("conv_force_algorithm", "fft")
+    for a, b in zip(fc.tree.leaves(f(x, w))[1:], fc.tree.leaves(ref)[1:]):
+        _check(a, b, dtype)
+
+
+@pytest.mark.parametrize("ks", [(1, 9), (9, 1), (1, 1, 7), (5, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_axes_of_one_tap_are_not_transformed(ks, dtype):
+    """A 1 x k (row) or k x 1 (column) kernel: 1-d transforms along the kernel's long axis
+    only; stride, padding (negative too), and input dilation along the one-tap axes are a
+    placement and a subsample."""
+    nd = len(ks)
+    x = rng.standard_normal((2, 2) + (13,) * nd).astype(dtype)
+    w = rng.standard_normal((3, 2) + ks).astype(dtype)
+    params = dict(window_strides=(2,) + (1,) * (nd - 1), padding=((-1, 3),) + ((4, 2),) * (nd - 1),
+                  lhs_dilation=(1,) * (nd - 1) + (2,), rhs_dilation=(1,) * nd)
+    f = fc.jit(lambda x, w: conv_general_p(x, w, feature_group_count=1, algorithm="fft", **params))
+    graph = f.lower(x, w).graph
+    assert all(len(k[1]) == 1 for k in _kinds(graph))  # one transformed axis
+    ref = conv_general_p(fc.asarray(x.astype(np.float64)), fc.asarray(w.astype(np.float64)),
+                         feature_group_count=1,
+                         algorithm="direct", **params)
+    _check(f(x, w), ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_constant_kernels_spectrum_is_folded(dtype):
+    k = rng.standard_normal((2, 3, 9, 9)).astype(dtype)  # full rank: no separable rewrite
+    x = rng.standard_normal((1, 3, 40, 40)).astype(dtype)
+    f = fc.jit(lambda x: fc.conv(x, k, padding=4, algorithm="fft"))
+    graph = f.lower(x).graph
+    assert _ffts(graph) == (1, 1) and [t[0] for t in _kinds(graph)] == ["rfft", "irfft"]
+    _check(f(x), fc.conv(x.astype(np.float64), k.astype(np.float64), padding=4,
+                         algorithm="direct"), dtype)
+    # a spectrum over MAX_FOLDED_BYTES (8*8*315*158 complex) is finished at run time: the
+    # kernel's row stage (9 rows) is folded, its column transform is not
+    big = rng.standard_normal((8, 8, 9, 9)).astype(dtype)
+    xb = rng.standard_normal((1, 8, 300, 300)).astype(dtype)
+    gb = fc.jit(lambda x: fc.conv(x, big, padding=4, algorithm="fft")).lower(xb).graph
+    assert [t[0] for t in _kinds(gb)] == ["rfft", "fft", "irfft"]
+    assert ("fft", (315,), (8, 8, 158, 315)) in _kinds(gb)
+
+
+def test_separable_competes_on_cost_with_the_whole_kernel():
+    """"auto" on a constant rank-1 kernel: the rewrite is taken only where its two passes
+    (each at its cheapest) are estimated faster than the whole kernel's cheapest lowering."""
+    from funconv.passes import fold_constants
+
+    g1 = np.exp(-0.5 * (np.arange(31) - 15) ** 2 / 25)
+    for size, k in ((512, 31), (64, 31), (200, 9)):
+        kern = np.outer(g1[:k], g1[:k]).astype(np.float32)[None, None]
+        img = np.zeros((1, 1, size, size), np.float32)
+        graph = fold_constants(fc.make_graph(lambda x: fc.conv(x, kern, padding=k // 2))(img))
+        node = _prims(graph, conv_general_p)[0]
+        costs = {a.name: a.cost(node) for a in conv_pass.AUTO
+                 if a.cost is not None and a.why_not(node) is None}
+        assert set(costs) == {"separable", "fft", "im2col"}
+        assert conv_pass.choose(node).name == min(costs, key=costs.get)
+        row, col = conv_pass.separable.hypothetical(node)
+        assert costs["separable"] == pytest.approx(conv_pass._auto_seconds(row)
+                                                   + conv_pass._auto_seconds(col))
