@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from funconv.array import Array
-from funconv.errors import ArgumentError, AxisError, ShapeError
+from funconv.errors import ArgumentError, AxisError, DTypeError, ShapeError
 from funconv.tracing import current
 from funconv.types import (ArrayType, canonical_dtype, result_type, DEFAULT_COMPLEX,
                            DEFAULT_FLOAT, DEFAULT_INT, bool_)
@@ -85,7 +85,7 @@ def asarray(x, dtype=None) -> Array:
     try:
         v = _numpy_from_python(x, dtype)
     except (ValueError, TypeError) as e:
-        if isinstance(e, ArgumentError):
+        if isinstance(e, (ArgumentError, DTypeError)):
             raise
         raise ArgumentError(f"cannot make an array from {describe(x)}: {e}") from None
     return Array._from_value(v.copy() if v is x else v)

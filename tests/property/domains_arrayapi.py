@@ -1,0 +1,74 @@
+"""Domain entries of the Array API's elementwise primitives (funconv/ops/elementwise.py's
+"Array API additions"): the inverse and hyperbolic functions, tan, hypot, copysign,
+nextafter, signbit, integer bitwise not and the shifts. Shifts are checked against Python's
+unbounded ints (x << y wrapped to the dtype, x >> y floored), so counts past the width are
+tested against the mathematical meaning, not NumPy's platform-dependent one."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from domains import DOMAINS, Case, Domain, away, draw_shape, floats, ints, rng
+
+
+def _unary(np_fn, lo=-2.0, hi=2.0, **kw):
+    def sample(data, dtype):
+        return Case((floats(rng(data), draw_shape(data), dtype, lo, hi),))
+
+    return Domain(sample, numpy=np_fn, **kw)
+
+
+def _pair(data, dtype):
+    r = rng(data)
+    shape = draw_shape(data)
+    return Case((away(r, shape, dtype), away(r, shape, dtype)))
+
+
+DOMAINS["tan"] = _unary(np.tan, -1.2, 1.2, rtol=1e-5)
+DOMAINS["sinh"] = _unary(np.sinh, rtol=1e-5)
+DOMAINS["cosh"] = _unary(np.cosh, rtol=1e-5)
+DOMAINS["asin"] = _unary(np.arcsin, -0.9, 0.9, rtol=1e-5)
+DOMAINS["acos"] = _unary(np.arccos, -0.9, 0.9, rtol=1e-5)
+DOMAINS["atan"] = _unary(np.arctan, rtol=1e-5)
+DOMAINS["asinh"] = _unary(np.arcsinh, rtol=1e-5)
+DOMAINS["acosh"] = _unary(np.arccosh, 1.2, 3.0, rtol=1e-5)
+DOMAINS["atanh"] = _unary(np.arctanh, -0.9, 0.9, rtol=1e-5)
+DOMAINS["signbit"] = _unary(np.signbit)
+DOMAINS["hypot"] = Domain(_pair, numpy=lambda x, y: np.sqrt(x.astype(np.float64) ** 2 + y.astype(np.float64) ** 2).astype(x.dtype), rtol=1e-5)
+DOMAINS["copysign"] = Domain(_pair, numpy=lambda x, y: np.where((y < 0) == (x < 0), x, -x))
+DOMAINS["nextafter"] = Domain(_pair, numpy=np.nextafter)
+
+
+def _int_sample(n, shift=False):
+    def sample(data, dtype):
+        r = rng(data)
+        shape = draw_shape(data)
+        dt = np.dtype(data.draw(st.sampled_from(["int8", "int32", "int64", "uint8", "uint16"]),
+                                label="int dtype"))
+        lo = 0 if dt.kind == "u" else -9
+        x = ints(r, shape, lo, 10, dt)
+        if not shift:
+            return Case((x,))
+        return Case((x, ints(r, shape, 0, 8 * dt.itemsize + 3, dt)))
+
+    return sample
+
+
+def _wrap(v, dtype):
+    bits = 8 * dtype.itemsize
+    v %= 2 ** bits
+    return v - 2 ** bits if dtype.kind == "i" and v >= 2 ** (bits - 1) else v
+
+
+def _python_shift(op):
+    def ref(x, y):
+        out = [_wrap(op(int(a), int(b)), x.dtype) for a, b in zip(x.ravel(), y.ravel())]
+        return np.array(out, dtype=x.dtype).reshape(x.shape)
+
+    return ref
+
+
+DOMAINS["bitwise_not"] = Domain(_int_sample(1), numpy=lambda x: _python_shift(lambda a, b: ~a)(x, x))
+DOMAINS["shift_left"] = Domain(_int_sample(2, shift=True), numpy=_python_shift(lambda a, b: a << b))
+DOMAINS["shift_right"] = Domain(_int_sample(2, shift=True), numpy=_python_shift(lambda a, b: a >> b))
