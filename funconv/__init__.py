@@ -24,6 +24,16 @@ from funconv.types import (ArrayType, bool_, complex64, complex128, float32, flo
                            int64)
 
 float_ = float32
+
+# The Array API standard's namespace: its version, inspection namespace and dtype names.
+# `bool` and `pow` are attributes but not in __all__: `from funconv import *` must not
+# shadow the builtins.
+from funconv.ops.array_api import __array_api_version__, __array_namespace_info__  # noqa: E402
+from funconv.ops.elementwise import pow  # noqa: E402,A004
+from funconv.types import int8, int16, uint8, uint16, uint32, uint64  # noqa: E402
+bool = bool_  # noqa: A001
+e, pi, inf, nan = float(__import__("math").e), float(__import__("math").pi), float("inf"), float("nan")
+newaxis = None
 __version__ = "0.1.0"
 
 from funconv import ops as _ops  # noqa: E402
@@ -36,4 +46,5 @@ __all__ = sorted(set(_ops.__all__) | {
     "jit", "make_graph", "load", "save",
     "config", "errors", "tree", "nn", "optim", "random", "testing", "fft",
     "bool_", "complex64", "complex128", "float32", "float64", "float_", "int32", "int64",
+    "int8", "int16", "uint8", "uint16", "uint32", "uint64", "e", "pi", "inf", "nan", "newaxis",
 })

@@ -799,6 +799,6 @@ def sign(x):  # noqa: F811  (replaces the real-only wrapper above)
 
 
 __all__ += ["sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "arcsin", "arccos",
-            "arctan", "arcsinh", "arccosh", "arctanh", "atan2", "pow", "bitwise_invert",
+            "arctan", "arcsinh", "arccosh", "arctanh", "atan2", "bitwise_invert",
             "bitwise_not", "hypot", "copysign", "nextafter", "signbit", "positive",
             "bitwise_left_shift", "bitwise_right_shift", "left_shift", "right_shift"]
