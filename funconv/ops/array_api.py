@@ -180,7 +180,10 @@ def permute_dims(x, /, axes) -> Array:
     """The standard's `transpose(x, axes)`."""
     from funconv.ops.shape import transpose
 
-    return transpose(x, tuple(axes))
+    if axes is None:
+        raise ArgumentError("permute_dims: axes is required (a permutation of the axes); "
+                            "use matrix_transpose or transpose(x) to reverse them")
+    return transpose(x, axes)
 
 
 def matrix_transpose(x, /) -> Array:
@@ -222,7 +225,8 @@ def vecdot(x1, x2, /, *, axis=-1) -> Array:
         raise ArgumentError(f"vecdot: the vectors along axis {axis} differ in length "
                             f"({a.aval.short()}, {b.aval.short()})")
     a, b = promote("vecdot", a, b)
-    return _sum(conj(a) * b, axis=axis if axis < 0 else axis - a.ndim)
+    # dtype kept: the vectors' dtype, not sum's widened accumulator (u8 . u8 is u8)
+    return _sum(conj(a) * b, axis=axis if axis < 0 else axis - a.ndim, dtype=a.dtype)
 
 
 def _cumulative(opname, x, axis, dtype, include_initial, scan, identity):
@@ -360,6 +364,24 @@ def unique_all(x, /) -> UniqueAllResult:
                             asarray(inverse.astype(DEFAULT_INT)), asarray(counts.astype(DEFAULT_INT))))
 
 
-__all__ = ["finfo", "iinfo", "isdtype", "result_type", "can_cast", "concat", "permute_dims",
+def from_dlpack(x, /, *, device=None, copy=None) -> Array:
+    """An Array from any object exporting DLPack (a NumPy, PyTorch, JAX ... CPU array); the
+    data is copied (funconv arrays are immutable), so copy=False raises."""
+    from funconv.ops._core import check_device
+
+    check_device(device, "from_dlpack")
+    if copy is False:
+        raise ValueError("from_dlpack: copy=False, but funconv always copies the data (its "
+                         "arrays are immutable); pass copy=None")
+    if isinstance(x, Array):
+        return x
+    try:
+        v = np.from_dlpack(x)
+    except (TypeError, AttributeError, BufferError, RuntimeError) as e:
+        raise ArgumentError(f"from_dlpack: cannot import {describe(x)}: {e}") from None
+    return asarray(v)
+
+
+__all__ = ["from_dlpack", "finfo", "iinfo", "isdtype", "result_type", "can_cast", "concat", "permute_dims",
            "matrix_transpose", "unstack", "vecdot", "cumulative_sum", "cumulative_prod", "isin",
            "unique_values", "unique_counts", "unique_inverse", "unique_all"]

@@ -413,8 +413,14 @@ def arctan2(x1, x2):
     return atan2_p(y, x)
 
 
-def clip(x, a_min=None, a_max=None):
-    """`np.clip`: limit values to [a_min, a_max] (either may be None)."""
+def clip(x, min=None, max=None, *, a_min=None, a_max=None):  # noqa: A002
+    """`np.clip`: limit values to [min, max] (either may be None); `a_min`/`a_max` are
+    NumPy's older names."""
+    if a_min is not None or a_max is not None:
+        if min is not None or max is not None:
+            raise ArgumentError("clip: give min/max or a_min/a_max, not both")
+        min, max = a_min, a_max  # noqa: A001
+    a_min, a_max = min, max
     out = operand(x, "clip")
     out = out if isinstance(out, Array) else asarray(out)
     if a_min is not None:
@@ -594,9 +600,11 @@ def complex_(re, im):
     return complex_p(re, im)
 
 
-def astype(x, dtype):
-    from funconv.ops._core import astype as _astype
+def astype(x, dtype, *, copy=True, device=None):
+    """`x` converted to `dtype` (`copy` is the Array API's: an immutable Array needs none)."""
+    from funconv.ops._core import astype as _astype, check_device
 
+    check_device(device, "astype")
     return _astype(asarray(operand(x, "astype")), canonical_dtype(dtype))
 
 

@@ -238,9 +238,12 @@ def mean(x, axis=None, dtype=None, keepdims=False) -> Array:
     return sum(x, axis=axes, keepdims=keepdims) / n
 
 
-def var(x, axis=None, dtype=None, ddof=0, keepdims=False) -> Array:
-    """`np.var` (population variance unless `ddof`); integers in float32 unless `dtype`."""
+def var(x, axis=None, dtype=None, ddof=0, keepdims=False, *, correction=None) -> Array:
+    """`np.var` (population variance unless `ddof`, or `correction`, the Array API's name);
+    integers in float32 unless `dtype`."""
     x = _array(x, "var")
+    if correction is not None:
+        ddof = correction
     if dtype is not None:
         x = to_dtype(x, canonical_dtype(dtype))
     elif not is_inexact(x.dtype):
@@ -254,10 +257,11 @@ def var(x, axis=None, dtype=None, ddof=0, keepdims=False) -> Array:
     return sum(sq, axis=axes, keepdims=keepdims) / builtins.max(n - ddof, 0)
 
 
-def std(x, axis=None, dtype=None, ddof=0, keepdims=False) -> Array:
+def std(x, axis=None, dtype=None, ddof=0, keepdims=False, *, correction=None) -> Array:
     """`np.std`: the square root of `var`; its gradient at a constant slice (std 0, a kink) is
     the zero subgradient, as PyTorch's (d sqrt(v) = dv / (2 sqrt(v)) would be 0 / 0)."""
-    return sqrt_zero_subgradient(var(x, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
+    return sqrt_zero_subgradient(var(x, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims,
+                                     correction=correction))
 
 
 def sqrt_zero_subgradient(v) -> Array:

@@ -72,3 +72,19 @@ def _python_shift(op):
 DOMAINS["bitwise_not"] = Domain(_int_sample(1), numpy=lambda x: _python_shift(lambda a, b: ~a)(x, x))
 DOMAINS["shift_left"] = Domain(_int_sample(2, shift=True), numpy=_python_shift(lambda a, b: a << b))
 DOMAINS["shift_right"] = Domain(_int_sample(2, shift=True), numpy=_python_shift(lambda a, b: a >> b))
+
+
+def _searchsorted(data, dtype):
+    r = rng(data)
+    x1 = np.sort(np.round(floats(r, (data.draw(st.integers(1, 6), label="n"),), dtype) * 2) / 2)
+    x2 = (np.round(floats(r, draw_shape(data), dtype) * 2) / 2).astype(dtype)  # ties with x1 too
+    return Case((x1.astype(dtype), x2), {"side": data.draw(st.sampled_from(["left", "right"]))})
+
+
+def _searchsorted_reference(x1, x2, *, side):
+    # the count of elements before the insertion point, by definition
+    below = (x1[None, :] < x2.reshape(-1, 1)) if side == "left" else (x1[None, :] <= x2.reshape(-1, 1))
+    return below.sum(axis=1).astype(np.int32).reshape(x2.shape)
+
+
+DOMAINS["searchsorted"] = Domain(_searchsorted, numpy=_searchsorted_reference)

@@ -36,7 +36,7 @@ NUMPY_RUNS_IMPL = {
     "random_bits", "random_fold_in", "random_permutation", "random_uniform", "real",
     "reduce_prod", "relu", "round", "rsqrt", "scatter_add", "slice", "stop_gradient",
     # Array API special values (complex expm1, inf // y) need more than the bare ufunc
-    "expm1", "floor_divide", "shift_left", "shift_right",
+    "expm1", "floor_divide", "shift_left", "shift_right", "searchsorted",
 }
 
 
