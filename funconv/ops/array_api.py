@@ -20,7 +20,8 @@ from funconv.ops._core import asarray, describe, normalize_axis, operand, to_dty
 from funconv.types import (SUPPORTED, DEFAULT_COMPLEX, DEFAULT_FLOAT, DEFAULT_INT, bool_,
                            canonical_dtype, result_type as _result_type, short_dtype)
 
-__array_api_version__ = "2024.12"
+# 2025.12: tuples from meshgrid/broadcast_arrays/devices, scalars in searchsorted and isin
+__array_api_version__ = "2025.12"
 
 # --- dtypes ------------------------------------------------------------------------------
 
@@ -137,8 +138,8 @@ class _Info:
     def default_device(self):
         return "cpu"
 
-    def devices(self) -> list:
-        return ["cpu"]
+    def devices(self) -> tuple:
+        return ("cpu",)
 
     def default_dtypes(self, *, device=None) -> dict:
         return {"real floating": DEFAULT_FLOAT, "complex floating": DEFAULT_COMPLEX,
@@ -370,11 +371,11 @@ def from_dlpack(x, /, *, device=None, copy=None) -> Array:
     from funconv.ops._core import check_device
 
     check_device(device, "from_dlpack")
+    if isinstance(x, Array):
+        return x  # immutable: sharing it is never observable, so no copy is needed
     if copy is False:
         raise ValueError("from_dlpack: copy=False, but funconv always copies the data (its "
                          "arrays are immutable); pass copy=None")
-    if isinstance(x, Array):
-        return x
     try:
         v = np.from_dlpack(x)
     except (TypeError, AttributeError, BufferError, RuntimeError) as e:

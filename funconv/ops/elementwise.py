@@ -66,10 +66,11 @@ def _expm1(x):
 def _floor_divide(x, y):
     out = np.floor_divide(x, y)
     if x.dtype.kind == "f":
-        # the Array API's table: +-inf // finite nonzero is +-inf (floor(x / y)), not NumPy's NaN
-        fix = np.isinf(x) & np.isfinite(y) & (y != 0)
+        # the Array API's table is floor(x / y) where an operand is infinite: +-inf // finite
+        # nonzero is +-inf (NumPy: NaN), finite // +-inf is +-0 (NumPy: -1 for opposite signs)
+        fix = (np.isinf(x) & np.isfinite(y) & (y != 0)) | (np.isfinite(x) & np.isinf(y))
         if fix.any():
-            out = np.where(fix, x / y, out)
+            out = np.where(fix, np.floor(x / y), out)
     return out
 
 

@@ -629,15 +629,16 @@ def searchsorted(x1, x2, /, *, side="left", sorter=None) -> Array:
 
     if side not in ("left", "right"):
         raise ArgumentError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
-    a, v = _array(x1, "searchsorted"), _array(x2, "searchsorted")
+    from funconv.ops._core import dtype_of, operand, to_dtype
+    from funconv.types import result_type
+
+    a, v = _array(x1, "searchsorted"), operand(x2, "searchsorted")  # a scalar x2 stays weak
     if a.ndim != 1:
         raise ShapeError(f"searchsorted: x1 must be 1-d (sorted), got {a.aval.short()}")
     if sorter is not None:
         a = take(a, sorter)
-    from funconv.types import result_type
-
-    dt = result_type(a.dtype, v.dtype)
-    return searchsorted_p(a.astype(dt), v.astype(dt), side=side)
+    dt = result_type(a.dtype, dtype_of(v))
+    return searchsorted_p(to_dtype(a, dt), to_dtype(v, dt), side=side)
 
 
 __all__ += ["searchsorted"]
