@@ -19,6 +19,7 @@ from funconv.staging import make_graph
 from funconv.jit import jit
 from funconv import nn, optim, random, testing  # noqa: F401,E402
 from funconv import fft  # noqa: F401,E402  (the module: fc.fft.rfftn, ...)
+from funconv import linalg  # noqa: F401,E402  (the Array API's extension: fc.linalg.solve, ...)
 import funconv.backends.numpy  # noqa: E402  (registers the NumPy kernels for eager mode)
 from funconv.types import (ArrayType, bool_, complex64, complex128, float32, float64, int32,  # noqa: F401
                            int64)
@@ -44,7 +45,7 @@ __all__ = sorted(set(_ops.__all__) | {
     "adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "max_pool",
     "custom_vjp", "grad", "hessian", "jacfwd", "jacrev", "jvp", "stop_gradient", "value_and_grad", "vjp",
     "jit", "make_graph", "load", "save",
-    "config", "errors", "tree", "nn", "optim", "random", "testing", "fft",
+    "config", "errors", "tree", "nn", "optim", "random", "testing", "fft", "linalg",
     "bool_", "complex64", "complex128", "float32", "float64", "float_", "int32", "int64",
     "int8", "int16", "uint8", "uint16", "uint32", "uint64", "e", "pi", "inf", "nan", "newaxis",
 })

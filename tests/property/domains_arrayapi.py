@@ -88,3 +88,62 @@ def _searchsorted_reference(x1, x2, *, side):
 
 
 DOMAINS["searchsorted"] = Domain(_searchsorted, numpy=_searchsorted_reference)
+
+
+# --- linalg decompositions (funconv/ops/decomp.py) --------------------------------------------
+
+
+def _matrices(data, dtype, spd=False):
+    r = rng(data)
+    n = data.draw(st.integers(1, 4), label="n")
+    batch = draw_shape(data, max_dims=1, max_side=2)
+    a = r.normal(size=batch + (n, n))
+    if spd:  # well conditioned, distinct eigenvalues (eigh's derivative needs them)
+        a = a @ np.swapaxes(a, -1, -2) + np.diag(np.arange(1, n + 1) * 2.0)
+    else:
+        a = a + 3 * np.eye(n)  # far from singular
+    return a.astype(dtype)
+
+
+DOMAINS["inv"] = Domain(lambda data, dtype: Case((_matrices(data, dtype),)), numpy=np.linalg.inv,
+                        rtol=1e-4, atol=1e-5)
+DOMAINS["det"] = Domain(lambda data, dtype: Case((_matrices(data, dtype),)), numpy=np.linalg.det,
+                        rtol=1e-4, atol=1e-5)
+
+
+def _solve(data, dtype):
+    a = _matrices(data, dtype)
+    k = data.draw(st.integers(1, 3), label="k")
+    return Case((a, rng(data).normal(size=a.shape[:-1] + (k,)).astype(dtype)))
+
+
+DOMAINS["solve"] = Domain(_solve, numpy=lambda a, b: np.einsum("...ij,...jk->...ik", np.linalg.inv(a), b),
+                          rtol=1e-4, atol=1e-5)
+
+
+def _cholesky_reference(a):
+    # the Cholesky-Banachiewicz recurrence, independent of LAPACK
+    a = a.astype(np.float64)
+    out = np.zeros_like(a)
+    n = a.shape[-1]
+    for i in range(n):
+        for j in range(i + 1):
+            s = a[..., i, j] - (out[..., i, :j] * out[..., j, :j]).sum(-1)
+            out[..., i, j] = np.sqrt(s) if i == j else s / out[..., j, j]
+    return out
+
+
+# the derivative checks perturb every entry; only symmetric perturbations keep the input
+# symmetric, so the checks go through fc.linalg (which symmetrises) in the unit tests, and
+# the impls are checked here
+DOMAINS["cholesky"] = Domain(lambda data, dtype: Case((_matrices(data, dtype, spd=True),)),
+                             numpy=lambda a: _cholesky_reference(a).astype(a.dtype), rtol=1e-4,
+                             atol=1e-5, vjp_is_derivative=False)
+
+
+
+
+DOMAINS["eigh"] = Domain(lambda data, dtype: Case((_matrices(data, dtype, spd=True),)),
+                         numpy=lambda a: np.concatenate(
+                             [np.linalg.eigvalsh(a)[..., None, :], np.linalg.eigh(a)[1]], axis=-2),
+                         rtol=1e-4, atol=1e-4, vjp_is_derivative=False)

@@ -37,6 +37,8 @@ NUMPY_RUNS_IMPL = {
     "reduce_prod", "relu", "round", "rsqrt", "scatter_add", "slice", "stop_gradient",
     # Array API special values (complex expm1, inf // y) need more than the bare ufunc
     "expm1", "floor_divide", "shift_left", "shift_right", "searchsorted",
+    # linalg decompositions: LAPACK through their impls
+    "inv", "solve", "det", "cholesky", "eigh",
 }
 
 

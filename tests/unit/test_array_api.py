@@ -266,3 +266,59 @@ def test_compositions_differentiate():
     check_grads(lambda v: fc.sign(fc.complex_(v, v + 1)).real, (x,), order=1)
     g = fc.grad(lambda v: fc.unique_values(v).sum())(fc.array([2.0, 1.0, 2.0]))
     assert g.tolist() == [1.0, 1.0, 0.0]  # the first occurrence carries the gradient
+
+
+# --- the linalg extension --------------------------------------------------------------------
+
+def _spd(n=3, seed=0):
+    a = np.random.default_rng(seed).normal(size=(2, n, n))
+    return a @ np.swapaxes(a, -1, -2) + np.diag(np.arange(1.0, n + 1) * 2)
+
+
+def test_linalg_values_match_numpy():
+    a = np.random.default_rng(1).normal(size=(2, 3, 3)) + 3 * np.eye(3)
+    b = np.random.default_rng(2).normal(size=(2, 3, 2))
+    la = fc.linalg
+    np.testing.assert_allclose(np.asarray(la.inv(a)), np.linalg.inv(a), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(la.solve(a, b)), np.linalg.solve(a, b), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(la.solve(a[0], b[0, :, 0])), np.linalg.solve(a[0], b[0, :, 0]))
+    np.testing.assert_allclose(np.asarray(la.det(a)), np.linalg.det(a), rtol=1e-10)
+    s, l = la.slogdet(a)
+    np.testing.assert_allclose(np.asarray(l), np.linalg.slogdet(a)[1], rtol=1e-10)
+    spd = _spd()
+    np.testing.assert_allclose(np.asarray(la.cholesky(spd)), np.linalg.cholesky(spd), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(la.cholesky(spd, upper=True)),
+                               np.swapaxes(np.linalg.cholesky(spd), -1, -2), rtol=1e-10)
+    w, v = la.eigh(spd)
+    np.testing.assert_allclose(np.asarray(w), np.linalg.eigvalsh(spd), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(v @ (w[..., None] * v.mT)), spd, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(la.matrix_norm(a, ord=1)), np.linalg.norm(a, 1, axis=(-2, -1)))
+    np.testing.assert_allclose(np.asarray(la.vector_norm(a, axis=-1, ord=3)),
+                               np.linalg.norm(a, 3, axis=-1), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(la.matrix_power(a, -3)), np.linalg.matrix_power(a, -3), rtol=1e-8)
+    assert la.cross(fc.array([1.0, 0, 0]), fc.array([0.0, 1, 0])).tolist() == [0, 0, 1]
+    assert np.isnan(np.asarray(la.cholesky(-np.eye(2)))).all()  # not positive definite: NaN
+
+
+def test_linalg_gradients():
+    a = fc.asarray(np.random.default_rng(1).normal(size=(3, 3)) + 3 * np.eye(3))
+    b = fc.asarray(np.random.default_rng(2).normal(size=(3, 2)))
+    spd = fc.asarray(_spd()[0])
+    la = fc.linalg
+    check_grads(la.inv, (a,), order=2)
+    check_grads(la.solve, (a, b), order=2)
+    check_grads(la.det, (a,), order=2)
+    check_grads(lambda m: la.slogdet(m).logabsdet, (a,), order=1)
+    check_grads(lambda m: la.cholesky(m), (spd,), order=2)
+    check_grads(lambda m: la.eigvalsh(m + m.mT), (spd,), order=1)
+    check_grads(lambda m: la.eigh(m + m.mT).eigenvectors ** 2, (spd,), order=1)  # sign-free
+    check_grads(lambda m: la.vector_norm(m), (a,), order=2)
+
+
+def test_linalg_errors():
+    with pytest.raises(ShapeError, match=r"linalg.inv: needs a stack of square matrices .*f32\[2,3\]"):
+        fc.linalg.inv(fc.zeros((2, 3)))
+    with pytest.raises(DTypeError, match=r"cholesky: needs real floating matrices, got c64\[2,2\]"):
+        fc.linalg.cholesky(fc.zeros((2, 2), fc.complex64))
+    with pytest.raises(fc.errors.ArgumentError, match="'nuc' need an SVD"):
+        fc.linalg.matrix_norm(fc.eye(2), ord="nuc")
