@@ -359,6 +359,45 @@ class Array:
     def __ror__(self, o): return _ops.bitwise_or(o, self)
     def __xor__(self, o): return _ops.bitwise_xor(self, o)
     def __rxor__(self, o): return _ops.bitwise_xor(o, self)
+    def __lshift__(self, o): return _ops.bitwise_left_shift(self, o)
+    def __rlshift__(self, o): return _ops.bitwise_left_shift(o, self)
+    def __rshift__(self, o): return _ops.bitwise_right_shift(self, o)
+    def __rrshift__(self, o): return _ops.bitwise_right_shift(o, self)
+
+    # -- the Array API standard's array object -----------------------------------------------
+    def __array_namespace__(self, *, api_version=None):
+        """funconv itself (the standard's namespace lookup); only its version is offered."""
+        import sys
+
+        fc = sys.modules["funconv"]
+        if api_version is not None and api_version != fc.__array_api_version__:
+            raise ValueError(f"__array_namespace__: funconv implements Array API "
+                             f"{fc.__array_api_version__}, not {api_version!r}; pass None")
+        return fc
+
+    @property
+    def device(self) -> str:
+        """Where the data lives: always "cpu" (eager values are NumPy arrays)."""
+        return "cpu"
+
+    def to_device(self, device, /, *, stream=None) -> "Array":
+        if device != "cpu":
+            raise ValueError(f"to_device: funconv arrays live on 'cpu' only, got {device!r}")
+        return self
+
+    @property
+    def mT(self) -> "Array":
+        """The transpose of the last two axes (a stack of matrices)."""
+        return _ops.matrix_transpose(self)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        # exported through a read-only NumPy view of the eager value (NumPy refuses to export
+        # a read-only buffer without copy=True, so that is asked for: the Array stays immutable)
+        v = self._require_value("__dlpack__")
+        return v.copy().__dlpack__(stream=stream)
+
+    def __dlpack_device__(self):
+        return (1, 0)  # kDLCPU, device 0
 
 
 class _IndexUpdateHelper:

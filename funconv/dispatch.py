@@ -266,8 +266,8 @@ def _builder(t, start: int):
 
 def _numpy_dtypes() -> dict:
     """{dtype of a NumPy argument: the dtype it is passed on with}, as fc.asarray maps them:
-    supported dtypes (float64 and int64 included) unchanged, others (uint8, float16, ...)
-    to the nearest supported one. Anything absent (non-native byte order, strings) takes
+    the Array API dtypes unchanged; others (float16, ...) are absent: the general path
+    explains. Anything absent (non-native byte order, strings) takes
     the general path, which converts or explains."""
     table = {}
     for name in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",

@@ -39,7 +39,7 @@ import numpy as np
 
 from funconv.array import Array
 from funconv.errors import ArgumentError, AxisError, DTypeError, ShapeError
-from funconv.ops._core import asarray, astype, normalize_axis, operand, static_int, static_ints, to_dtype
+from funconv.ops._core import asarray, astype, check_device, normalize_axis, operand, static_int, static_ints, to_dtype
 from funconv.ops.fft import fft_p
 from funconv.ops.shape import concatenate, pad_p, slice_p, transpose
 from funconv.types import DEFAULT_FLOAT, canonical_dtype, complex_dtype
@@ -297,20 +297,22 @@ def _freq_args(n, d, dtype, opname):
     return n, d, dtype
 
 
-def fftfreq(n, d=1.0, *, dtype=None) -> Array:
+def fftfreq(n, d=1.0, *, dtype=None, device=None) -> Array:
     """The sample frequencies of an n-point `fft`, `numpy.fft.fftfreq`:
     `[0, 1, ..., (n-1)//2, -(n//2), ..., -1] / (d * n)`.
 
     A constant (shape (n,)); `dtype` defaults to float32, as JAX. Computed in float64, then
     cast. ShapeError for n < 1, ArgumentError for a non-number d.
     """
+    check_device(device, "fftfreq")
     n, d, dtype = _freq_args(n, d, dtype, "fftfreq")
     return asarray(np.fft.fftfreq(n, d).astype(dtype))
 
 
-def rfftfreq(n, d=1.0, *, dtype=None) -> Array:
+def rfftfreq(n, d=1.0, *, dtype=None, device=None) -> Array:
     """The sample frequencies of an n-point `rfft`, `numpy.fft.rfftfreq`:
     `[0, 1, ..., n//2] / (d * n)`, shape (n // 2 + 1,). As `fftfreq`."""
+    check_device(device, "rfftfreq")
     n, d, dtype = _freq_args(n, d, dtype, "rfftfreq")
     return asarray(np.fft.rfftfreq(n, d).astype(dtype))
 
@@ -355,5 +357,30 @@ def ifftshift(x, axes=None) -> Array:
     return _shift(x, axes, "ifftshift", -1)
 
 
-__all__ = ["fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn",
+_SWAP_NORM = {None: "forward", "backward": "forward", "forward": "backward", "ortho": "ortho"}
+
+
+def _norm_arg(norm, opname):
+    if norm not in _SWAP_NORM:
+        raise ArgumentError(f"{opname}: norm must be 'backward', 'ortho' or 'forward', got {norm!r}")
+    return _SWAP_NORM[norm]
+
+
+def hfft(a, n=None, axis=-1, norm=None) -> Array:
+    """DFT of a Hermitian-symmetric signal given by its half, `numpy.fft.hfft`: a real
+    result of length n (default 2 * (m - 1)). It is `irfft(conj(a))` with the norm's
+    direction swapped (the forward transform of the signal the half spectrum stands for)."""
+    from funconv.ops.elementwise import conj
+
+    return irfft(conj(asarray(operand(a, "hfft"))), n, axis, _norm_arg(norm, "hfft"))
+
+
+def ihfft(a, n=None, axis=-1, norm=None) -> Array:
+    """Inverse of `hfft`, `numpy.fft.ihfft`: `conj(rfft(a))` with the norm's direction swapped."""
+    from funconv.ops.elementwise import conj
+
+    return conj(rfft(a, n, axis, _norm_arg(norm, "ihfft")))
+
+
+__all__ = ["hfft", "ihfft", "fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn",
            "irfftn", "fftfreq", "rfftfreq", "fftshift", "ifftshift"]

@@ -22,7 +22,7 @@ with funconv.tree.
 
 NumPy arrays are passed to the generated code *uncopied* (a data batch per
 training step costs no copy): their dtype is canonicalised as `fc.asarray`
-does (float64 and int64 stay; uint8 -> int32, float16 -> float32), and the
+does (every Array API dtype stays; float16 is rejected), and the
 generated code never writes into a non-donated input (it gets a read-only
 view, so an impl that tried would fail rather than change the caller's
 data). An output that may share memory with such an array (the backend's

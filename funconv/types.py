@@ -19,15 +19,23 @@ int64 = np.dtype("int64")
 bool_ = np.dtype("bool")
 complex64 = np.dtype("complex64")
 complex128 = np.dtype("complex128")
+int8 = np.dtype("int8")
+int16 = np.dtype("int16")
+uint8 = np.dtype("uint8")
+uint16 = np.dtype("uint16")
+uint32 = np.dtype("uint32")
+uint64 = np.dtype("uint64")
 
-SUPPORTED = (bool_, int32, int64, float32, float64, complex64, complex128)
-_SHORT = {bool_: "bool", int32: "i32", int64: "i64", float32: "f32", float64: "f64",
+# The Array API standard's dtypes. Any other (float16, longdouble, ...) is rejected rather
+# than replaced: a silent substitution changes results (uint8 wraps at 256, int32 does not).
+SUPPORTED = (bool_, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64,
+             complex64, complex128)
+_SHORT = {bool_: "bool", int8: "i8", int16: "i16", int32: "i32", int64: "i64", uint8: "u8",
+          uint16: "u16", uint32: "u32", uint64: "u64", float32: "f32", float64: "f64",
           complex64: "c64", complex128: "c128"}
-# NumPy dtypes funconv does not carry are mapped to the nearest supported one.
-_CANONICAL = {np.dtype(t): np.dtype(c) for t, c in [
-    ("int8", "int32"), ("int16", "int32"), ("uint8", "int32"), ("uint16", "int32"),
-    ("uint32", "int64"), ("uint64", "int64"), ("float16", "float32"),
-]}
+# what to suggest for a dtype funconv does not carry
+_NEAREST = {np.dtype("float16"): "float32", np.dtype("longdouble"): "float64",
+            np.dtype("clongdouble"): "complex128"}
 
 DEFAULT_FLOAT = float32
 DEFAULT_INT = int32
@@ -51,8 +59,9 @@ def canonical_dtype(dtype) -> np.dtype:
                          f"{', '.join(str(s) for s in SUPPORTED)}") from None
     if d in _SHORT:
         return d
-    if d in _CANONICAL:
-        return _CANONICAL[d]
+    if d in _NEAREST:
+        raise DTypeError(f"dtype {d} is not supported by funconv (it is not an Array API "
+                         f"dtype); convert the data first, e.g. x.astype(np.{_NEAREST[d]})")
     raise DTypeError(f"dtype {d} is not supported by funconv; use one of "
                      f"{', '.join(str(s) for s in SUPPORTED)}")
 
@@ -131,7 +140,21 @@ def _join_strong(a: np.dtype, b: np.dtype) -> np.dtype:
         if kind_rank(hi) == 3 and kind_rank(lo) == 2:  # float with complex: keep precision
             return complex128 if (hi == complex128 or lo == float64) else complex64
         return hi  # bool/int give way to the higher kind (i32 + f32 -> f32, as JAX)
+    if a.kind != b.kind and a.kind in "iu" and b.kind in "iu":
+        return _join_mixed_int(a, b)
     return a if a.itemsize >= b.itemsize else b
+
+
+def _join_mixed_int(a: np.dtype, b: np.dtype) -> np.dtype:
+    """A signed and an unsigned int, as JAX's lattice (and the Array API standard): the
+    smallest signed type holding both (u8 + i8 -> i16); uint64 with a signed type has no
+    integer joint and becomes float64, as in JAX."""
+    u, s = (a, b) if a.kind == "u" else (b, a)
+    if s.itemsize > u.itemsize:
+        return s
+    if u.itemsize < 8:
+        return np.dtype(f"int{16 * u.itemsize}")
+    return float64
 
 
 def _weak_kind(x) -> int:

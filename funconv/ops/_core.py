@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from funconv.array import Array
-from funconv.errors import ArgumentError, AxisError, ShapeError
+from funconv.errors import ArgumentError, AxisError, DTypeError, ShapeError
 from funconv.tracing import current
 from funconv.types import (ArrayType, canonical_dtype, result_type, DEFAULT_COMPLEX,
                            DEFAULT_FLOAT, DEFAULT_INT, bool_)
@@ -69,13 +69,26 @@ def _stack_nested(x, dtype) -> Array:
     return asarray(operand(x, "array"), dtype) if not isinstance(x, Array) or dtype is not None else x
 
 
-def asarray(x, dtype=None) -> Array:
+def check_device(device, opname: str) -> None:
+    """The Array API's `device=` argument: funconv has one device, "cpu" (or None)."""
+    if device is not None and device != "cpu":
+        raise ArgumentError(f"{opname}: device must be None or 'cpu' (funconv's only device), "
+                            f"got {device!r}")
+
+
+def asarray(x, dtype=None, *, device=None, copy=None) -> Array:
     """Convert `x` (Array, NumPy array, Python scalar or nested list) to an Array.
 
     Python floats become float32 and ints int32 (as in JAX); NumPy arrays keep
     their dtype. Does not copy an Array that already has the dtype. A list of
-    Arrays is stacked (it stays differentiable and traceable).
+    Arrays is stacked (it stays differentiable and traceable). `copy` (the Array API's) only
+    matters with False: NumPy data is always copied, so that raises unless x is an Array of
+    the dtype (an Array is immutable: sharing it is never observable).
     """
+    check_device(device, "asarray")
+    if copy is False and not (isinstance(x, Array) and (dtype is None or canonical_dtype(dtype) == x.dtype)):
+        raise ValueError(f"asarray: copy=False, but {describe(x)} must be copied to become a funconv "
+                         "Array (NumPy data is always copied); pass copy=None")
     if isinstance(x, Array):
         return x if dtype is None else astype(x, dtype)
     if isinstance(x, (list, tuple)) and _holds_array(x):
@@ -85,7 +98,7 @@ def asarray(x, dtype=None) -> Array:
     try:
         v = _numpy_from_python(x, dtype)
     except (ValueError, TypeError) as e:
-        if isinstance(e, ArgumentError):
+        if isinstance(e, (ArgumentError, DTypeError)):
             raise
         raise ArgumentError(f"cannot make an array from {describe(x)}: {e}") from None
     return Array._from_value(v.copy() if v is x else v)

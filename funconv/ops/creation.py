@@ -10,7 +10,7 @@ import numpy as np
 
 from funconv.array import Array
 from funconv.errors import ArgumentError
-from funconv.ops._core import asarray, broadcast_to, describe, operand, static_int
+from funconv.ops._core import asarray, broadcast_to, check_device, describe, operand, static_int
 from funconv.tracing import current
 from funconv.types import DEFAULT_FLOAT, canonical_dtype, result_type
 
@@ -27,8 +27,9 @@ def _shape(shape, opname) -> tuple[int, ...]:
     return shape
 
 
-def full(shape, fill_value, dtype=None) -> Array:
+def full(shape, fill_value, dtype=None, *, device=None) -> Array:
     """An array of `shape` filled with `fill_value` (a scalar or broadcastable array)."""
+    check_device(device, "full")
     shape = _shape(shape, "full")
     operand(fill_value, "full")  # a string or an arbitrary object is refused here
     if isinstance(fill_value, Array) or isinstance(fill_value, (np.ndarray, list)):
@@ -43,22 +44,26 @@ def _dtype_or_float(dtype):
     return DEFAULT_FLOAT if dtype is None else canonical_dtype(dtype)
 
 
-def zeros(shape, dtype=DEFAULT_FLOAT) -> Array:
+def zeros(shape, dtype=DEFAULT_FLOAT, *, device=None) -> Array:
+    check_device(device, "zeros")
     """Zeros of `shape` (float32 by default)."""
     return full(shape, 0, _dtype_or_float(dtype))
 
 
-def ones(shape, dtype=DEFAULT_FLOAT) -> Array:
+def ones(shape, dtype=DEFAULT_FLOAT, *, device=None) -> Array:
+    check_device(device, "ones")
     """Ones of `shape` (float32 by default)."""
     return full(shape, 1, _dtype_or_float(dtype))
 
 
-def empty(shape, dtype=DEFAULT_FLOAT) -> Array:
+def empty(shape, dtype=DEFAULT_FLOAT, *, device=None) -> Array:
+    check_device(device, "empty")
     """Zeros: an immutable array has no use for uninitialised memory."""
     return zeros(shape, dtype)
 
 
-def empty_like(x, dtype=None, shape=None) -> Array:
+def empty_like(x, dtype=None, shape=None, *, device=None) -> Array:
+    check_device(device, "empty_like")
     """`zeros_like` (see `empty`)."""
     return zeros_like(x, dtype, shape)
 
@@ -69,23 +74,27 @@ def _like(x, dtype, shape):
     return (x.dtype if dtype is None else canonical_dtype(dtype)), (x.shape if shape is None else shape)
 
 
-def zeros_like(x, dtype=None, shape=None) -> Array:
+def zeros_like(x, dtype=None, shape=None, *, device=None) -> Array:
+    check_device(device, "zeros_like")
     dt, sh = _like(x, dtype, shape)
     return full(sh, 0, dt)
 
 
-def ones_like(x, dtype=None, shape=None) -> Array:
+def ones_like(x, dtype=None, shape=None, *, device=None) -> Array:
+    check_device(device, "ones_like")
     dt, sh = _like(x, dtype, shape)
     return full(sh, 1, dt)
 
 
-def full_like(x, fill_value, dtype=None, shape=None) -> Array:
+def full_like(x, fill_value, dtype=None, shape=None, *, device=None) -> Array:
+    check_device(device, "full_like")
     dt, sh = _like(x, dtype, shape)
     return full(sh, fill_value, dt)
 
 
-def arange(start, stop=None, step=1, dtype=None) -> Array:
+def arange(start, stop=None, step=1, dtype=None, *, device=None) -> Array:
     """`np.arange`; int32 for int arguments, float32 for float ones (as JAX)."""
+    check_device(device, "arange")
     bounds = []
     for v in (start, stop, step):
         if isinstance(v, Array):
@@ -107,8 +116,9 @@ def arange(start, stop=None, step=1, dtype=None) -> Array:
     return Array._from_value(np.arange(start, stop, step, dtype=canonical_dtype(dtype)))
 
 
-def linspace(start, stop, num=50, endpoint=True, dtype=None) -> Array:
+def linspace(start, stop, num=50, endpoint=True, dtype=None, *, device=None) -> Array:
     """`np.linspace` (float32 unless `dtype`)."""
+    check_device(device, "linspace")
     dt = canonical_dtype(dtype) if dtype is not None else DEFAULT_FLOAT
     ends = []
     for v in (start, stop):
@@ -124,8 +134,9 @@ def linspace(start, stop, num=50, endpoint=True, dtype=None) -> Array:
     return Array._from_value(np.linspace(start, stop, num, endpoint=endpoint).astype(dt))
 
 
-def eye(N, M=None, k=0, dtype=DEFAULT_FLOAT) -> Array:
+def eye(N, M=None, k=0, dtype=DEFAULT_FLOAT, *, device=None) -> Array:
     """`np.eye` (float32 by default)."""
+    check_device(device, "eye")
     N, k = static_int(N, "N", "eye"), static_int(k, "k", "eye")
     M = N if M is None else static_int(M, "M", "eye")
     if N < 0 or M < 0:
@@ -145,7 +156,7 @@ def tri(N, M=None, k=0, dtype=DEFAULT_FLOAT) -> Array:
     return Array._from_value(np.tri(N, M, k, dtype=_dtype_or_float(dtype)))
 
 
-def meshgrid(*xs, indexing="xy") -> list[Array]:
+def meshgrid(*xs, indexing="xy") -> tuple[Array, ...]:
     """`np.meshgrid` of 1-d arrays ("xy": Cartesian, "ij": matrix indexing)."""
     from funconv.ops.shape import reshape
 
@@ -160,7 +171,7 @@ def meshgrid(*xs, indexing="xy") -> list[Array]:
         axis = {0: 1, 1: 0}.get(i, i) if indexing == "xy" and len(arrs) >= 2 else i
         view = reshape(a, tuple(-1 if d == axis else 1 for d in range(len(arrs))))
         out.append(broadcast_to(view, tuple(shape)))
-    return out
+    return tuple(out)  # a tuple, as the Array API (and NumPy 2) return
 
 
 __all__ = ["zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "empty", "empty_like",

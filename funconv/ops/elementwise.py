@@ -49,6 +49,31 @@ def _logistic(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
+def _expm1(x):
+    if x.dtype.kind != "c":
+        return np.expm1(x)
+    # NumPy's complex expm1 is exp(a)cos(b) - 1 + i exp(a)sin(b): NaN at inf * 0. Finite z use
+    # expm1(a)cos(b) - 2sin^2(b/2) (accurate near 0); the others exp(z) - 1, whose special
+    # values (C99's) are the Array API's table for expm1 (exp(inf+0j) - 1 = inf+0j, ...)
+    a, b = x.real, x.imag
+    finite = np.isfinite(x)
+    re = np.expm1(a) * np.cos(b) - 2 * np.sin(b / 2) ** 2
+    im = np.exp(a) * np.sin(b)
+    out = np.where(finite, re + 1j * im, np.exp(x) - 1)
+    return out.astype(x.dtype, copy=False)
+
+
+def _floor_divide(x, y):
+    out = np.floor_divide(x, y)
+    if x.dtype.kind == "f":
+        # the Array API's table is floor(x / y) where an operand is infinite: +-inf // finite
+        # nonzero is +-inf (NumPy: NaN), finite // +-inf is +-0 (NumPy: -1 for opposite signs)
+        fix = (np.isinf(x) & np.isfinite(y) & (y != 0)) | (np.isfinite(x) & np.isinf(y))
+        if fix.any():
+            out = np.where(fix, np.floor(x / y), out)
+    return out
+
+
 def _rsqrt(x):
     return (1 / np.sqrt(x)).astype(x.dtype, copy=False)
 
@@ -74,7 +99,7 @@ exp_p = elementwise("exp", _q(np.exp), lambda ct, out, x: (ct * out,), c_expr="e
 log_p = elementwise("log", _q(np.log), lambda ct, out, x: (ct / x,), c_expr="log({0})", kinds="fc")
 log1p_p = elementwise("log1p", _q(np.log1p), lambda ct, out, x: (ct / (1 + x),),
                       c_expr="log1p({0})", kinds="fc")
-expm1_p = elementwise("expm1", _q(np.expm1), lambda ct, out, x: (ct * (out + 1),),
+expm1_p = elementwise("expm1", _q(_expm1), lambda ct, out, x: (ct * (out + 1),),
                       c_expr="expm1({0})", kinds="fc")
 sin_p = elementwise("sin", np.sin, lambda ct, out, x: (ct * cos(x),), c_expr="sin({0})", kinds="fc")
 cos_p = elementwise("cos", np.cos, lambda ct, out, x: (-ct * sin(x),), c_expr="cos({0})", kinds="fc")
@@ -211,7 +236,7 @@ def _rem_vjp(ct, out, x, y):
     return ct, -ct * floor_divide_p(x, y)
 
 
-floor_divide_p = elementwise("floor_divide", _q(np.floor_divide), lambda ct, out, x, y: (None, None),
+floor_divide_p = elementwise("floor_divide", _q(_floor_divide), lambda ct, out, x, y: (None, None),
                              c_expr="floor({0}/{1})", kinds="iuf")
 rem_p = elementwise("rem", _q(np.remainder), _rem_vjp, c_expr="({0}-floor({0}/{1})*{1})", kinds="iuf")
 
@@ -290,6 +315,18 @@ def _unary(prim, opname):
     return f
 
 
+def _rounding(prim, opname):
+    def f(x):
+        x = operand(x, opname)
+        x = x if isinstance(x, Array) else asarray(x)
+        # an integer is already integral: returned as is, in its dtype (NumPy 2, JAX, Array API)
+        return x if x.dtype.kind in "biu" else prim(_float_operand(x, opname))
+
+    f.__name__ = f.__qualname__ = opname
+    f.__doc__ = f"Elementwise `{opname}` (NumPy's meaning); integer arrays are returned unchanged."
+    return f
+
+
 def _binary(prim, opname):
     def f(x, y):
         return prim(*promote(opname, x, y))
@@ -309,12 +346,12 @@ tanh = _unary_float(tanh_p, "tanh")
 sigmoid = logistic = _unary_float(logistic_p, "logistic")
 sqrt = _unary_float(sqrt_p, "sqrt")
 rsqrt = _unary_float(rsqrt_p, "rsqrt")
-floor = _unary_float(floor_p, "floor")
-ceil = _unary_float(ceil_p, "ceil")
+floor = _rounding(floor_p, "floor")
+ceil = _rounding(ceil_p, "ceil")
 negative = _unary(neg_p, "negative")
-round = round_ = _unary_float(round_p, "round")  # noqa: A001
+round = round_ = _rounding(round_p, "round")  # noqa: A001
 erf = _unary_float(erf_p, "erf")
-sign = _unary(sign_p, "sign")
+sign = _unary(sign_p, "sign")  # (redefined below for complex)
 square = _unary(square_p, "square")
 add = _binary(add_p, "add")
 subtract = _binary(sub_p, "subtract")
@@ -377,8 +414,14 @@ def arctan2(x1, x2):
     return atan2_p(y, x)
 
 
-def clip(x, a_min=None, a_max=None):
-    """`np.clip`: limit values to [a_min, a_max] (either may be None)."""
+def clip(x, min=None, max=None, *, a_min=None, a_max=None):  # noqa: A002
+    """`np.clip`: limit values to [min, max] (either may be None); `a_min`/`a_max` are
+    NumPy's older names."""
+    if a_min is not None or a_max is not None:
+        if min is not None or max is not None:
+            raise ArgumentError("clip: give min/max or a_min/a_max, not both")
+        min, max = a_min, a_max  # noqa: A001
+    a_min, a_max = min, max
     out = operand(x, "clip")
     out = out if isinstance(out, Array) else asarray(out)
     if a_min is not None:
@@ -413,9 +456,9 @@ def log10(x):
 
 
 def tan(x):
-    """Elementwise tangent."""
-    x = _float_operand(x, "tan")
-    return sin(x) / cos(x)
+    """Elementwise tangent (a primitive: sin(z) / cos(z) overflows for complex z with a large
+    imaginary part, where tan(z) tends to +-1j)."""
+    return tan_p(_float_operand(x, "tan"))
 
 
 def logaddexp(x, y):
@@ -439,7 +482,10 @@ def logaddexp(x, y):
 
 
 def trunc(x):
-    """Round toward zero."""
+    """Round toward zero (integer arrays are returned unchanged)."""
+    x = asarray(operand(x, "trunc"))
+    if x.dtype.kind in "biu":
+        return x
     x = _float_operand(x, "trunc")
     return where(x < 0, ceil(x), floor(x))
 
@@ -501,11 +547,14 @@ def logical_not(x):
 
 
 def invert(x):
-    """`~x`: logical not for bool arrays (integer bitwise not is not supported)."""
+    """`~x`: logical not for bool arrays, bitwise not (two's complement) for integers."""
     x = asarray(operand(x, "invert"))
-    if x.dtype != bool_:
-        raise DTypeError(f"invert (~x): only bool arrays are supported, got {x.aval.short()}")
-    return not_p(x)
+    if x.dtype == bool_:
+        return not_p(x)
+    if x.dtype.kind not in "iu":
+        raise DTypeError(f"invert (~x): needs an integer or bool array, got {x.aval.short()}; "
+                         "for floats use negative(x) or logical_not(x)")
+    return bitwise_not_p(x)
 
 
 def where(condition, x=None, y=None):
@@ -552,9 +601,11 @@ def complex_(re, im):
     return complex_p(re, im)
 
 
-def astype(x, dtype):
-    from funconv.ops._core import astype as _astype
+def astype(x, dtype, *, copy=True, device=None):
+    """`x` converted to `dtype` (`copy` is the Array API's: an immutable Array needs none)."""
+    from funconv.ops._core import astype as _astype, check_device
 
+    check_device(device, "astype")
     return _astype(asarray(operand(x, "astype")), canonical_dtype(dtype))
 
 
@@ -597,3 +648,166 @@ __all__ = ["exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sigmoid
            "logical_and", "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or",
            "bitwise_xor", "invert", "where", "real", "imag", "conj",
            "conjugate", "complex_", "astype", "isnan", "isinf", "isfinite", "isclose"]
+
+
+# --- Array API additions ---------------------------------------------------------------
+# The standard's remaining elementwise functions. The inverse and hyperbolic functions are
+# primitives (NumPy's ufuncs follow C99's special values, which the standard adopts; a
+# composition such as (exp(x) - exp(-x)) / 2 overflows early and loses them).
+
+
+def _sqrt_1_minus_sq(x):
+    return sqrt((1 - x) * (1 + x))  # (1 - x)(1 + x), not 1 - x*x: no cancellation near |x| = 1
+
+
+tan_p = elementwise("tan", _q(np.tan), lambda ct, out, x: (ct * (1 + out * out),),
+                    c_expr="tan({0})", kinds="fc")
+sinh_p = elementwise("sinh", _q(np.sinh), lambda ct, out, x: (ct * cosh(x),), c_expr="sinh({0})",
+                     kinds="fc")
+cosh_p = elementwise("cosh", _q(np.cosh), lambda ct, out, x: (ct * sinh(x),), c_expr="cosh({0})",
+                     kinds="fc")
+asin_p = elementwise("asin", _q(np.arcsin), lambda ct, out, x: (ct / _sqrt_1_minus_sq(x),),
+                     c_expr="asin({0})", kinds="fc")
+acos_p = elementwise("acos", _q(np.arccos), lambda ct, out, x: (-ct / _sqrt_1_minus_sq(x),),
+                     c_expr="acos({0})", kinds="fc")
+atan_p = elementwise("atan", _q(np.arctan), lambda ct, out, x: (ct / (1 + x * x),),
+                     c_expr="atan({0})", kinds="fc")
+asinh_p = elementwise("asinh", _q(np.arcsinh), lambda ct, out, x: (ct / sqrt(x * x + 1),),
+                      c_expr="asinh({0})", kinds="fc")
+# sqrt(x - 1) sqrt(x + 1) rather than sqrt(x*x - 1): the principal branch for complex x too
+acosh_p = elementwise("acosh", _q(np.arccosh),
+                      lambda ct, out, x: (ct / (sqrt(x - 1) * sqrt(x + 1)),),
+                      c_expr="acosh({0})", kinds="fc")
+atanh_p = elementwise("atanh", _q(np.arctanh), lambda ct, out, x: (ct / ((1 - x) * (1 + x)),),
+                      c_expr="atanh({0})", kinds="fc")
+
+
+def _hypot_vjp(ct, out, x, y):
+    safe = where(out == 0, 1, out)  # at the origin, the zero subgradient (as abs at 0)
+    return ct * x / safe, ct * y / safe
+
+
+def _copysign_vjp(ct, out, x, y):
+    # |x| with y's sign: the derivative in x is +-1 (whether the signs agree), 0 in y
+    return ct * where(signbit(x) == signbit(y), 1, -1), None
+
+
+hypot_p = elementwise("hypot", _q(np.hypot), _hypot_vjp, c_expr="hypot({0},{1})", kinds="f")
+copysign_p = elementwise("copysign", np.copysign, _copysign_vjp, c_expr="copysign({0},{1})",
+                         kinds="f")
+nextafter_p = elementwise("nextafter", np.nextafter, c_expr="nextafter({0},{1})", kinds="f",
+                          differentiable=False)
+signbit_p = elementwise("signbit", np.signbit, c_expr="signbit({0})", kinds="f", out_dtype=bool_,
+                        differentiable=False)
+bitwise_not_p = elementwise("bitwise_not", np.invert, c_expr="(~{0})", kinds="iu",
+                            differentiable=False)
+
+
+def _shift_left(x, y):
+    # C leaves shifts by >= the width undefined (x86 takes the count mod the width); the
+    # Array API means the mathematical x * 2**y, which is 0 in the dtype's width
+    bits = 8 * x.dtype.itemsize
+    out = np.left_shift(x, np.minimum(y, bits - 1).astype(x.dtype))
+    return np.where(y >= bits, np.zeros((), x.dtype), out).astype(x.dtype, copy=False)
+
+
+def _shift_right(x, y):
+    # floor(x / 2**y): for a count >= the width, 0, or -1 for a negative x
+    bits = 8 * x.dtype.itemsize
+    return np.right_shift(x, np.minimum(y, bits - 1).astype(x.dtype)).astype(x.dtype, copy=False)
+
+
+shift_left_p = elementwise("shift_left", _shift_left, c_expr="({0}<<{1})", kinds="iu",
+                           differentiable=False)
+shift_right_p = elementwise("shift_right", _shift_right, c_expr="({0}>>{1})", kinds="iu",
+                            differentiable=False)
+
+sinh = _unary_float(sinh_p, "sinh")
+cosh = _unary_float(cosh_p, "cosh")
+arcsin = asin = _unary_float(asin_p, "asin")
+arccos = acos = _unary_float(acos_p, "acos")
+arctan = atan = _unary_float(atan_p, "atan")
+arcsinh = asinh = _unary_float(asinh_p, "asinh")
+arccosh = acosh = _unary_float(acosh_p, "acosh")
+arctanh = atanh = _unary_float(atanh_p, "atanh")
+atan2 = arctan2
+pow = power  # noqa: A001
+bitwise_invert = bitwise_not = invert
+
+
+def _real_float_pair(opname, x, y):
+    x, y = promote(opname, x, y)
+    if x.dtype.kind == "c":
+        raise DTypeError(f"{opname}: not defined for complex operands ({x.aval.short()}, "
+                         f"{y.aval.short()}); apply it to real(z) and imag(z)")
+    if not is_inexact(x.dtype):
+        x, y = to_dtype(x, DEFAULT_FLOAT), to_dtype(y, DEFAULT_FLOAT)
+    return x, y
+
+
+def hypot(x1, x2):
+    """`sqrt(x1**2 + x2**2)` without overflow or underflow in the squares."""
+    return hypot_p(*_real_float_pair("hypot", x1, x2))
+
+
+def copysign(x1, x2):
+    """|x1| with the sign (bit) of x2."""
+    return copysign_p(*_real_float_pair("copysign", x1, x2))
+
+
+def nextafter(x1, x2):
+    """The next representable float after x1 toward x2."""
+    return nextafter_p(*_real_float_pair("nextafter", x1, x2))
+
+
+def signbit(x):
+    """Whether the sign bit is set (True for -0.0 and -nan too); False for ints >= 0."""
+    x = asarray(operand(x, "signbit"))
+    if x.dtype.kind == "c":
+        raise DTypeError(f"signbit: not defined for complex arrays ({x.aval.short()})")
+    if x.dtype.kind in "biu":
+        return x < 0 if x.dtype.kind == "i" else zeros_like_ct(x) != 0
+    return signbit_p(x)
+
+
+def positive(x):
+    """`+x`: x itself (an Array is immutable, so no copy is needed)."""
+    x = asarray(operand(x, "positive"))
+    if x.dtype == bool_:
+        raise DTypeError(f"positive (+x): not defined for bool arrays ({x.aval.short()})")
+    return x
+
+
+def _shift(prim, opname):
+    def f(x1, x2):
+        x, y = promote(opname, x1, x2)
+        if x.dtype.kind not in "iu":
+            raise DTypeError(f"{opname}: needs integer operands, got {x.aval.short()}, {y.aval.short()}")
+        return prim(x, y)
+
+    f.__name__ = f.__qualname__ = opname
+    f.__doc__ = f"Elementwise `{opname}` of integers (`<<`, `>>` on arrays); a count >= the width " \
+                "shifts every bit out."
+    return f
+
+
+bitwise_left_shift = left_shift = _shift(shift_left_p, "bitwise_left_shift")
+bitwise_right_shift = right_shift = _shift(shift_right_p, "bitwise_right_shift")
+
+
+def sign(x):  # noqa: F811  (replaces the real-only wrapper above)
+    """Elementwise sign: -1, 0, +1 for reals (NaN stays NaN); z / |z| for complex z (0 at 0)."""
+    x = asarray(operand(x, "sign"))
+    if x.dtype.kind == "b":
+        raise DTypeError(f"sign: not defined for bool arrays ({x.aval.short()})")
+    if x.dtype.kind != "c":
+        return sign_p(x)
+    a = abs(x)
+    zero = a == 0
+    return where(zero, 0, x / complex_(where(zero, 1, a), 0 * a))
+
+
+__all__ += ["sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "arcsin", "arccos",
+            "arctan", "arcsinh", "arccosh", "arctanh", "atan2", "bitwise_invert",
+            "bitwise_not", "hypot", "copysign", "nextafter", "signbit", "positive",
+            "bitwise_left_shift", "bitwise_right_shift", "left_shift", "right_shift"]

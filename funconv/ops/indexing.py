@@ -216,7 +216,8 @@ def _parse_index(x: Array, idx):
                         "shape depends on it), but it is traced under jit; use fc.where(mask, x, 0) "
                         "or pass the mask as a static argument")
                 if a.ndim == 0:
-                    raise IndexingError("getitem: 0-d bool masks are not supported")
+                    raise IndexingError("getitem: a 0-d bool mask is supported only as the whole "
+                                        "index (x[mask]); use x[None] or x[None][:0] with others")
                 raw.append(("mask", a))
             else:
                 raw.append(a)
@@ -291,6 +292,13 @@ def getitem(x, idx) -> Array:
     from funconv.ops.shape import reshape, slice_axes, transpose
 
     x = _array(x, "getitem")
+    mask0 = idx[0] if isinstance(idx, tuple) and len(idx) == 1 else idx
+    if isinstance(mask0, (Array, np.ndarray)) and mask0.ndim == 0 and mask0.dtype == np.bool_:
+        # a lone 0-d bool mask (NumPy, Array API): a new leading axis of length 1 (True) or 0
+        keep = bool(_index_array(mask0, x)) if isinstance(mask0, np.ndarray) else mask0._require_value(
+            "getitem with a 0-d bool mask (the result's shape depends on it)")
+        y = reshape(x, (1,) + x.shape)
+        return y if keep else getitem(y, slice(0, 0))
     items = _parse_index(x, idx)
     has_adv = builtins.any(kind == "array" for kind, _, _ in items)
     if has_adv:  # NumPy: integers among advanced indices act as 0-d index arrays
@@ -561,7 +569,7 @@ argsort_p = Primitive("argsort", _argsort_rule,
                       differentiable=False)
 
 
-def argsort(x, axis=-1, descending=False) -> Array:
+def argsort(x, axis=-1, descending=False, *, stable=True) -> Array:
     """`np.argsort` (stable: ties keep their order; int32 indices; axis None flattens).
 
     `descending=True` sorts from largest to smallest, still keeping ties in order (as JAX).
@@ -582,7 +590,7 @@ def argsort(x, axis=-1, descending=False) -> Array:
     return (n - 1) - flip(argsort_p(flip(x, ax), axis=ax), ax)
 
 
-def sort(x, axis=-1, descending=False) -> Array:
+def sort(x, axis=-1, descending=False, *, stable=True) -> Array:
     """`np.sort` (axis None flattens); differentiable: the gradient follows the permutation."""
     from funconv.ops.shape import reshape
 
@@ -594,3 +602,43 @@ def sort(x, axis=-1, descending=False) -> Array:
 
 __all__ = ["iota", "broadcasted_iota", "take", "take_along_axis", "nonzero", "argwhere", "argsort",
            "sort"]
+
+
+# --- searchsorted (the Array API's) ----------------------------------------------------------
+
+
+def _searchsorted_rule(x1: ArrayType, x2: ArrayType, *, side) -> ArrayType:
+    if x1.ndim != 1:
+        raise ShapeError(f"searchsorted: x1 must be 1-d (sorted), got {x1.short()}")
+    if x1.dtype != x2.dtype or x1.dtype.kind not in "biuf":
+        raise DTypeError(f"searchsorted: operands must be real and of one dtype, got {x1.short()}, "
+                         f"{x2.short()}")
+    return ArrayType(x2.shape, int32)
+
+
+# integer-valued, so not differentiable (the insertion points are piecewise constant)
+searchsorted_p = Primitive("searchsorted", _searchsorted_rule,
+                           lambda x1, x2, *, side: np.searchsorted(x1, x2, side=side).astype(np.int32),
+                           differentiable=False)
+
+
+def searchsorted(x1, x2, /, *, side="left", sorter=None) -> Array:
+    """Indices at which to insert x2's elements into the sorted 1-d x1 to keep it sorted
+    ("left": before equal elements, "right": after); `sorter` sorts an unsorted x1."""
+    from funconv.ops._core import promote
+
+    if side not in ("left", "right"):
+        raise ArgumentError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+    from funconv.ops._core import dtype_of, operand, to_dtype
+    from funconv.types import result_type
+
+    a, v = _array(x1, "searchsorted"), operand(x2, "searchsorted")  # a scalar x2 stays weak
+    if a.ndim != 1:
+        raise ShapeError(f"searchsorted: x1 must be 1-d (sorted), got {a.aval.short()}")
+    if sorter is not None:
+        a = take(a, sorter)
+    dt = result_type(a.dtype, dtype_of(v))
+    return searchsorted_p(to_dtype(a, dt), to_dtype(v, dt), side=side)
+
+
+__all__ += ["searchsorted"]

@@ -219,8 +219,8 @@ def sum(x, axis=None, dtype=None, keepdims=False) -> Array:  # noqa: A001
     x = _array(x, "sum")
     if dtype is not None:
         x = to_dtype(x, canonical_dtype(dtype))
-    elif x.dtype.kind == "b":
-        x = to_dtype(x, np.dtype("int32"))
+    else:
+        x = to_dtype(x, accumulation_dtype(x.dtype))
     axes = normalize_axes(axis, x.ndim, "sum")
     out = reduce_sum_p(x, axes=axes) if axes else x
     return _keep(out, x, axes, keepdims)
@@ -238,9 +238,12 @@ def mean(x, axis=None, dtype=None, keepdims=False) -> Array:
     return sum(x, axis=axes, keepdims=keepdims) / n
 
 
-def var(x, axis=None, dtype=None, ddof=0, keepdims=False) -> Array:
-    """`np.var` (population variance unless `ddof`); integers in float32 unless `dtype`."""
+def var(x, axis=None, dtype=None, ddof=0, keepdims=False, *, correction=None) -> Array:
+    """`np.var` (population variance unless `ddof`, or `correction`, the Array API's name);
+    integers in float32 unless `dtype`."""
     x = _array(x, "var")
+    if correction is not None:
+        ddof = correction
     if dtype is not None:
         x = to_dtype(x, canonical_dtype(dtype))
     elif not is_inexact(x.dtype):
@@ -254,10 +257,11 @@ def var(x, axis=None, dtype=None, ddof=0, keepdims=False) -> Array:
     return sum(sq, axis=axes, keepdims=keepdims) / builtins.max(n - ddof, 0)
 
 
-def std(x, axis=None, dtype=None, ddof=0, keepdims=False) -> Array:
+def std(x, axis=None, dtype=None, ddof=0, keepdims=False, *, correction=None) -> Array:
     """`np.std`: the square root of `var`; its gradient at a constant slice (std 0, a kink) is
     the zero subgradient, as PyTorch's (d sqrt(v) = dv / (2 sqrt(v)) would be 0 / 0)."""
-    return sqrt_zero_subgradient(var(x, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
+    return sqrt_zero_subgradient(var(x, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims,
+                                     correction=correction))
 
 
 def sqrt_zero_subgradient(v) -> Array:
@@ -276,8 +280,8 @@ def prod(x, axis=None, dtype=None, keepdims=False) -> Array:
     x = _array(x, "prod")
     if dtype is not None:
         x = to_dtype(x, canonical_dtype(dtype))
-    elif x.dtype.kind == "b":
-        x = to_dtype(x, int32)
+    else:
+        x = to_dtype(x, accumulation_dtype(x.dtype))
     axes = normalize_axes(axis, x.ndim, "prod")
     out = reduce_prod_p(x, axes=axes) if axes else x
     return _keep(out, x, axes, keepdims)
@@ -335,19 +339,42 @@ def cumsum(x, axis=None, dtype=None) -> Array:
         x, axis = reshape(x, (-1,)), 0
     if dtype is not None:
         x = to_dtype(x, canonical_dtype(dtype))
-    elif x.dtype.kind == "b":
-        x = to_dtype(x, np.dtype("int32"))
+    else:
+        x = to_dtype(x, accumulation_dtype(x.dtype))
     return cumsum_p(x, axis=normalize_axes(axis, x.ndim, "cumsum")[0])
 
 
 def any(x, axis=None, keepdims=False) -> Array:  # noqa: A001
-    """`np.any`: is any element (along `axis`) nonzero."""
-    return max(to_dtype(_array(x, "any"), np.dtype(bool)), axis=axis, keepdims=keepdims)
+    """`np.any`: is any element (along `axis`) nonzero (False over an empty axis)."""
+    return _logical_reduction(max, "any", False, x, axis, keepdims)
 
 
 def all(x, axis=None, keepdims=False) -> Array:  # noqa: A001
-    """`np.all`: are all elements (along `axis`) nonzero."""
-    return min(to_dtype(_array(x, "all"), np.dtype(bool)), axis=axis, keepdims=keepdims)
+    """`np.all`: are all elements (along `axis`) nonzero (True over an empty axis)."""
+    return _logical_reduction(min, "all", True, x, axis, keepdims)
+
+
+def _logical_reduction(reduce, opname, identity, x, axis, keepdims) -> Array:
+    # any/all are max/min of bools, but unlike max/min they have an identity (False/True),
+    # so a reduction over an empty axis is that identity rather than an error
+    x = to_dtype(_array(x, opname), np.dtype(bool))
+    axes = normalize_axes(axis, x.ndim, opname)
+    if builtins.any(x.shape[a] == 0 for a in axes):
+        shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+        return _keep(broadcast_to(asarray(identity), shape), x, axes, keepdims)
+    return reduce(x, axis=axis, keepdims=keepdims)
+
+
+def accumulation_dtype(dtype) -> np.dtype:
+    """The dtype sum/prod/cumsum accumulate `dtype` in (the Array API's rule, as JAX): bools
+    and ints narrower than the default int widen to it (i32, or u32 for unsigned), so
+    `sum` of a uint8 image does not wrap at 256; wider ints and floats stay."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b" or (dtype.kind == "i" and dtype.itemsize < int32.itemsize):
+        return int32
+    if dtype.kind == "u" and dtype.itemsize < int32.itemsize:
+        return np.dtype("uint32")
+    return dtype
 
 
 def count_nonzero(x, axis=None, keepdims=False) -> Array:

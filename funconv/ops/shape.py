@@ -223,8 +223,9 @@ def _array(x, opname) -> Array:
     return x if isinstance(x, Array) else asarray(x)
 
 
-def reshape(x, shape) -> Array:
-    """`np.reshape`: one dimension may be -1."""
+def reshape(x, shape, *, copy=None) -> Array:
+    """`np.reshape`: one dimension may be -1. (`copy`, the Array API's, changes nothing: an
+    immutable array's reshape is never observably a view.)"""
     x = _array(x, "reshape")
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
@@ -567,11 +568,11 @@ def roll(x, shift, axis=None) -> Array:
     return x
 
 
-def broadcast_arrays(*arrays) -> list[Array]:
+def broadcast_arrays(*arrays) -> tuple[Array, ...]:
     """`np.broadcast_arrays`: the operands broadcast to their common shape (dtypes kept)."""
     xs = [_array(a, "broadcast_arrays") for a in arrays]
     shape = _broadcast_shapes("broadcast_arrays", *[a.shape for a in xs], types=[a.aval for a in xs])
-    return [broadcast_to(a, shape) for a in xs]
+    return tuple(broadcast_to(a, shape) for a in xs)  # a tuple, as the Array API (and NumPy 2)
 
 
 def broadcast_shapes(*shapes) -> tuple[int, ...]:
@@ -592,11 +593,23 @@ def atleast_2d(x) -> Array:
     return x if x.ndim >= 2 else reshape(x, (1,) * (2 - x.ndim) + x.shape)
 
 
-def diff(x, n=1, axis=-1) -> Array:
-    """`np.diff`: the n-th forward difference along `axis` (bools: not_equal, as NumPy)."""
+def diff(x, n=1, axis=-1, prepend=None, append=None) -> Array:
+    """`np.diff`: the n-th forward difference along `axis` (bools: not_equal, as NumPy), of x
+    with `prepend` and `append` joined to it along `axis` first."""
     from funconv.ops.elementwise import not_equal, subtract
 
     x = _array(x, "diff")
+    if (prepend is not None or append is not None) and x.ndim:
+        ax = normalize_axis(axis, x.ndim, "diff")
+        edge = tuple(1 if i == ax else d for i, d in enumerate(x.shape))
+
+        def part(v):  # a scalar is broadcast to one slice of x, as NumPy
+            v = _array(v, "diff")
+            return broadcast_to(v, edge) if v.ndim == 0 else v
+
+        parts = ([part(prepend)] if prepend is not None else []) + [x] + (
+            [part(append)] if append is not None else [])
+        x = concatenate(parts, axis=ax)
     if x.ndim == 0:
         raise ShapeError("diff: needs at least one dimension, got a 0-d array")
     ax = normalize_axis(axis, x.ndim, "diff")

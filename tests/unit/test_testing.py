@@ -121,7 +121,7 @@ def test_interval_with_min_abs(x):
 @given(fst.arrays(fst.shapes(max_dims=2), fst.dtypes("fci")))
 def test_dtype_strategy(x):
     assert x.dtype.kind in "fci" and x.dtype in (np.float32, np.float64, np.complex64,
-                                                 np.complex128, np.int32, np.int64)
+                                                 np.complex128, np.int8, np.int16, np.int32, np.int64)
 
 
 @given(fst.conv_configs(spatial_dims=2))

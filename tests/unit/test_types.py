@@ -41,7 +41,9 @@ def test_defaults():
 
 
 def test_canonical_dtype_errors():
-    assert canonical_dtype(np.uint8) == i32
+    assert canonical_dtype(np.uint8) == np.uint8  # every Array API dtype is carried as is
+    with pytest.raises(DTypeError, match=r"float16 is not supported.*astype\(np.float32\)"):
+        canonical_dtype(np.float16)  # never silently replaced by float32
     with pytest.raises(DTypeError, match="not a dtype"):
         canonical_dtype("bogus")
     with pytest.raises(DTypeError, match="not supported"):
