@@ -25,6 +25,9 @@ class _Config(types.ModuleType):
         # a convolution algorithm name: every conv_general node under jit uses it, the
         # derivative's convolutions included (testing every node on one path); None: off
         "conv_force_algorithm": None,
+        # "auto" convolutions: "model" trusts the cost model; "measure" times the model's best
+        # few candidates once per shapes and machine, cached on disk (funconv/passes/plans.py)
+        "conv_planning": "model",
     }
 
     def update(self, name: str, value) -> None:

@@ -94,12 +94,18 @@ class Lowered:
         graph: the graph after the passes (what the backend compiled).
         source: the generated source code.
         executable: the backend's compiled object.
+        conv_plans: per convolution node, the algorithms considered, their predicted (and,
+            with conv_planning="measure", measured) seconds and the choice
+            (funconv/passes/plans.py's `ConvPlan`s; `print(plans.table(...))` or each).
     """
 
     def __init__(self, graph, source, executable):
+        from funconv.passes import plans
+
         self.graph = graph
         self.source = source
         self.executable = executable
+        self.conv_plans = plans.records(graph)
 
     def __repr__(self) -> str:
         return f"Lowered(\n{self.graph}\n)"

@@ -25,8 +25,8 @@ and backward, as one kind of node):
   again a grouped convolution); the forward stride becomes the kernel
   dilation and the kernel dilation becomes the stride.
 
-`algorithm` param: "auto" (the default), "direct", "im2col", "fft" or "separable"
-(`ALGORITHMS`).
+`algorithm` param: "auto" (the default), "direct", "im2col", "fft", "separable", "helix",
+"winograd" or "winograd4" (`ALGORITHMS`).
 It never changes the value, only how it is computed. funconv/passes/conv.py
 chooses for every "auto" node under `jit` and records the choice on the node
 (or rewrites it, e.g. a 1x1 convolution as `dot_general`), so the printed
@@ -60,10 +60,10 @@ from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact, result_type
 # definition below; "im2col": column matrix + GEMM (the NumPy kernel's layouts); "fft": a
 # graph rewrite under jit into pad/rfft/complex dot_general/irfft/crop. A new
 # algorithm adds its name here and its rule in passes/conv.py.
-ALGORITHMS = ("auto", "direct", "im2col", "fft", "separable")
+ALGORITHMS = ("auto", "direct", "im2col", "fft", "separable", "helix", "winograd", "winograd4")
 
 # Names that come with later issues; the wrappers say so rather than "unknown".
-_FUTURE_ALGORITHMS = ("tiled_fft", "helix", "winograd")
+_FUTURE_ALGORITHMS = ("tiled_fft",)
 
 # --- the primitive: shape rule ----------------------------------------------------------
 

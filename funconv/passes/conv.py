@@ -16,6 +16,13 @@ replacement node). Two tables:
   estimated seconds (passes/conv_cost.py: flops and bytes per stage at calibrated
   machine rates), with windows of at most 5 taps per axis always left to im2col.
 
+Also: "separable" (passes/separable.py: a constant low-rank kernel as a row and a column
+pass), "helix" (passes/helix.py: a 2-d/3-d convolution as a 1-d one of the flattened
+signal), "winograd" and "winograd4" (passes/winograd.py: F(2x2,3x3), F(4x4,3x3)). Every
+node's candidates, estimates and choice are recorded (passes/plans.py; shown by
+`jitted.lower(...).conv_plans`), and `fc.config.update("conv_planning", "measure")` times
+the model's best few instead of trusting it (cached on disk).
+
 FFT convolution ("fft", `_fft_lower`) is a rewrite into pad, rfft, a batched complex
 dot_general per frequency, irfft and a strided crop, with spectra shared among a training
 step's three convolutions through interning (the comment above `smooth_size` gives the
@@ -48,7 +55,7 @@ from funconv.ops.elementwise import conj_p, mul_p
 from funconv.ops.fft import fft_p
 from funconv.ops.linalg import dot_general_p
 from funconv.ops.shape import broadcast_to_p, flip_p, pad_p, reshape_p, slice_p, transpose_p
-from funconv.passes import conv_cost, separable
+from funconv.passes import conv_cost, helix, plans, separable, winograd
 from funconv.passes.core import Builder, rewrite
 
 
@@ -578,6 +585,31 @@ def _is_constant(node: Node) -> bool:
 FFT = Algorithm("fft", _fft_why_not, _fft_lower, cost=_fft_cost)
 
 
+# Winograd (passes/winograd.py): F(2x2,3x3) is costed at its measured NumPy slowdown over
+# im2col, so "auto" keeps im2col unless a measured plan finds otherwise; F(4x4,3x3) (7-9x
+# im2col's float32 error) only when forced.
+WINOGRAD = Algorithm("winograd", winograd.why_not,
+                     lambda b, node, args: winograd.lower(b, node, args, 2, _emit),
+                     cost=lambda node: winograd.NUMPY_SLOWDOWN
+                     * conv_cost.im2col_seconds(node, conv_cost.rates()))
+WINOGRAD4 = Algorithm("winograd4", winograd.why_not,
+                      lambda b, node, args: winograd.lower(b, node, args, 4, _emit))
+
+
+def _helix_cost(node: Apply) -> float:
+    """The 1-d convolution at its cheapest lowering plus the copies (passes/helix.py).
+    Small windows stay with im2col, as for the FFT (the helix is an FFT path in disguise)."""
+    if conv_cost.small_window(node):
+        return math.inf
+    return (_auto_seconds(helix.hypothetical(node))
+            + helix.copy_bytes(node) / conv_cost.rates().bandwidth)
+
+
+HELIX = Algorithm("helix", helix.why_not,
+                  lambda b, node, args: helix.lower(b, node, args, _lower_new, _emit),
+                  cost=_helix_cost)
+
+
 def _auto_seconds(node: Apply) -> float:
     """The estimated seconds of the cheapest "auto" lowering of `node` but the separable one
     (an uncosted rewrite that applies counts as free: it never loses)."""
@@ -599,14 +631,17 @@ SEPARABLE_IF_CHEAPER = attrs.evolve(SEPARABLE, why_not=separable.why_not_cheaper
                                     cost=_separable_cost)
 
 # what a user may force: every name ops/conv.py's ALGORITHMS accepts, "auto" aside (tested)
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, SEPARABLE)}
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, SEPARABLE, HELIX,
+                                                         WINOGRAD, WINOGRAD4)}
 
 # what "auto" may choose. In order: an algorithm without a cost wins when it applies (a
 # rewrite that is never slower); the rest compete on their estimated cost. IM2COL computes
 # every convolution, so it ends the list. SEPARABLE applies only where it saves
 # multiplications (a constant kernel of low rank) and competes on the cost of its two passes
 # (each at its cheapest); they are then chosen in turn.
-AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, FFT, IM2COL)
+# HELIX and WINOGRAD compete on cost too; on NumPy the model does not pick them (their
+# modules say why), a measured plan (`conv_planning="measure"`, passes/plans.py) may.
+AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, FFT, HELIX, IM2COL, WINOGRAD)
 
 
 def _where(node: Apply) -> str:
@@ -626,9 +661,11 @@ def choose(node: Apply) -> Algorithm:
             if a.why_not(node) is not None:
                 continue
             if a.cost is None:
+                plans.note(node, [plans.Candidate(a.name)], a.name, "rule")
                 return a
             costed.append(a)
-        return min(costed, key=lambda a: a.cost(node))  # ties: the earlier in AUTO
+        # the cheapest by the model (ties: the earlier in AUTO), or by measurement
+        return plans.pick(node, costed)
     algo = ALGORITHMS.get(name)
     if algo is None:
         raise ArgumentError(f"{_where(node)}: algorithm={name!r} has no lowering in "
@@ -637,6 +674,7 @@ def choose(node: Apply) -> Algorithm:
     if reason is not None:
         raise ArgumentError(f"{_where(node)}: algorithm={name!r} cannot compute this "
                             f"convolution: {reason}; use algorithm='auto'")
+    plans.note(node, [plans.Candidate(name)], name, "forced")
     return algo
 
 
@@ -652,5 +690,8 @@ def lower_convolutions(graph: Graph, stats: dict | None = None) -> Graph:
     Run once, after simplification: it never undoes its own choices (a chosen node
     keeps its algorithm when lowered again), and its rewrites need no more folding.
     """
-    return rewrite(graph, _rule, "lower_convolutions", stats)
+    with plans.recording() as notes:  # what was considered and chosen, per node
+        new = rewrite(graph, _rule, "lower_convolutions", stats)
+    plans.attach(new, notes)
+    return new
 

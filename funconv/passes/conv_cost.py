@@ -20,7 +20,8 @@ not credited: each node is costed alone, which favours im2col a little (conserva
 
 The rates come from `calibrate()` (micro-benchmarks, ~1 s once per machine, cached on disk
 under the user's cache directory, `platformdirs`) or, with `fc.config.update(
-"conv_calibration", False)` (the test suite does that), from `DEFAULT_RATES`. Imports numpy,
+"conv_calibration", False)` (the test suite does that), from `DEFAULT_RATES`.
+`FUNCONV_CACHE_DIR` overrides the cache directory (`cache_dir`). Imports numpy,
 attrs, platformdirs, config and (optionally) scipy.fft; no backend.
 """
 
@@ -210,11 +211,20 @@ def machine() -> dict:
             "scipy": scipy_version}
 
 
-def cache_path() -> str:
-    """The calibration file, under the user's cache directory (platformdirs)."""
+def cache_dir() -> str:
+    """Where the calibration (and the measured convolution plans, passes/plans.py) are cached:
+    `$FUNCONV_CACHE_DIR` when set, else the user's cache directory (platformdirs)."""
+    env = os.environ.get("FUNCONV_CACHE_DIR")
+    if env:
+        return env
     import platformdirs
 
-    return os.path.join(platformdirs.user_cache_dir("funconv"), "conv_rates.json")
+    return platformdirs.user_cache_dir("funconv")
+
+
+def cache_path() -> str:
+    """The calibration file, in `cache_dir()`."""
+    return os.path.join(cache_dir(), "conv_rates.json")
 
 
 def _load(path: str) -> Rates | None:
@@ -272,5 +282,5 @@ def rates() -> Rates:
     return _RATES
 
 
-__all__ = ["DEFAULT_RATES", "Rates", "fft_seconds", "im2col_seconds", "measure", "rates",
+__all__ = ["DEFAULT_RATES", "Rates", "cache_dir", "fft_seconds", "im2col_seconds", "measure", "rates",
            "staged_fft_flops"]
