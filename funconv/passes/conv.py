@@ -641,7 +641,7 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, SEP
 # (each at its cheapest); they are then chosen in turn.
 # HELIX and WINOGRAD compete on cost too; on NumPy the model does not pick them (their
 # modules say why), a measured plan (`conv_planning="measure"`, passes/plans.py) may.
-AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, FFT, HELIX, IM2COL, WINOGRAD)
+AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, FFT, HELIX, WINOGRAD, IM2COL)
 
 
 def _where(node: Apply) -> str:

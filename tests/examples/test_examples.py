@@ -20,7 +20,7 @@ import pytest
 import funconv as fc
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TESTED = {"train_digits.py", "grad_basics.py", "check_my_vjp.py", "learn_filter.py"}
+TESTED = {"train_digits.py", "grad_basics.py", "check_my_vjp.py", "learn_filter.py", "filter_photo.py"}
 
 
 def _load(name: str):
@@ -150,3 +150,25 @@ def test_learn_filter_runs_as_a_script(tmp_path):
     r = _run_script("learn_filter.py", "--size", "32", "--steps", "5", "--out", "x.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "x.png").exists() and "wrote x.png" in r.stdout
+
+
+# --- filter_photo ---------------------------------------------------------------------------
+
+
+def test_filter_photo_small_run(tmp_path, capsys):
+    fp = _load("filter_photo")
+    res = fp.main(["--size", "96", "--repeat", "1", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert len(res) == 6  # 2 photos x 3 filters
+    for (photo, name), r in res.items():
+        assert r["max_diff"] < 1e-5, (photo, name, r)  # agrees with scipy.ndimage
+        assert (tmp_path / f"{photo}_{name}.png").read_bytes().startswith(b"\x89PNG")
+    # the cost model's choice for the 19x19 blur (at this small size FFT or two passes)
+    assert res[("china", "blur")]["algorithm"].split()[0] in ("separable", "fft")
+    assert "scipy" in out and "wrote 8 PNGs" in out
+
+
+def test_filter_photo_runs_as_a_script(tmp_path):
+    r = _run_script("filter_photo.py", "--size", "48", "--repeat", "1", "--out", "o", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o" / "flower_edges.png").exists() and "wrote 8 PNGs" in r.stdout
