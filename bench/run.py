@@ -16,6 +16,9 @@ Workloads (all float32, CPU):
 * blur31_const: blur31 with the kernel closed over, a compile-time constant (issue 12:
   funconv folds its spectrum or factors it); peers also "ndimage", two
   scipy.ndimage.correlate1d passes.
+* blur3d:   a f32[1,1,128,128,128] volume smoothed by a 15^3 Gaussian closed over, padding 7,
+  forward (issue 12); peers scipy.ndimage.gaussian_filter ("ndimage") and
+  scipy.signal.fftconvolve ("scipy").
 * conv1d:   value and both gradients, x f32[1,16,65536], w f32[16,16,1025], padding 512
   (a long 1-d filter).
 * dw31:     value and both gradients, x f32[8,64,64,64], w f32[64,1,31,31], groups 64,
@@ -37,8 +40,12 @@ funconv is faster. Medians of `--repeat` timed runs after warm-up
 (compilation excluded). The lenet runs must agree on the first step's loss
 (a warning says when not). Nothing is asserted.
 
+`--plans` instead prints conv3x3's convolutions planned by measurement
+(`conv_planning="measure"`): each candidate's predicted and measured time, and the choice.
+
 Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch,conv11,...] [--threads 1]
      python bench/run.py --memory
+     python bench/run.py --plans
 """
 
 from __future__ import annotations
@@ -59,7 +66,7 @@ from conv import median_ms, settled  # noqa: E402
 
 PEERS = ("pytorch", "jax", "scipy", "ndimage")
 # the workloads that have an "ndimage" peer (scipy.ndimage's separable filters)
-NDIMAGE_WORKLOADS = ("blur31_const",)
+NDIMAGE_WORKLOADS = ("blur31_const", "blur3d")
 
 
 def _try(make):
@@ -384,6 +391,72 @@ def blur31_const(lib: str, repeat: int):
     return None if step is None else {"ms": median_ms(step, repeat, warmup=1)}
 
 
+def _gaussian1(k: int, sigma: float) -> np.ndarray:
+    t = np.arange(k) - (k - 1) / 2
+    g = np.exp(-t ** 2 / (2 * sigma ** 2))
+    return (g / g.sum()).astype(np.float32)
+
+
+def blur3d(lib: str, repeat: int):
+    """A 128^3 volume smoothed by a 15^3 Gaussian (sigma 2.5), the kernel closed over,
+    "same" size, forward only. Peers: scipy.ndimage.gaussian_filter ("ndimage": three
+    correlate1d passes, truncate 2.8 gives the same 15 taps, zero borders as conv's) and
+    scipy.signal.fftconvolve ("scipy")."""
+    vol = np.random.default_rng(0).random((128, 128, 128)).astype(np.float32)
+    g = _gaussian1(15, 2.5)
+    k = np.einsum("i,j,k->ijk", g, g, g)
+    reps = max(3, repeat // 3)  # each run is ~0.1-1 s
+    if lib == "funconv":
+        kc = k[None, None]
+        f = fc.jit(lambda x: fc.conv(x, kc, padding=7))
+        xa = fc.asarray(vol[None, None])
+        step = lambda: f(xa)  # noqa: E731
+    elif lib == "ndimage":
+        def make():
+            from scipy.ndimage import gaussian_filter
+
+            return lambda: gaussian_filter(vol, sigma=2.5, truncate=2.8, mode="constant")
+
+        step = _try(make)
+    elif lib == "scipy":
+        def make():
+            from scipy.signal import fftconvolve
+
+            return lambda: fftconvolve(vol, k, mode="same")
+
+        step = _try(make)
+    else:
+        return None
+    return None if step is None else {"ms": median_ms(step, reps, warmup=1)}
+
+
+# --- measured convolution plans (conv_planning="measure") ---------------------------------------
+
+
+def plans_report() -> None:
+    """conv3x3's three convolutions (forward, input and weight gradients) planned by
+    measurement: every candidate's predicted and measured time, and the choice. Measures in
+    a fresh cache directory (FUNCONV_CACHE_DIR, unless set), so it always times."""
+    import tempfile
+
+    import conv as c  # bench/conv.py
+
+    os.environ.setdefault("FUNCONV_CACHE_DIR", tempfile.mkdtemp(prefix="funconv-plans-"))
+    from funconv.passes import plans
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((c.N, c.C, c.H, c.W)).astype(np.float32)
+    w = (rng.standard_normal((c.O, c.C, c.K, c.K)) / np.sqrt(c.C * c.K * c.K)).astype(np.float32)
+    fc.config.update("conv_planning", "measure")
+    step = fc.jit(fc.value_and_grad(lambda x, w: (fc.conv(x, w, padding=1) ** 2).sum(), argnums=(0, 1)))
+    lowered = step.lower(x, w)
+    print(f"conv3x3 training step, measured plans ({os.cpu_count()} CPUs, cache "
+          f"{os.environ['FUNCONV_CACHE_DIR']}):")
+    print(plans.table(lowered.conv_plans))
+    step(x, w)  # compiled: one call, then the step's median with the chosen algorithms
+    print(f"step with these choices: {median_ms(lambda: step(x, w), 5, warmup=1):.2f} ms")
+
+
 # --- memory: FFT vs im2col (tracemalloc) ---------------------------------------------------------
 
 MEMORY_CASES = {"conv11": ((4, 8, 128, 128), (8, 8, 11, 11), 5),
@@ -437,6 +510,7 @@ WORKLOADS = {
                "value+grads of sum(conv(x,w)^2), x f32[4,8,128,128], w 8x8x11x11, padding 5"),
     "blur31": (blur31, "512x512 image * 31x31 Gaussian, padding 15, forward"),
     "blur31_const": (blur31_const, "blur31 with the kernel closed over (a compile-time constant)"),
+    "blur3d": (blur3d, "128^3 volume * 15^3 Gaussian (closed over), padding 7, forward"),
     "conv1d": (_convgrad((1, 16, 65536), (16, 16, 1025), 512),
                "value+grads, x f32[1,16,65536], w f32[16,16,1025], padding 512"),
     "dw31": (_convgrad((8, 64, 64, 64), (64, 1, 31, 31), 15, groups=64),
@@ -492,6 +566,8 @@ def main(argv=None):
                          "--threads 1 gives steadier numbers on a busy machine")
     ap.add_argument("--memory", action="store_true",
                     help="report the peak extra memory of FFT vs im2col (conv11, conv1d) instead")
+    ap.add_argument("--plans", action="store_true",
+                    help="print conv3x3's convolution candidates with measured planning instead")
     ap.add_argument("--worker", nargs=2, metavar=("WORKLOAD", "LIBRARY"), help=argparse.SUPPRESS)
     ap.add_argument("--memory-worker", nargs=2, metavar=("CASE", "ALGORITHM"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -501,6 +577,8 @@ def main(argv=None):
         return memory_worker(*args.memory_worker)
     if args.memory:
         return memory_report()
+    if args.plans:
+        return plans_report()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:

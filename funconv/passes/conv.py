@@ -601,7 +601,7 @@ def _helix_cost(node: Apply) -> float:
     Small windows stay with im2col, as for the FFT (the helix is an FFT path in disguise)."""
     if conv_cost.small_window(node):
         return math.inf
-    return (_auto_seconds(helix.hypothetical(node))
+    return (helix.NUMPY_PENALTY * _auto_seconds(helix.hypothetical(node))
             + helix.copy_bytes(node) / conv_cost.rates().bandwidth)
 
 

@@ -27,9 +27,10 @@ Exact: the same products summed (in another order, by whatever algorithm the 1-d
 Where it wins: where the 1-d engine is the fast one (a backend with only a 1-d FFT), or where
 R_1 ... R_d factors into a 2,3,5,7-smooth length when the per-axis sizes do not. On the
 NumPy backend the per-axis FFT path already pads each axis to a smooth size for free, and
-the helix adds a copy of the padded signal and computes the straddling outputs, so its
-estimated cost (passes/conv.py) is above the FFT path's for every convolution we tried:
-"auto" practically never picks it there; `algorithm="helix"` forces it. Imports ir, ops,
+the helix adds a copy of the padded signal and computes the straddling outputs; it measured
+1x to 6x slower than the FFT path (`NUMPY_PENALTY`), so its estimated cost (passes/conv.py)
+is above the FFT path's for every convolution we tried: "auto" practically never picks it
+there (a measured plan may); `algorithm="helix"` forces it. Imports ir, ops,
 types; no backend.
 """
 
@@ -101,6 +102,15 @@ def hypothetical(node: Apply) -> Apply:
     params = _params_1d(node, g)
     t = conv_general_p.shape_rule(xt, wt, **params)
     return Apply(type=t, prim=conv_general_p, args=(Input(xt), wn), params=params, source=node.source)
+
+
+# Measured on the NumPy backend (2 shared cores, forced helix against forced fft): 1.5x the
+# FFT path's time for f32[2,4,64,64,64] * 9^3 (124 ms against 82), 6x for f32[1,1,128^3] *
+# 15^3 (255 ms against 40), equal for a 97x101 image * 31x31. The flop model cannot see that
+# one long 1-d transform (millions of points) runs out of cache where the per-axis transforms
+# do not, nor the straddling outputs' share of the work, so passes/conv.py multiplies the 1-d
+# convolution's estimate by this (the smallest slowdown measured).
+NUMPY_PENALTY = 1.5
 
 
 def copy_bytes(node: Apply) -> int:

@@ -52,9 +52,13 @@ def test_the_model_never_picks_winograd_or_helix_on_the_bench_shapes():
     z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
     for xs, ws, pad in [((16, 64, 32, 32), (64, 64, 3, 3), 1), ((1, 3, 224, 224), (64, 3, 3, 3), 1),
                         ((4, 8, 128, 128), (8, 8, 11, 11), 5), ((1, 1, 97, 101), (1, 1, 31, 31), 15),
-                        ((1, 1, 40, 40, 40), (1, 1, 7, 7, 7), 3)]:
+                        ((1, 1, 40, 40, 40), (1, 1, 7, 7, 7), 3), ((2, 4, 64, 64, 64), (4, 4, 9, 9, 9), 4)]:
         (plan,) = fc.jit(lambda x, w: fc.conv(x, w, padding=pad)).lower(z(*xs), z(*ws)).conv_plans
         assert plan.choice in ("im2col", "fft"), (xs, plan)
+    # a constant full-rank 15^3 kernel on blur3d's volume (helix measured 6x slower there)
+    k = np.random.default_rng(0).standard_normal((1, 1, 15, 15, 15)).astype(np.float32)
+    (plan,) = fc.jit(lambda x: fc.conv(x, k, padding=7)).lower(z(1, 1, 128, 128, 128)).conv_plans
+    assert plan.choice == "fft", plan
 
 
 def test_an_unknown_planning_mode_raises():
