@@ -234,6 +234,7 @@ class Launch:
     gsize: int
     bufs: list
     node: Apply | None
+    scalars: list = attrs.field(factory=list)  # int arguments after the buffers
 
 
 class Emitter:
@@ -302,10 +303,11 @@ class Emitter:
         return out
 
     # -- kernels ----------------------------------------------------------------------------------
-    def kernel(self, source: str, gsize: int, bufs: list, hint: str = "k") -> None:
+    def kernel(self, source: str, gsize: int, bufs: list, hint: str = "k", scalars=()) -> None:
         """Record a kernel (its `source` says `KNAME` for its name) and one launch of it over
         `gsize` work-items (rounded up to the local size: kernels check their bound) on `bufs`
-        (the kernel's buffer arguments, in order)."""
+        (the kernel's buffer arguments, in order), then the int arguments `scalars`.
+        Equal sources are one kernel (so sizes passed as arguments share it)."""
         if gsize <= 0:
             return
         name = self.kernel_names.get(source)
@@ -322,7 +324,7 @@ class Emitter:
             if b.first < 0:
                 b.first = k
             b.last = k
-        self.launches.append(Launch(name, gsize, list(bufs), self.current))
+        self.launches.append(Launch(name, gsize, list(bufs), self.current, list(scalars)))
 
     def copy_into(self, out: View, src: Val) -> None:
         """out[...] = src[...] (equal shapes), through the elementwise kernel."""
@@ -502,6 +504,8 @@ class Executable:
             kern = pcl.Kernel(self.program, ln.name)
             for j, b in enumerate(ln.bufs):
                 kern.set_arg(j, physical[id(b)])
+            for j, v in enumerate(ln.scalars):
+                kern.set_arg(len(ln.bufs) + j, np.int32(v))
             self._launches.append((kern, (gsize_of(ln.gsize),), ln))
         self._outputs = [(physical[id(b)], shape, dtype) for b, shape, dtype in self._outputs]
         # clSetKernelArg does not retain its buffers: the executable keeps them alive

@@ -422,12 +422,21 @@ def _group(v: View, groups):
     return sizes, strides
 
 
-def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, N, K, dtype):
+def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, N, K, dtype,
+         c_store=None):
     """Record the GEMM kernel: C_AT(b, m, n) = sum_k a(b, m, k) * b(b, k, n), with a's and b's
-    element strides (batch, row, col) given and C's address expression `c_addr`."""
+    element strides (batch, row, col) given and C's address expression `c_addr`.
+
+    float32 on a CPU device: the packed-panel kernel (`gemm_cpu`), when `c_store` gives C's
+    address as (P, sNP, sB, sM) (see kernels/gemm_cpu.cl); otherwise the portable
+    register-blocked kernel (kernels/gemm.cl)."""
     t = ctype(dtype)
     if dtype.kind == "b":
         raise OpenCLUnsupported("dot_general of bool arrays is not supported on the OpenCL backend")
+    small = max(a.buf.size, b.buf.size, c_buf.size, B * (M + _MR) * (N + _NR), B * (M + _NR) * K,
+                B * (N + _NR) * K) < 2**31 - 1
+    if dtype == np.float32 and c_store is not None and small and getattr(em.device, "is_cpu", False):
+        return gemm_cpu(em, c_buf, c_store, a, a_str, b, b_str, B, M, N, K)
     mac = (f"part[i][j] += fc_cmul_{t}(av[i], bv[j])" if dtype.kind == "c"
            else "part[i][j] += av[i] * bv[j]")
     mt, nt = -(-M // _TM), -(-N // _TN)
@@ -437,6 +446,53 @@ def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, 
                B_ADDR=f"{b.offset} + (b)*{b_str[0]} + (k)*{b_str[1]} + (n)*{b_str[2]}",
                C_ADDR=c_addr)
     em.kernel(src, B * mt * nt, [c_buf, a.buf, b.buf], "gemm")
+
+
+# the CPU GEMM's register tile: MR rows x NR columns (NR/8 float8 accumulators per row)
+_MR, _NR = 6, 16
+
+
+def _gemm_cpu_source() -> str:
+    nv = _NR // 8
+    decl = " ".join(f"float8 c{i}_{j} = (float8)(0.0f);" for i in range(_MR) for j in range(nv))
+    loadb = " ".join(f"const float8 b{j} = pb[{j}];" for j in range(nv))
+    body = "\n        ".join(
+        f"{{ const float8 a = (float8)(pa[{i}]); "
+        + " ".join(f"c{i}_{j} += a * b{j};" for j in range(nv)) + " }" for i in range(_MR))
+    fast, slow = [], []
+    for i in range(_MR):
+        fast.append(f"if (m0 + {i} < M) {{ __global float* cr = cb + (m0 + {i}) * sM; "
+                    + " ".join(f"cr[{8 * j + e}] = c{i}_{j}.s{e};" for j in range(nv) for e in range(8))
+                    + " }")
+        slow.append(f"if (m0 + {i} < M) {{ const int rb = b * sB + (m0 + {i}) * sM; "
+                    + " ".join(f"if (n0 + {8 * j + e} < N) c[((n0 + {8 * j + e}) / P) * sNP + rb + "
+                               f"(n0 + {8 * j + e}) % P] = c{i}_{j}.s{e};"
+                               for j in range(nv) for e in range(8)) + " }")
+    return fill(template("gemm_cpu"), MR=_MR, NR=_NR, NV=nv, DECL=decl, LOADB=loadb, BODY=body,
+                STORE_FAST="\n        ".join(fast), STORE_SLOW="\n        ".join(slow))
+
+
+def _pack(em: Emitter, x: View, xs, B, R, K, rows) -> View:
+    """x(b, r, k) (element strides `xs`: batch, row, k) packed as [B][ceil(R/rows)][K][rows]
+    (rows past R zero): the GEMM's A (rows = _MR, r = m) or B (rows = _NR, r = n) panels."""
+    rt = -(-R // rows)
+    out = em.new((B * rt * K * rows,), np.dtype("float32"))
+    src = fill(template("pack"), ROWS=rows)
+    em.kernel(src, B * rt * K, [out.buf, x.buf], f"pack{rows}",
+              scalars=[B, R, K, rt, x.offset, xs[0], xs[1], xs[2]])
+    return out
+
+
+def gemm_cpu(em: Emitter, c_buf, c_store, a: View, a_str, b: View, b_str, B, M, N, K):
+    ap = _pack(em, a, a_str, B, M, K, _MR)
+    bp = _pack(em, b, (b_str[0], b_str[2], b_str[1]), B, N, K, _NR)
+    mt, nt = -(-M // _MR), -(-N // _NR)
+    src = _gemm_cpu_source()
+    src = src.replace("$BATCH", "B_")  # the batch count is an argument too
+    src = src.replace("const int M, const int N,", "const int B_, const int M, const int N,")
+    P, sNP, sB, sM = c_store
+    em.kernel(src, B * mt * nt, [c_buf, ap.buf, bp.buf], "gemm",
+              scalars=[B, M, N, K, mt, nt, P, sNP, sB, sM])
 
 
 def _dot(em, n):
@@ -463,7 +519,8 @@ def _dot(em, n):
     if K == 0:
         em.copy_into(out, Lit(0, n.dtype, n.shape))
         return out
-    gemm(em, out.buf, f"((b)*{M * N} + (m)*{N} + (n))", xv, ast, yv, bst, B, M, N, K, n.dtype)
+    gemm(em, out.buf, f"((b)*{M * N} + (m)*{N} + (n))", xv, ast, yv, bst, B, M, N, K, n.dtype,
+         c_store=(N, 0, M * N, N))
     return out
 
 
@@ -518,7 +575,8 @@ def _conv(em, n):
         wv = em.contiguous(wv)
         gw = ([G, Og, K], [Og * K, K, 1])
     c_addr = f"(((n) / {P}) * {O * P} + ((b) * {Og} + (m)) * {P} + (n) % {P})"
-    gemm(em, out.buf, c_addr, wv, gw[1], col, (K * N * P, N * P, 1), G, Og, N * P, K, n.dtype)
+    gemm(em, out.buf, c_addr, wv, gw[1], col, (K * N * P, N * P, 1), G, Og, N * P, K, n.dtype,
+         c_store=(P, O * P, Og * P, P))
     return out
 
 
