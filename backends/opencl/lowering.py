@@ -44,12 +44,12 @@ from funconv.primitive import REGISTRY
 # NaNs), integer abs/sign/floor_divide/remainder/power (the float functions do not apply), bool
 # add/mul (logical or/and in NumPy), complex mul/div/conj/square/eq/ne (float2 is not a complex
 # type), and NumPy's exact float floor_divide/remainder rounding.
-_FLOAT_MAX = "(({0}>={1}||isnan({0}))?{0}:{1})"
-_FLOAT_MIN = "(({0}<={1}||isnan({0}))?{0}:{1})"
+_FLOAT_MAX = "(({0}>={1}||FC_ISNAN({0}))?{0}:{1})"
+_FLOAT_MIN = "(({0}<={1}||FC_ISNAN({0}))?{0}:{1})"
 C_OVERRIDES = {
     ("max", "f"): _FLOAT_MAX, ("min", "f"): _FLOAT_MIN,
-    ("relu", "f"): "(({0}>0||isnan({0}))?{0}:({dtype})0)",
-    ("sign", "f"): "(isnan({0})?{0}:sign({0}))",
+    ("relu", "f"): "(({0}>0||FC_ISNAN({0}))?{0}:({dtype})0)",
+    ("sign", "f"): "(FC_ISNAN({0})?{0}:sign({0}))",
     ("floor_divide", "f"): "fc_floordiv_{dtype}({0},{1})",
     ("rem", "f"): "fc_rem_{dtype}({0},{1})",
     ("max", "i"): "(({0}>={1})?{0}:{1})", ("min", "i"): "(({0}<={1})?{0}:{1})",
@@ -281,7 +281,7 @@ def _combine(op: str, dtype, acc: str, v: str) -> str:
         return f"{acc} = {acc} & {v};" if dt.kind == "b" else f"{acc} *= {v};"
     cmp = ">" if op == "max" else "<"
     if dt.kind == "f":
-        return f"if ({v} {cmp} {acc} || isnan({v})) {acc} = {v};"
+        return f"if ({v} {cmp} {acc} || FC_ISNAN({v})) {acc} = {v};"
     return f"if ({v} {cmp} {acc}) {acc} = {v};"
 
 
@@ -367,7 +367,7 @@ def _argreduce(op: str):
         t = ctype(x.dtype)
         dec, kc = decompose("gid", kshape_c, "k")
         cmp = ">" if op == "max" else "<"
-        better = f"v {cmp} best" + (" || (isnan(v) && !isnan(best))" if x.dtype.kind == "f" else "")
+        better = f"v {cmp} best" + (" || (FC_ISNAN(v) && !FC_ISNAN(best))" if x.dtype.kind == "f" else "")
         lines = dec + [f"const $IDX base = {address(x.offset, kc, kst)};",
                        f"{t} best = in[base]; int bi = 0;",
                        f"for (int r = 1; r < {x.shape[axis]}; ++r) {{",
@@ -422,8 +422,14 @@ def _group(v: View, groups):
     return sizes, strides
 
 
+def _cpu_gemm_ok(em: Emitter, dtype, sizes, B, M, N, K) -> bool:
+    """Does the packed CPU GEMM apply (float32, a CPU device, every index fits an int)?"""
+    big = max(list(sizes) + [B * (M + _MR) * (N + _NR), B * (M + _NR) * K, B * (N + _NR) * K])
+    return np.dtype(dtype) == np.float32 and big < 2**31 - 1 and getattr(em.device, "is_cpu", False)
+
+
 def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, N, K, dtype,
-         c_store=None):
+         c_store=None, bp=None):
     """Record the GEMM kernel: C_AT(b, m, n) = sum_k a(b, m, k) * b(b, k, n), with a's and b's
     element strides (batch, row, col) given and C's address expression `c_addr`.
 
@@ -433,10 +439,8 @@ def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, 
     t = ctype(dtype)
     if dtype.kind == "b":
         raise OpenCLUnsupported("dot_general of bool arrays is not supported on the OpenCL backend")
-    small = max(a.buf.size, b.buf.size, c_buf.size, B * (M + _MR) * (N + _NR), B * (M + _NR) * K,
-                B * (N + _NR) * K) < 2**31 - 1
-    if dtype == np.float32 and c_store is not None and small and getattr(em.device, "is_cpu", False):
-        return gemm_cpu(em, c_buf, c_store, a, a_str, b, b_str, B, M, N, K)
+    if c_store is not None and _cpu_gemm_ok(em, dtype, (a.buf.size, b.buf.size, c_buf.size), B, M, N, K):
+        return gemm_cpu(em, c_buf, c_store, a, a_str, b, b_str, B, M, N, K, bp)
     mac = (f"part[i][j] += fc_cmul_{t}(av[i], bv[j])" if dtype.kind == "c"
            else "part[i][j] += av[i] * bv[j]")
     mt, nt = -(-M // _TM), -(-N // _TN)
@@ -483,9 +487,11 @@ def _pack(em: Emitter, x: View, xs, B, R, K, rows) -> View:
     return out
 
 
-def gemm_cpu(em: Emitter, c_buf, c_store, a: View, a_str, b: View, b_str, B, M, N, K):
+def gemm_cpu(em: Emitter, c_buf, c_store, a: View, a_str, b: View, b_str, B, M, N, K, bp=None):
+    """The packed CPU GEMM; `bp`: B already packed in _NR-column panels (else packed here)."""
     ap = _pack(em, a, a_str, B, M, K, _MR)
-    bp = _pack(em, b, (b_str[0], b_str[2], b_str[1]), B, N, K, _NR)
+    if bp is None:
+        bp = _pack(em, b, (b_str[0], b_str[2], b_str[1]), B, N, K, _NR)
     mt, nt = -(-M // _MR), -(-N // _NR)
     src = _gemm_cpu_source()
     src = src.replace("$BATCH", "B_")  # the batch count is an argument too
@@ -526,6 +532,30 @@ def _dot(em, n):
 
 # --- convolution: im2col + GEMM -----------------------------------------------------------------
 
+def _im2col_rows(em, col, xv, G, Cg, N, K, NP, isp, ksp, osp, strides, padding, ldil, rdil, t):
+    """col[g, k, j] (contiguous (G, K, N * P)): one work-item per row of the last output dim."""
+    nd = len(ksp)
+    last = osp[-1]
+    dec, cs = decompose("gid", (G, Cg) + tuple(ksp) + (N,) + tuple(osp[:-1]), "c")
+    g_, c_, taps, n_ = cs[0], cs[1], cs[2:2 + nd], cs[2 + nd]
+    outs = list(cs[3 + nd:]) + ["o"]
+    lines = list(dec)
+    store = f"out[gid * {last} + o]"
+    conds, coords = [], []
+    for i in range(nd):
+        span = (isp[i] - 1) * ldil[i] + 1
+        if i == nd - 1:
+            lines.append(f"for (int o = 0; o < {last}; ++o) {{")
+        lines.append(f"const int q{i} = {outs[i]} * {strides[i]} + {taps[i]} * {rdil[i]} - ({padding[i][0]});")
+        conds.append(f"q{i} >= 0 && q{i} < {span}" + (f" && q{i} % {ldil[i]} == 0" if ldil[i] > 1 else ""))
+        coords.append(f"(q{i} / {ldil[i]})" if ldil[i] > 1 else f"q{i}")
+    xaddr = address(xv.offset, [n_, f"({g_} * {Cg} + {c_})"] + coords, xv.strides)
+    lines.append(f"{store} = ({' && '.join(conds)}) ? in[{xaddr}] : ({t})(0);")
+    lines.append("}")
+    em.index_kernel([f"__global {t}* out", f"__global const {t}* in"], [col.buf, xv.buf], G * K * NP // last,
+                    lines, em.index_type(xv, col), "im2col")
+
+
 def _conv(em, n):
     x, w = n.args
     p = n.params
@@ -544,28 +574,12 @@ def _conv(em, n):
         return out
     xv = em.view(x)
     t = ctype(n.dtype)
-    # col[g, (c, taps...), (n, out positions...)]: the input patch of every output position.
-    # One work-item per row of the last output dim: the index arithmetic (divisions) is done
-    # once per row, and the row is written contiguously.
-    col = em.new((G, K, N * P), n.dtype)
-    last = osp[-1]
-    dec, cs = decompose("gid", (G, Cg) + tuple(ksp) + (N,) + tuple(osp[:-1]), "c")
-    g_, c_, taps, n_ = cs[0], cs[1], cs[2:2 + nd], cs[2 + nd]
-    outs = list(cs[3 + nd:]) + ["o"]
-    lines = list(dec)
-    conds, coords = [], []
-    for i in range(nd):
-        span = (isp[i] - 1) * ldil[i] + 1
-        if i == nd - 1:
-            lines.append(f"for (int o = 0; o < {last}; ++o) {{")
-        lines.append(f"const int q{i} = {outs[i]} * {strides[i]} + {taps[i]} * {rdil[i]} - ({padding[i][0]});")
-        conds.append(f"q{i} >= 0 && q{i} < {span}" + (f" && q{i} % {ldil[i]} == 0" if ldil[i] > 1 else ""))
-        coords.append(f"(q{i} / {ldil[i]})" if ldil[i] > 1 else f"q{i}")
-    xaddr = address(xv.offset, [n_, f"({g_} * {Cg} + {c_})"] + coords, xv.strides)
-    lines.append(f"out[gid * {last} + o] = ({' && '.join(conds)}) ? in[{xaddr}] : ({t})(0);")
-    lines.append("}")
-    em.index_kernel([f"__global {t}* out", f"__global const {t}* in"], [col.buf, xv.buf], col.size // last,
-                    lines, em.index_type(xv, col), "im2col")
+    # col[g, (c, taps...), (n, out positions...)]: the input patch of every output position
+    # (written in im2col's own order: writing the CPU GEMM's packed panels directly measured
+    # slower than im2col followed by the pack kernel)
+    NP = N * P
+    col = em.new((G, K, NP), n.dtype)
+    _im2col_rows(em, col, xv, G, Cg, N, K, NP, isp, ksp, osp, strides, padding, ldil, rdil, t)
     # the kernel (O, Cg, k...) as (G, Og, K); the GEMM writes out[n, g*Og + m, position]
     wv = em.view(w)
     gw = _group(View(wv.buf, wv.offset, (G, Og) + tuple(w.shape[1:]),
@@ -642,7 +656,7 @@ def _first_max_lines(x: View, window, strides, padding, oc, lead_c):
     the identity -inf; ties keep the earlier tap; NaN: as the NumPy reference, max propagates)."""
     t = ctype(x.dtype)
     ident = _init("max", x.dtype)
-    nan = " || isnan(v)" if x.dtype.kind == "f" else ""
+    nan = " || FC_ISNAN(v)" if x.dtype.kind == "f" else ""
     upd = f"if (v > best) sel = tap; if (v > best{nan}) best = v;"
     lines = [f"{t} best = {ident}; int sel = 0; int started = 0;"]
     valid = f"const {t} v = in[xa]; if (!started) {{ best = v; started = 1; }} else {{ {upd} }}"
@@ -793,14 +807,14 @@ def _iota(em, n):
 
 def _less(t_kind: str) -> str:
     if t_kind == "f":  # NaN sorts last, as NumPy
-        return "((a < b) || (isnan(b) && !isnan(a)))"
+        return "((a < b) || (FC_ISNAN(b) && !FC_ISNAN(a)))"
     return "(a < b)"
 
 
 def _rank_lines(kind: str, T: str, n_axis: int, stride: int) -> list[str]:
     """Lines computing `rank`: the position of element `i` (of its line at `base`) in a stable
     sort of the line: the number of elements before it in sorted order."""
-    eq = "((a == b) || (isnan(a) && isnan(b)))" if kind == "f" else "(a == b)"
+    eq = "((a == b) || (FC_ISNAN(a) && FC_ISNAN(b)))" if kind == "f" else "(a == b)"
     return [f"const {T} b = in[base + i * {stride}];", "int rank = 0;",
             f"for (int j = 0; j < {n_axis}; ++j) {{",
             f"    const {T} a = in[base + j * {stride}];",
