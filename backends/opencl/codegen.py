@@ -257,6 +257,7 @@ class Emitter:
         self.bufs: list[Buf] = []
         self.current: Apply | None = None
         self.extras: list[str] = []  # kernels/*.cl helper files the kernels need (once each)
+        self.kparams: dict[str, list[str]] = {}  # kernel name -> its C parameter declarations
 
     def need(self, name: str) -> None:
         """Include the helper functions of kernels/<name>.cl in the program."""
@@ -303,11 +304,13 @@ class Emitter:
         return out
 
     # -- kernels ----------------------------------------------------------------------------------
-    def kernel(self, source: str, gsize: int, bufs: list, hint: str = "k", scalars=()) -> None:
+    def kernel(self, source: str, gsize: int, bufs: list, hint: str = "k", scalars=(),
+               params=None) -> None:
         """Record a kernel (its `source` says `KNAME` for its name) and one launch of it over
         `gsize` work-items (rounded up to the local size: kernels check their bound) on `bufs`
         (the kernel's buffer arguments, in order), then the int arguments `scalars`.
-        Equal sources are one kernel (so sizes passed as arguments share it)."""
+        Equal sources are one kernel (so sizes passed as arguments share it). `params`: the
+        C declarations of the buffer parameters, for a kernel that may join the bundle."""
         if gsize <= 0:
             return
         name = self.kernel_names.get(source)
@@ -316,6 +319,8 @@ class Emitter:
             name = f"k{len(self.sources)}_{hint}"
             self.kernel_names[source] = name
             self.sources.append(source.replace("KNAME", name))
+            if params is not None and not scalars:
+                self.kparams[name] = list(params)
             prim = node.prim.name if node is not None else hint
             self.owners[name] = (f"{prim} {node.type.short()} at {node.source or '?'}"
                                  if node is not None else hint)
@@ -335,7 +340,7 @@ class Emitter:
         """A kernel of `n` work-items (`gid`) over buffer parameters `params` (C declarations,
         one per buffer of `bufs`) running the C lines `body`."""
         src = fill(template("index"), PARAMS=", ".join(params), N=n, BODY="\n    ".join(body), IDX=idx)
-        self.kernel(src, n, bufs, hint)
+        self.kernel(src, n, bufs, hint, params=params)
 
     def elementwise_into(self, out: View, stmts: list[str], leaves: list[Val], result: str,
                          hint: str = "map") -> None:
@@ -364,7 +369,7 @@ class Emitter:
         body = lines + reads + stmts + [f"out[{address(out.offset, coords, strides[0])}] = {result};"]
         src = fill(template("elementwise"), PARAMS=", ".join(params), IDX=idx, N=math.prod(shape),
                    BODY="\n    ".join(body))
-        self.kernel(src, math.prod(shape), bufs, hint)
+        self.kernel(src, math.prod(shape), bufs, hint, params=params)
 
     def index_type(self, *views) -> str:
         """`int` when every index and address fits, else `long`."""
@@ -373,6 +378,46 @@ class Emitter:
             if isinstance(v, View):
                 big = max(big, v.size, v.buf.size)
         return "int" if big < 2**31 - 1 else "long"
+
+
+# The bundle: PoCL compiles every kernel of a program separately at its first launch (~50 ms
+# each cold, most of it fixed cost), so the small kernels of a graph (at most BUNDLE_MAX
+# work-items per launch: the scalar glue of a loss, bias gradients, parameter updates, and
+# the pooling, im2col and activation kernels of a small CNN)
+# become inline functions called from one kernel, `fc_bundle`, through a switch on its
+# last argument. Large kernels keep their own (the switch per work-item stops PoCL's
+# vectorizer, which matters only when there is much work).
+BUNDLE = "fc_bundle"
+BUNDLE_MAX = 1 << 20
+
+
+def bundle(em: Emitter) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """The program's kernel sources with the small kernels folded into the bundle, and for
+    each bundled kernel name its (case number, number of buffer parameters of the bundle)."""
+    biggest: dict[str, int] = {}
+    for ln in em.launches:
+        biggest[ln.name] = max(biggest.get(ln.name, 0), ln.gsize)
+    names = [name for name in em.kparams if biggest.get(name, 0) <= BUNDLE_MAX]
+    if len(names) < 2:
+        return em.sources, {}
+    chosen = set(names)
+    width = max(len(em.kparams[name]) for name in names)
+    sources, calls, cases = [], [], {}
+    for src in em.sources:
+        name = src.split("__kernel void ", 1)[1].split("(", 1)[0] if "__kernel void " in src else None
+        if name in chosen:
+            src = src.replace(f"__kernel void {name}(", f"inline void {name}(", 1)
+            casts = []
+            for j, decl in enumerate(em.kparams[name]):
+                ctype_ = decl.rsplit(None, 1)[0]
+                casts.append(f"({ctype_})p{j}")
+            cases[name] = (len(calls), width)
+            calls.append(f"    case {len(calls)}: {name}({', '.join(casts)}); break;")
+        sources.append(src)
+    params = ", ".join(f"__global uchar* p{j}" for j in range(width))
+    sources.append(f"__kernel void {BUNDLE}({params}, const int which) {{\n    switch (which) {{\n"
+                   + "\n".join(calls) + "\n    }\n}")
+    return sources, cases
 
 
 def gsize_of(n: int) -> int:
@@ -497,13 +542,20 @@ class Executable:
 
         header = fill(template("prelude"), FP64="#define FC_FP64 1\n#pragma OPENCL EXTENSION "
                       "cl_khr_fp64 : enable" if self.device.fp64 else "")
-        self.source = "\n".join([header] + [template(x) for x in em.extras] + em.sources)
-        self.program = self.device.build(self.source, em.owners) if em.sources else None
+        sources, cases = bundle(em)
+        self.source = "\n".join([header] + [template(x) for x in em.extras] + sources)
+        self.program = self.device.build(self.source, em.owners) if sources else None
         self._launches = []
         for ln in em.launches:
-            kern = pcl.Kernel(self.program, ln.name)
+            case = cases.get(ln.name)
+            kern = pcl.Kernel(self.program, BUNDLE if case is not None else ln.name)
             for j, b in enumerate(ln.bufs):
                 kern.set_arg(j, physical[id(b)])
+            if case is not None:
+                width = case[1]
+                for j in range(len(ln.bufs), width):  # parameters this case does not use
+                    kern.set_arg(j, physical[id(ln.bufs[0])])
+                kern.set_arg(width, np.int32(case[0]))
             for j, v in enumerate(ln.scalars):
                 kern.set_arg(len(ln.bufs) + j, np.int32(v))
             self._launches.append((kern, (gsize_of(ln.gsize),), ln))
