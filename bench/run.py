@@ -22,7 +22,17 @@ funconv is faster. Medians of `--repeat` timed runs after warm-up
 (compilation excluded). The lenet runs must agree on the first step's loss
 (a warning says when not). Nothing is asserted.
 
-Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch] [--threads 1]
+* conv11:   value and both gradients of sum(conv(x, w)**2), x 4x8x128x128, w 8x8x11x11,
+  padding 5 (a large kernel on few channels).
+
+With `--backend opencl`, funconv also runs with its OpenCL backend (PoCL on the CPU, or
+the device FUNCONV_OPENCL_DEVICE names), in its own child process, as the column
+`opencl` next to the NumPy backend's `funconv`, and the table ends with the cold-cache and
+warm-cache compile time of the LeNet step (cold: a fresh POCL_CACHE_DIR in the child;
+warm: a second child on that same directory).
+
+Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch,conv11] [--threads 1]
+     [--backend opencl]
 """
 
 from __future__ import annotations
@@ -111,6 +121,49 @@ def conv3x3(lib: str, repeat: int):
     makers = {"funconv": c.funconv_jit, "pytorch": c.torch_step, "jax": c.jax_step,
               "scipy": lambda x, w: (__import__("scipy.signal"), _scipy_conv3x3(x, w))[1]}
     step = _try(lambda: makers[lib](x, w))
+    return None if step is None else {"ms": median_ms(step, reps, warmup=1)}
+
+
+def conv11(lib: str, repeat: int):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 8, 128, 128)).astype(np.float32)
+    w = (rng.standard_normal((8, 8, 11, 11)) / np.sqrt(8 * 121)).astype(np.float32)
+    reps = max(3, repeat // 3)
+    if lib == "funconv":
+        def loss(x, w):
+            y = fc.conv(x, w, padding=5)
+            return (y * y).sum()
+
+        f = fc.jit(fc.value_and_grad(loss, argnums=(0, 1)))
+        xa, wa = fc.asarray(x), fc.asarray(w)
+
+        def step():
+            v, (gx, gw) = f(xa, wa)
+            return np.asarray(gw)
+    elif lib == "pytorch":
+        def make():
+            import torch
+
+            xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+
+            def run():
+                y = torch.nn.functional.conv2d(xt, wt, padding=5)
+                v = (y * y).sum()
+                return torch.autograd.grad(v, (xt, wt))
+            return run
+        step = _try(make)
+    elif lib == "jax":
+        def make():
+            import jax
+
+            def loss(x, w):
+                y = jax.lax.conv_general_dilated(x, w, (1, 1), ((5, 5), (5, 5)))
+                return (y * y).sum()
+            g = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+            return lambda: jax.block_until_ready(g(x, w))
+        step = _try(make)
+    else:
+        return None
     return None if step is None else {"ms": median_ms(step, reps, warmup=1)}
 
 
@@ -225,7 +278,21 @@ WORKLOADS = {
     "dispatch": (dispatch, "jitted grad of sum(tanh(W@x)), W f32[10,10]"),
     "conv3x3": (conv3x3, "value+grads of sum(conv(x,w)^2), x f32[16,64,32,32], w 64x64x3x3"),
     "lenet": (lenet, "jitted SGD step, LeNet-5-like, batch f32[64,1,28,28]"),
+    "conv11": (conv11, "value+grads of sum(conv(x,w)^2), x f32[4,8,128,128], w 8x8x11x11, pad 5"),
 }
+OPENCL = "opencl"  # funconv with backend="opencl": a library column of its own
+
+
+def lenet_compile(repeat: int):
+    """Seconds from the first call of the jitted LeNet step to its result (trace, passes,
+    compile, one run), in this process: with a fresh POCL_CACHE_DIR it is the cold compile."""
+    import time
+
+    params, x, y = _lenet_data()
+    t0 = time.perf_counter()
+    run = lenet_funconv(params, x, y)
+    run()
+    return {"ms": (time.perf_counter() - t0) * 1e3}
 
 
 def _fmt(ms):
@@ -236,7 +303,13 @@ def _fmt(ms):
 
 def worker(workload: str, lib: str, repeat: int) -> None:
     """Child process: measure one (workload, library) pair, print one JSON line."""
-    res = WORKLOADS[workload][0](lib, repeat)
+    if lib == OPENCL:
+        fc.config.update("backend", "opencl")
+        lib = "funconv"
+    if workload == "lenet_compile":
+        res = lenet_compile(repeat)
+    else:
+        res = WORKLOADS[workload][0](lib, repeat)
     if res is not None:
         mod = {"funconv": "funconv", "pytorch": "torch", "jax": "jax", "scipy": "scipy"}[lib]
         res["version"] = sys.modules[mod].__version__
@@ -255,9 +328,9 @@ def _thread_env(threads: int | None) -> dict:
     return env
 
 
-def _measure(workload: str, lib: str, repeat: int, threads: int | None = None):
+def _measure(workload: str, lib: str, repeat: int, threads: int | None = None, env=None):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", workload, lib, "--repeat", str(repeat)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=_thread_env(threads))
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**_thread_env(threads), **(env or {})})
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if r.returncode != 0 or not lines:
         tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
@@ -273,6 +346,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None,
                     help="cap every library's thread pools (default: each library's own default); "
                          "--threads 1 gives steadier numbers on a busy machine")
+    ap.add_argument("--backend", choices=["numpy", "opencl"], default="numpy",
+                    help="opencl: also run funconv on its OpenCL backend (column 'opencl') and "
+                         "time the LeNet step's cold and warm compile")
     ap.add_argument("--worker", nargs=2, metavar=("WORKLOAD", "LIBRARY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -282,14 +358,15 @@ def main(argv=None):
     if unknown:
         ap.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
 
+    peers = ((OPENCL,) if args.backend == "opencl" else ()) + PEERS
     results, versions = {}, {"python": platform.python_version(), "numpy": np.__version__}
     for name in names:
         print(f"running {name}: {WORKLOADS[name][1]} ...", file=sys.stderr, flush=True)
         results[name] = {}
-        for lib in ("funconv",) + PEERS:
+        for lib in ("funconv",) + peers:
             res = _measure(name, lib, args.repeat, args.threads)
             results[name][lib] = None if res is None else res["ms"]
-            if res is not None:
+            if res is not None and lib != OPENCL:
                 versions[lib] = res["version"]
                 if "check" in res:
                     ref = results[name].setdefault("_check", res["check"])
@@ -297,8 +374,8 @@ def main(argv=None):
                         print(f"WARNING {name}: first-step loss {res['check']} in {lib} differs "
                               f"from funconv's {ref}", file=sys.stderr)
 
-    head = f"{'workload':<10} {'funconv':>10} " + " ".join(f"{p:>10}" for p in PEERS) + "   " + \
-        " ".join(f"{'fc/' + p:>10}" for p in PEERS)
+    head = f"{'workload':<10} {'funconv':>10} " + " ".join(f"{p:>10}" for p in peers) + "   " + \
+        " ".join(f"{'fc/' + p:>10}" for p in peers)
     threads = f"threads capped at {args.threads}" if args.threads else "default threads"
     print(f"\nmedian time per call ({os.cpu_count()} CPUs, {threads}; "
           + ", ".join(f"{k} {v}" for k, v in versions.items()) + ")")
@@ -307,13 +384,24 @@ def main(argv=None):
     for name in names:
         r = results[name]
         ratios = []
-        for p in PEERS:
+        for p in peers:
             ok = r.get(p) is not None and r.get("funconv") is not None
             ratios.append(f"{r['funconv'] / r[p]:>9.2f}x" if ok else f"{'-':>10}")
         print(f"{name:<10} {_fmt(r.get('funconv')):>10} "
-              + " ".join(f"{_fmt(r.get(p)):>10}" for p in PEERS) + "   " + " ".join(ratios))
+              + " ".join(f"{_fmt(r.get(p)):>10}" for p in peers) + "   " + " ".join(ratios))
     print("fc/peer: funconv's time over the peer's (below 1: funconv is faster); "
           "'-': not installed, or no such implementation")
+    if args.backend == "opencl":
+        print("opencl: funconv with backend='opencl' (fc/opencl above 1: the OpenCL backend is faster)")
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="funconv-pocl-cache-") as cache:
+            env = {"POCL_CACHE_DIR": cache}
+            cold = _measure("lenet_compile", OPENCL, 1, args.threads, env)
+            warm = _measure("lenet_compile", OPENCL, 1, args.threads, env)
+        results["lenet_compile"] = {"cold": cold and cold["ms"], "warm": warm and warm["ms"]}
+        print(f"opencl LeNet step, first call (trace + compile + one run): cold cache "
+              f"{_fmt(cold and cold['ms'])}, warm cache {_fmt(warm and warm['ms'])}")
     return results
 
 
