@@ -22,6 +22,11 @@ once, at compile time.
 
 Launches are 1-D, with one local size (`LOCAL`) for every kernel: PoCL compiles one
 work-group function per (kernel, local size), and a fixed size keeps that to one.
+
+Few kernels. PoCL's cold compile is ~50 ms per kernel, mostly fixed cost, so a program
+has few: equal sources are one kernel (the GEMM and its pack kernels take every size as an
+argument, so all float32 GEMMs of a graph share them), and the graph's other kernels of up
+to BUNDLE_MAX work-items are inline functions behind one switch kernel (`bundle`).
 Imports numpy, attrs, the funconv core; pyopencl only through device.py.
 """
 
