@@ -439,7 +439,8 @@ def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, 
     t = ctype(dtype)
     if dtype.kind == "b":
         raise OpenCLUnsupported("dot_general of bool arrays is not supported on the OpenCL backend")
-    if c_store is not None and _cpu_gemm_ok(em, dtype, (a.buf.size, b.buf.size, c_buf.size), B, M, N, K):
+    if (c_store is not None and B * M * N * K >= _SMALL_GEMM
+            and _cpu_gemm_ok(em, dtype, (a.buf.size, b.buf.size, c_buf.size), B, M, N, K)):
         return gemm_cpu(em, c_buf, c_store, a, a_str, b, b_str, B, M, N, K, bp)
     mac = (f"part[i][j] += fc_cmul_{t}(av[i], bv[j])" if dtype.kind == "c"
            else "part[i][j] += av[i] * bv[j]")
@@ -449,9 +450,13 @@ def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, 
                A_ADDR=f"{a.offset} + (b)*{a_str[0]} + (m)*{a_str[1]} + (k)*{a_str[2]}",
                B_ADDR=f"{b.offset} + (b)*{b_str[0]} + (k)*{b_str[1]} + (n)*{b_str[2]}",
                C_ADDR=c_addr)
-    em.kernel(src, B * mt * nt, [c_buf, a.buf, b.buf], "gemm")
+    em.kernel(src, B * mt * nt, [c_buf, a.buf, b.buf], "gemm",
+              params=[f"__global {t}* c", f"__global const {t}* a", f"__global const {t}* bm"])
 
 
+# GEMMs of fewer multiply-adds take the plain kernel (it may join the bundle): three
+# launches (two packs and the GEMM) cost more than they save there
+_SMALL_GEMM = 1 << 18
 # the CPU GEMM's register tile: MR rows x NR columns (NR/8 float8 accumulators per row)
 _MR, _NR = 6, 16
 
