@@ -366,3 +366,17 @@ def test_packed_gemm_edges(device):
                 fc.conv(x, w, padding=1), fc.grad(lambda w: (fc.conv(x, w, padding=1) ** 2).sum())(w)]
 
     check(f, a, b, m, n, x, w, rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_conv_direct_kernel_and_gradients(device):
+    # grouped convolutions with short reductions take the direct kernel (no im2col)
+    x, w = rand(2, 6, 7, 9), rand(6, 1, 3, 3)
+    w2 = rand(6, 2, 3, 3)
+
+    def f(x, w, w2):
+        loss = lambda x, w, w2: ((fc.conv(x, w, padding=1, groups=6) ** 2).sum()
+                                 + (fc.conv(x, w2, stride=2, groups=3) ** 2).sum())
+        return [fc.conv(x, w, padding=1, groups=6), fc.grad(loss, argnums=(0, 1, 2))(x, w, w2)]
+
+    assert "conv_direct" in fc.jit(f, backend="opencl").lower(x, w, w2).source
+    check(f, x, w, w2, rtol=1e-4, atol=1e-4)
