@@ -538,27 +538,35 @@ def _dot(em, n):
 # --- convolution: im2col + GEMM -----------------------------------------------------------------
 
 def _im2col_rows(em, col, xv, G, Cg, N, K, NP, isp, ksp, osp, strides, padding, ldil, rdil, t):
-    """col[g, k, j] (contiguous (G, K, N * P)): one work-item per row of the last output dim."""
+    """col[g, k, j] (contiguous (G, K, N * P)): one work-item per run of output positions (the
+    trailing output dims, as many as make a run of >= _IM2COL_RUN, looped inside): the index
+    arithmetic (divisions) is done once per run, and the run is written contiguously."""
     nd = len(ksp)
-    last = osp[-1]
-    dec, cs = decompose("gid", (G, Cg) + tuple(ksp) + (N,) + tuple(osp[:-1]), "c")
+    r = 1
+    while r < nd and math.prod(osp[nd - r:]) < _IM2COL_RUN:
+        r += 1
+    run = math.prod(osp[nd - r:])
+    dec, cs = decompose("gid", (G, Cg) + tuple(ksp) + (N,) + tuple(osp[:nd - r]), "c")
     g_, c_, taps, n_ = cs[0], cs[1], cs[2:2 + nd], cs[2 + nd]
-    outs = list(cs[3 + nd:]) + ["o"]
-    lines = list(dec)
-    store = f"out[gid * {last} + o]"
+    outs = list(cs[3 + nd:]) + [f"o{i}" for i in range(nd - r, nd)]
+    lines = list(dec) + [f"__global {t}* dst = out + gid * {run};"]
+    flat = address(0, [f"o{i}" for i in range(nd - r, nd)], c_strides(osp[nd - r:]))
     conds, coords = [], []
     for i in range(nd):
         span = (isp[i] - 1) * ldil[i] + 1
-        if i == nd - 1:
-            lines.append(f"for (int o = 0; o < {last}; ++o) {{")
+        if i >= nd - r:
+            lines.append(f"for (int o{i} = 0; o{i} < {osp[i]}; ++o{i}) {{")
         lines.append(f"const int q{i} = {outs[i]} * {strides[i]} + {taps[i]} * {rdil[i]} - ({padding[i][0]});")
         conds.append(f"q{i} >= 0 && q{i} < {span}" + (f" && q{i} % {ldil[i]} == 0" if ldil[i] > 1 else ""))
         coords.append(f"(q{i} / {ldil[i]})" if ldil[i] > 1 else f"q{i}")
     xaddr = address(xv.offset, [n_, f"({g_} * {Cg} + {c_})"] + coords, xv.strides)
-    lines.append(f"{store} = ({' && '.join(conds)}) ? in[{xaddr}] : ({t})(0);")
-    lines.append("}")
-    em.index_kernel([f"__global {t}* out", f"__global const {t}* in"], [col.buf, xv.buf], G * K * NP // last,
+    lines.append(f"dst[{flat}] = ({' && '.join(conds)}) ? in[{xaddr}] : ({t})(0);")
+    lines.append("}" * r)
+    em.index_kernel([f"__global {t}* out", f"__global const {t}* in"], [col.buf, xv.buf], G * K * NP // run,
                     lines, em.index_type(xv, col), "im2col")
+
+
+_IM2COL_RUN = 16
 
 
 # grouped convolutions (depthwise, small groups) with at most this many multiply-adds per
