@@ -702,11 +702,12 @@ def _reduce_window(em, n):
 
 def _first_max_lines(x: View, window, strides, padding, oc, lead_c):
     """C lines leaving in `sel` the tap of the first maximum of the window (padding counts as
-    the identity -inf; ties keep the earlier tap; NaN: as the NumPy reference, max propagates)."""
+    the identity -inf; ties keep the earlier tap; NaN as the NumPy reference (ops/pool.py
+    _first_max): a strict `>` running maximum, so a NaN tap is selected only when it is the
+    first tap, and never replaces the running best)."""
     t = ctype(x.dtype)
     ident = _init("max", x.dtype)
-    nan = " || FC_ISNAN(v)" if x.dtype.kind == "f" else ""
-    upd = f"if (v > best) sel = tap; if (v > best{nan}) best = v;"
+    upd = "if (v > best) { sel = tap; best = v; }"
     lines = [f"{t} best = {ident}; int sel = 0; int started = 0;"]
     valid = f"const {t} v = in[xa]; if (!started) {{ best = v; started = 1; }} else {{ {upd} }}"
     pad = f"const {t} v = {ident}; if (!started) {{ best = v; started = 1; }} else {{ {upd} }}"
@@ -755,6 +756,26 @@ def _select_and_scatter_add(em, n):
     if out.size == 0:
         return out
     pooled = ct.shape
+    lead = len(n.shape) - nd
+    if (all(lo == 0 and hi == 0 for lo, hi in padding) and tuple(strides) == tuple(window)
+            and all(pooled[lead + i] * window[i] == n.shape[lead + i] for i in range(nd))):
+        # windows tile x exactly (2x2 pooling of an even map): every element is in one window,
+        # so one work-item per window finds its first maximum and writes the whole window
+        t = ctype(n.dtype)
+        dec, cs = decompose("gid", pooled, "c")
+        lead_c, oc = cs[:lead], cs[lead:]
+        lines = dec + _first_max_lines(x, window, strides, padding, oc, lead_c)
+        lines.append(f"const {t} g = ct[{address(ct.offset, cs, ct.strides)}];")
+        for i in range(nd):
+            lines.append(f"for (int t{i} = 0; t{i} < {window[i]}; ++t{i}) {{")
+        tap = " + ".join(f"t{i} * {math.prod(window[i + 1:])}" for i in range(nd))
+        oa = address(0, lead_c + [f"({oc[i]} * {window[i]} + t{i})" for i in range(nd)], out.strides)
+        lines.append(f"out[{oa}] = ({tap}) == sel ? g : ({t})(0);")
+        lines.append("}" * nd)
+        em.index_kernel([f"__global {t}* out", f"__global const {ctype(x.dtype)}* in",
+                         f"__global const {t}* ct"], [out.buf, x.buf, ct.buf], math.prod(pooled), lines,
+                        em.index_type(x, out, ct), "select_scatter_tiled")
+        return out
     sel = em.new(pooled, np.dtype("int32"))
     if sel.size:
         dec, cs = decompose("gid", pooled, "c")

@@ -385,3 +385,21 @@ def test_depthwise_conv_direct_kernel_and_gradients(device):
 
     assert "conv_direct" in fc.jit(f, backend="opencl").lower(x, w, w2).source
     check(f, x, w, w2, rtol=1e-4, atol=1e-4)
+
+
+def test_max_pool_gradient_ties_and_nan(device):
+    # 2x2 pooling of an even map (the tiled select_and_scatter_add) and a 3x3/2 one (the
+    # general kernel): ties send the cotangent to the first maximum, NaN propagates, as NumPy
+    x = np.round(rand(2, 3, 6, 6) * 2) / 2  # many ties
+    x[0, 0, 0, 1] = np.nan
+
+    def f(x):
+        return [fc.grad(lambda x: (fc.max_pool(x, 2) * 3.0).sum())(x),
+                fc.grad(lambda x: (fc.max_pool(x, 3, stride=2) ** 2).sum())(x)]
+
+    src = fc.jit(f, backend="opencl").lower(x).source
+    assert "select_scatter_tiled" in src
+    got = fc.jit(f, backend="opencl")(x)
+    ref = evaluate(fc.make_graph(f)(x), [x])
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(np.asarray(g), r, rtol=1e-6, equal_nan=True)
