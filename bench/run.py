@@ -32,7 +32,7 @@ warm-cache compile time of the LeNet step (cold: a fresh POCL_CACHE_DIR in the c
 warm: a second child on that same directory).
 
 Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch,conv11] [--threads 1]
-     [--backend opencl]
+     [--backend opencl] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -320,8 +320,8 @@ def _thread_env(threads: int | None) -> dict:
     """The environment of a child: with `threads`, every library's pools capped to that size."""
     env = dict(os.environ)
     if threads:
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = str(threads)  # NumPy's BLAS and PyTorch's OpenMP/MKL read these at start
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "POCL_MAX_PTHREAD_COUNT"):
+            env[var] = str(threads)  # NumPy's BLAS, PyTorch's OpenMP/MKL and PoCL read these at start
         if threads == 1:
             env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                                 " intra_op_parallelism_threads=1").strip()
@@ -346,6 +346,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None,
                     help="cap every library's thread pools (default: each library's own default); "
                          "--threads 1 gives steadier numbers on a busy machine")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure every (workload, library) pair this many times, the libraries "
+                         "interleaved, and report the median round (steadier on a shared machine)")
     ap.add_argument("--backend", choices=["numpy", "opencl"], default="numpy",
                     help="opencl: also run funconv on its OpenCL backend (column 'opencl') and "
                          "time the LeNet step's cold and warm compile")
@@ -363,21 +366,29 @@ def main(argv=None):
     for name in names:
         print(f"running {name}: {WORKLOADS[name][1]} ...", file=sys.stderr, flush=True)
         results[name] = {}
+        runs: dict[str, list] = {}
+        for _ in range(max(1, args.rounds)):
+            for lib in ("funconv",) + peers:
+                res = _measure(name, lib, args.repeat, args.threads)
+                if res is not None:
+                    runs.setdefault(lib, []).append(res)
         for lib in ("funconv",) + peers:
-            res = _measure(name, lib, args.repeat, args.threads)
-            results[name][lib] = None if res is None else res["ms"]
+            rs = runs.get(lib)
+            results[name][lib] = None if not rs else float(np.median([r["ms"] for r in rs]))
+            res = rs[0] if rs else None
             if res is not None and lib != OPENCL:
                 versions[lib] = res["version"]
-                if "check" in res:
-                    ref = results[name].setdefault("_check", res["check"])
-                    if abs(res["check"] - ref) > 1e-4 * abs(ref):
-                        print(f"WARNING {name}: first-step loss {res['check']} in {lib} differs "
-                              f"from funconv's {ref}", file=sys.stderr)
+            if res is not None and "check" in res:
+                ref = results[name].setdefault("_check", res["check"])
+                if abs(res["check"] - ref) > 1e-4 * abs(ref):
+                    print(f"WARNING {name}: first-step loss {res['check']} in {lib} differs "
+                          f"from funconv's {ref}", file=sys.stderr)
 
     head = f"{'workload':<10} {'funconv':>10} " + " ".join(f"{p:>10}" for p in peers) + "   " + \
         " ".join(f"{'fc/' + p:>10}" for p in peers)
     threads = f"threads capped at {args.threads}" if args.threads else "default threads"
-    print(f"\nmedian time per call ({os.cpu_count()} CPUs, {threads}; "
+    rounds = f", median of {args.rounds} interleaved rounds" if args.rounds > 1 else ""
+    print(f"\nmedian time per call ({os.cpu_count()} CPUs, {threads}{rounds}; "
           + ", ".join(f"{k} {v}" for k, v in versions.items()) + ")")
     print(head)
     print("-" * len(head))
