@@ -263,6 +263,7 @@ class Emitter:
         self.current: Apply | None = None
         self.extras: list[str] = []  # kernels/*.cl helper files the kernels need (once each)
         self.kparams: dict[str, list[str]] = {}  # kernel name -> its C parameter declarations
+        self.bundle_max: dict[str, int] = {}  # kernel name -> the most work-items it may bundle
 
     def need(self, name: str) -> None:
         """Include the helper functions of kernels/<name>.cl in the program."""
@@ -310,7 +311,7 @@ class Emitter:
 
     # -- kernels ----------------------------------------------------------------------------------
     def kernel(self, source: str, gsize: int, bufs: list, hint: str = "k", scalars=(),
-               params=None) -> None:
+               params=None, bundle_max: int | None = None) -> None:
         """Record a kernel (its `source` says `KNAME` for its name) and one launch of it over
         `gsize` work-items (rounded up to the local size: kernels check their bound) on `bufs`
         (the kernel's buffer arguments, in order), then the int arguments `scalars`.
@@ -326,6 +327,7 @@ class Emitter:
             self.sources.append(source.replace("KNAME", name))
             if params is not None and not scalars:
                 self.kparams[name] = list(params)
+                self.bundle_max[name] = BUNDLE_MAX if bundle_max is None else bundle_max
             prim = node.prim.name if node is not None else hint
             self.owners[name] = (f"{prim} {node.type.short()} at {node.source or '?'}"
                                  if node is not None else hint)
@@ -374,7 +376,7 @@ class Emitter:
         body = lines + reads + stmts + [f"out[{address(out.offset, coords, strides[0])}] = {result};"]
         src = fill(template("elementwise"), PARAMS=", ".join(params), IDX=idx, N=math.prod(shape),
                    BODY="\n    ".join(body))
-        self.kernel(src, math.prod(shape), bufs, hint, params=params)
+        self.kernel(src, math.prod(shape), bufs, hint, params=params, bundle_max=BUNDLE_MAX_MAP)
 
     def index_type(self, *views) -> str:
         """`int` when every index and address fits, else `long`."""
@@ -391,9 +393,12 @@ class Emitter:
 # the pooling, im2col and activation kernels of a small CNN)
 # become inline functions called from one kernel, `fc_bundle`, through a switch on its
 # last argument. Large kernels keep their own (the switch per work-item stops PoCL's
-# vectorizer, which matters only when there is much work).
+# vectorizer, which matters only when there is much work): fused elementwise kernels above
+# BUNDLE_MAX_MAP work-items (they vectorize well: LeNet's step 8% faster on one thread for
+# six more kernels), other kernels above BUNDLE_MAX.
 BUNDLE = "fc_bundle"
 BUNDLE_MAX = 1 << 20
+BUNDLE_MAX_MAP = 1 << 16
 
 
 def bundle(em: Emitter) -> tuple[list[str], dict[str, tuple[int, int]]]:
@@ -402,7 +407,7 @@ def bundle(em: Emitter) -> tuple[list[str], dict[str, tuple[int, int]]]:
     biggest: dict[str, int] = {}
     for ln in em.launches:
         biggest[ln.name] = max(biggest.get(ln.name, 0), ln.gsize)
-    names = [name for name in em.kparams if biggest.get(name, 0) <= BUNDLE_MAX]
+    names = [name for name in em.kparams if biggest.get(name, 0) <= em.bundle_max[name]]
     if len(names) < 2:
         return em.sources, {}
     chosen = set(names)

@@ -423,13 +423,15 @@ def _group(v: View, groups):
 
 
 def _cpu_gemm_ok(em: Emitter, dtype, sizes, B, M, N, K) -> bool:
-    """Does the packed CPU GEMM apply (float32, a CPU device, every index fits an int)?"""
+    """Does the packed CPU GEMM apply (float32, a CPU device, not a small GEMM, every index
+    fits an int)?"""
     big = max(list(sizes) + [B * (M + _MR) * (N + _NR), B * (M + _NR) * K, B * (N + _NR) * K])
-    return np.dtype(dtype) == np.float32 and big < 2**31 - 1 and getattr(em.device, "is_cpu", False)
+    return (np.dtype(dtype) == np.float32 and big < 2**31 - 1 and B * M * N * K >= _SMALL_GEMM
+            and getattr(em.device, "is_cpu", False))
 
 
 def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, N, K, dtype,
-         c_store=None, bp=None):
+         c_store=None, bp=None, a_k2=None):
     """Record the GEMM kernel: C_AT(b, m, n) = sum_k a(b, m, k) * b(b, k, n), with a's and b's
     element strides (batch, row, col) given and C's address expression `c_addr`.
 
@@ -439,9 +441,10 @@ def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, 
     t = ctype(dtype)
     if dtype.kind == "b":
         raise OpenCLUnsupported("dot_general of bool arrays is not supported on the OpenCL backend")
-    if (c_store is not None and B * M * N * K >= _SMALL_GEMM
-            and _cpu_gemm_ok(em, dtype, (a.buf.size, b.buf.size, c_buf.size), B, M, N, K)):
-        return gemm_cpu(em, c_buf, c_store, a, a_str, b, b_str, B, M, N, K, bp)
+    if c_store is not None and _cpu_gemm_ok(em, dtype, (a.buf.size, b.buf.size, c_buf.size), B, M, N, K):
+        return gemm_cpu(em, c_buf, c_store, a, a_str, b, b_str, B, M, N, K, bp, a_k2)
+    if a_k2 is not None:
+        raise AssertionError("a two-level k walk of A needs the CPU GEMM")
     mac = (f"part[i][j] += fc_cmul_{t}(av[i], bv[j])" if dtype.kind == "c"
            else "part[i][j] += av[i] * bv[j]")
     mt, nt = -(-M // _TM), -(-N // _TN)
@@ -484,20 +487,23 @@ def _gemm_cpu_source() -> str:
                 STORE_FAST="\n        ".join(fast), STORE_SLOW="\n        ".join(slow))
 
 
-def _pack(em: Emitter, x: View, xs, B, R, K, rows) -> View:
+def _pack(em: Emitter, x: View, xs, B, R, K, rows, k2=None) -> View:
     """x(b, r, k) (element strides `xs`: batch, row, k) packed as [B][ceil(R/rows)][K][rows]
-    (rows past R zero): the GEMM's A (rows = _MR, r = m) or B (rows = _NR, r = n) panels."""
+    (rows past R zero): the GEMM's A (rows = _MR, r = m) or B (rows = _NR, r = n) panels.
+    k2 = (K2, sk1, sk2): k walks x in two levels instead (k = k1 * K2 + k2; xs[2] unused)."""
     rt = -(-R // rows)
     out = em.new((B * rt * K * rows,), np.dtype("float32"))
     src = fill(template("pack"), ROWS=rows)
     em.kernel(src, B * rt * K, [out.buf, x.buf], f"pack{rows}",
-              scalars=[B, R, K, rt, x.offset, xs[0], xs[1], xs[2]])
+              scalars=[B, R, K, rt, x.offset, xs[0], xs[1]] + (list(k2) if k2 else [K, 0, xs[2]]))
     return out
 
 
-def gemm_cpu(em: Emitter, c_buf, c_store, a: View, a_str, b: View, b_str, B, M, N, K, bp=None):
-    """The packed CPU GEMM; `bp`: B already packed in _NR-column panels (else packed here)."""
-    ap = _pack(em, a, a_str, B, M, K, _MR)
+def gemm_cpu(em: Emitter, c_buf, c_store, a: View, a_str, b: View, b_str, B, M, N, K, bp=None,
+             a_k2=None):
+    """The packed CPU GEMM; `bp`: B already packed in _NR-column panels (else packed here);
+    `a_k2`: A's k walked in two levels (see _pack)."""
+    ap = _pack(em, a, a_str, B, M, K, _MR, a_k2)
     if bp is None:
         bp = _pack(em, b, (b_str[0], b_str[2], b_str[1]), B, N, K, _NR)
     mt, nt = -(-M // _MR), -(-N // _NR)
@@ -637,12 +643,21 @@ def _conv(em, n):
     gw = _group(View(wv.buf, wv.offset, (G, Og) + tuple(w.shape[1:]),
                      (Og * wv.strides[0], wv.strides[0]) + tuple(wv.strides[1:])),
                 [[0], [1], list(range(2, 3 + nd))])
+    a_k2 = None
+    if gw is None:
+        # a weight operand that is a transposed view (the weight gradient's cotangent): the
+        # CPU GEMM's pack reads k in two levels instead of copying it first
+        kshape, (kst,) = collapse(w.shape[1:], wv.strides[1:])
+        if len(kshape) == 2:
+            if _cpu_gemm_ok(em, n.dtype, (wv.buf.size, out.size, G * K * N * P), G, Og, N * P, K):
+                a_k2 = (kshape[1], kst[0], kst[1])
+                gw = ([G, Og, K], [Og * wv.strides[0], wv.strides[0], 0])
     if gw is None:
         wv = em.contiguous(wv)
         gw = ([G, Og, K], [Og * K, K, 1])
     c_addr = f"(((n) / {P}) * {O * P} + ((b) * {Og} + (m)) * {P} + (n) % {P})"
     gemm(em, out.buf, c_addr, wv, gw[1], col, (K * N * P, N * P, 1), G, Og, N * P, K, n.dtype,
-         c_store=(P, O * P, Og * P, P))
+         c_store=(P, O * P, Og * P, P), a_k2=a_k2)
     return out
 
 
