@@ -11,11 +11,16 @@ View of a buffer, or a literal). Families:
   copy; pad and concatenate write into strided views of their result;
 - reductions: one work-item per output element looping over the reduced dims (split in
   two stages when few outputs reduce many elements each);
-- dot_general: the register-blocked GEMM of kernels/gemm.cl on strided (batch, M, K)
-  and (batch, K, N) views; conv_general: im2col then the same GEMM, which writes the
-  result straight into (N, O, spatial) order;
+- dot_general: on a CPU device, float32 GEMMs of >= _SMALL_GEMM multiply-adds pack both
+  operands into panels (kernels/pack.cl) and run the 6x16 float8 register-tiled kernel of
+  kernels/gemm_cpu.cl (every size a kernel argument: one kernel for all of them); otherwise
+  (other dtypes, small GEMMs, GPUs) the register-blocked kernel of kernels/gemm.cl on strided
+  (batch, M, K) and (batch, K, N) views. conv_general: im2col then the same GEMM, which
+  writes the result straight into (N, O, spatial) order; grouped convolutions with short
+  reductions (depthwise) are computed directly (`_conv_direct`);
 - gather, scatter_add (no atomics: each work-item owns one column of the result and adds
-  the rows in order), pooling (reduce_window; max pooling's derivatives in two passes),
+  the rows in order), pooling (reduce_window; max pooling's derivatives in two passes, or
+  one when the windows tile the input),
   argsort/random_permutation (ranking by counting), Threefry random bits.
 
 A primitive missing here raises OpenCLUnsupported at compile time, naming it
