@@ -43,7 +43,14 @@ funconv is faster. Medians of `--repeat` timed runs after warm-up
 `--plans` instead prints conv3x3's convolutions planned by measurement
 (`conv_planning="measure"`): each candidate's predicted and measured time, and the choice.
 
+With `--backend opencl`, funconv also runs with its OpenCL backend (PoCL on the CPU, or
+the device FUNCONV_OPENCL_DEVICE names), in its own child process, as the column
+`opencl` next to the NumPy backend's `funconv`, and the table ends with the cold-cache and
+warm-cache compile time of the LeNet step (cold: a fresh POCL_CACHE_DIR in the child;
+warm: a second child on that same directory).
+
 Run: python bench/run.py [--repeat 30] [--only lenet,conv3x3,dispatch,conv11,...] [--threads 1]
+     [--backend opencl] [--rounds 3]
      python bench/run.py --memory
      python bench/run.py --plans
 """
@@ -516,6 +523,19 @@ WORKLOADS = {
     "dw31": (_convgrad((8, 64, 64, 64), (64, 1, 31, 31), 15, groups=64),
              "value+grads, x f32[8,64,64,64], w f32[64,1,31,31], groups 64, padding 15"),
 }
+OPENCL = "opencl"  # funconv with backend="opencl": a library column of its own
+
+
+def lenet_compile(repeat: int):
+    """Seconds from the first call of the jitted LeNet step to its result (trace, passes,
+    compile, one run), in this process: with a fresh POCL_CACHE_DIR it is the cold compile."""
+    import time
+
+    params, x, y = _lenet_data()
+    t0 = time.perf_counter()
+    run = lenet_funconv(params, x, y)
+    run()
+    return {"ms": (time.perf_counter() - t0) * 1e3}
 
 
 def _fmt(ms):
@@ -526,7 +546,13 @@ def _fmt(ms):
 
 def worker(workload: str, lib: str, repeat: int) -> None:
     """Child process: measure one (workload, library) pair, print one JSON line."""
-    res = WORKLOADS[workload][0](lib, repeat)
+    if lib == OPENCL:
+        fc.config.update("backend", "opencl")
+        lib = "funconv"
+    if workload == "lenet_compile":
+        res = lenet_compile(repeat)
+    else:
+        res = WORKLOADS[workload][0](lib, repeat)
     if res is not None:
         mod = {"funconv": "funconv", "pytorch": "torch", "jax": "jax", "scipy": "scipy",
                "ndimage": "scipy"}[lib]
@@ -538,17 +564,17 @@ def _thread_env(threads: int | None) -> dict:
     """The environment of a child: with `threads`, every library's pools capped to that size."""
     env = dict(os.environ)
     if threads:
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = str(threads)  # NumPy's BLAS and PyTorch's OpenMP/MKL read these at start
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "POCL_MAX_PTHREAD_COUNT"):
+            env[var] = str(threads)  # NumPy's BLAS, PyTorch's OpenMP/MKL and PoCL read these at start
         if threads == 1:
             env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                                 " intra_op_parallelism_threads=1").strip()
     return env
 
 
-def _measure(workload: str, lib: str, repeat: int, threads: int | None = None):
+def _measure(workload: str, lib: str, repeat: int, threads: int | None = None, env=None):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", workload, lib, "--repeat", str(repeat)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=_thread_env(threads))
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**_thread_env(threads), **(env or {})})
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if r.returncode != 0 or not lines:
         tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
@@ -568,6 +594,12 @@ def main(argv=None):
                     help="report the peak extra memory of FFT vs im2col (conv11, conv1d) instead")
     ap.add_argument("--plans", action="store_true",
                     help="print conv3x3's convolution candidates with measured planning instead")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure every (workload, library) pair this many times, the libraries "
+                         "interleaved, and report the median round (steadier on a shared machine)")
+    ap.add_argument("--backend", choices=["numpy", "opencl"], default="numpy",
+                    help="opencl: also run funconv on its OpenCL backend (column 'opencl') and "
+                         "time the LeNet step's cold and warm compile")
     ap.add_argument("--worker", nargs=2, metavar=("WORKLOAD", "LIBRARY"), help=argparse.SUPPRESS)
     ap.add_argument("--memory-worker", nargs=2, metavar=("CASE", "ALGORITHM"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -584,41 +616,60 @@ def main(argv=None):
     if unknown:
         ap.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
 
+    peers = ((OPENCL,) if args.backend == "opencl" else ()) + PEERS
     results, versions = {}, {"python": platform.python_version(), "numpy": np.__version__}
     for name in names:
         print(f"running {name}: {WORKLOADS[name][1]} ...", file=sys.stderr, flush=True)
         results[name] = {}
-        for lib in ("funconv",) + PEERS:
-            if lib == "ndimage" and name not in NDIMAGE_WORKLOADS:
-                results[name][lib] = None
-                continue
-            res = _measure(name, lib, args.repeat, args.threads)
-            results[name][lib] = None if res is None else res["ms"]
-            if res is not None:
+        runs: dict[str, list] = {}
+        for _ in range(max(1, args.rounds)):
+            for lib in ("funconv",) + peers:
+                if lib == "ndimage" and name not in NDIMAGE_WORKLOADS:
+                    continue
+                res = _measure(name, lib, args.repeat, args.threads)
+                if res is not None:
+                    runs.setdefault(lib, []).append(res)
+        for lib in ("funconv",) + peers:
+            rs = runs.get(lib)
+            results[name][lib] = None if not rs else float(np.median([r["ms"] for r in rs]))
+            res = rs[0] if rs else None
+            if res is not None and lib != OPENCL:
                 versions[lib] = res["version"]
-                if "check" in res:
-                    ref = results[name].setdefault("_check", res["check"])
-                    if abs(res["check"] - ref) > 1e-4 * abs(ref):
-                        print(f"WARNING {name}: first-step loss {res['check']} in {lib} differs "
-                              f"from funconv's {ref}", file=sys.stderr)
+            if res is not None and "check" in res:
+                ref = results[name].setdefault("_check", res["check"])
+                if abs(res["check"] - ref) > 1e-4 * abs(ref):
+                    print(f"WARNING {name}: first-step loss {res['check']} in {lib} differs "
+                          f"from funconv's {ref}", file=sys.stderr)
 
-    head = f"{'workload':<12} {'funconv':>10} " + " ".join(f"{p:>10}" for p in PEERS) + "   " + \
-        " ".join(f"{'fc/' + p:>10}" for p in PEERS)
+    head = f"{'workload':<12} {'funconv':>10} " + " ".join(f"{p:>10}" for p in peers) + "   " + \
+        " ".join(f"{'fc/' + p:>10}" for p in peers)
     threads = f"threads capped at {args.threads}" if args.threads else "default threads"
-    print(f"\nmedian time per call ({os.cpu_count()} CPUs, {threads}; "
+    rounds = f", median of {args.rounds} interleaved rounds" if args.rounds > 1 else ""
+    print(f"\nmedian time per call ({os.cpu_count()} CPUs, {threads}{rounds}; "
           + ", ".join(f"{k} {v}" for k, v in versions.items()) + ")")
     print(head)
     print("-" * len(head))
     for name in names:
         r = results[name]
         ratios = []
-        for p in PEERS:
+        for p in peers:
             ok = r.get(p) is not None and r.get("funconv") is not None
             ratios.append(f"{r['funconv'] / r[p]:>9.2f}x" if ok else f"{'-':>10}")
         print(f"{name:<12} {_fmt(r.get('funconv')):>10} "
-              + " ".join(f"{_fmt(r.get(p)):>10}" for p in PEERS) + "   " + " ".join(ratios))
+              + " ".join(f"{_fmt(r.get(p)):>10}" for p in peers) + "   " + " ".join(ratios))
     print("fc/peer: funconv's time over the peer's (below 1: funconv is faster); "
           "'-': not installed, or no such implementation")
+    if args.backend == "opencl":
+        print("opencl: funconv with backend='opencl' (fc/opencl above 1: the OpenCL backend is faster)")
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="funconv-pocl-cache-") as cache:
+            env = {"POCL_CACHE_DIR": cache}
+            cold = _measure("lenet_compile", OPENCL, 1, args.threads, env)
+            warm = _measure("lenet_compile", OPENCL, 1, args.threads, env)
+        results["lenet_compile"] = {"cold": cold and cold["ms"], "warm": warm and warm["ms"]}
+        print(f"opencl LeNet step, first call (trace + compile + one run): cold cache "
+              f"{_fmt(cold and cold['ms'])}, warm cache {_fmt(warm and warm['ms'])}")
     return results
 
 

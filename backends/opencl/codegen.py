@@ -22,6 +22,11 @@ once, at compile time.
 
 Launches are 1-D, with one local size (`LOCAL`) for every kernel: PoCL compiles one
 work-group function per (kernel, local size), and a fixed size keeps that to one.
+
+Few kernels. PoCL's cold compile is ~50 ms per kernel, mostly fixed cost, so a program
+has few: equal sources are one kernel (the GEMM and its pack kernels take every size as an
+argument, so all float32 GEMMs of a graph share them), and the graph's other kernels of up
+to BUNDLE_MAX work-items are inline functions behind one switch kernel (`bundle`).
 Imports numpy, attrs, the funconv core; pyopencl only through device.py.
 """
 
@@ -234,6 +239,7 @@ class Launch:
     gsize: int
     bufs: list
     node: Apply | None
+    scalars: list = attrs.field(factory=list)  # int arguments after the buffers
 
 
 class Emitter:
@@ -256,6 +262,8 @@ class Emitter:
         self.bufs: list[Buf] = []
         self.current: Apply | None = None
         self.extras: list[str] = []  # kernels/*.cl helper files the kernels need (once each)
+        self.kparams: dict[str, list[str]] = {}  # kernel name -> its C parameter declarations
+        self.bundle_max: dict[str, int] = {}  # kernel name -> the most work-items it may bundle
 
     def need(self, name: str) -> None:
         """Include the helper functions of kernels/<name>.cl in the program."""
@@ -302,10 +310,13 @@ class Emitter:
         return out
 
     # -- kernels ----------------------------------------------------------------------------------
-    def kernel(self, source: str, gsize: int, bufs: list, hint: str = "k") -> None:
+    def kernel(self, source: str, gsize: int, bufs: list, hint: str = "k", scalars=(),
+               params=None, bundle_max: int | None = None) -> None:
         """Record a kernel (its `source` says `KNAME` for its name) and one launch of it over
         `gsize` work-items (rounded up to the local size: kernels check their bound) on `bufs`
-        (the kernel's buffer arguments, in order)."""
+        (the kernel's buffer arguments, in order), then the int arguments `scalars`.
+        Equal sources are one kernel (so sizes passed as arguments share it). `params`: the
+        C declarations of the buffer parameters, for a kernel that may join the bundle."""
         if gsize <= 0:
             return
         name = self.kernel_names.get(source)
@@ -314,6 +325,9 @@ class Emitter:
             name = f"k{len(self.sources)}_{hint}"
             self.kernel_names[source] = name
             self.sources.append(source.replace("KNAME", name))
+            if params is not None and not scalars:
+                self.kparams[name] = list(params)
+                self.bundle_max[name] = BUNDLE_MAX if bundle_max is None else bundle_max
             prim = node.prim.name if node is not None else hint
             self.owners[name] = (f"{prim} {node.type.short()} at {node.source or '?'}"
                                  if node is not None else hint)
@@ -322,7 +336,7 @@ class Emitter:
             if b.first < 0:
                 b.first = k
             b.last = k
-        self.launches.append(Launch(name, gsize, list(bufs), self.current))
+        self.launches.append(Launch(name, gsize, list(bufs), self.current, list(scalars)))
 
     def copy_into(self, out: View, src: Val) -> None:
         """out[...] = src[...] (equal shapes), through the elementwise kernel."""
@@ -333,7 +347,7 @@ class Emitter:
         """A kernel of `n` work-items (`gid`) over buffer parameters `params` (C declarations,
         one per buffer of `bufs`) running the C lines `body`."""
         src = fill(template("index"), PARAMS=", ".join(params), N=n, BODY="\n    ".join(body), IDX=idx)
-        self.kernel(src, n, bufs, hint)
+        self.kernel(src, n, bufs, hint, params=params)
 
     def elementwise_into(self, out: View, stmts: list[str], leaves: list[Val], result: str,
                          hint: str = "map") -> None:
@@ -362,7 +376,7 @@ class Emitter:
         body = lines + reads + stmts + [f"out[{address(out.offset, coords, strides[0])}] = {result};"]
         src = fill(template("elementwise"), PARAMS=", ".join(params), IDX=idx, N=math.prod(shape),
                    BODY="\n    ".join(body))
-        self.kernel(src, math.prod(shape), bufs, hint)
+        self.kernel(src, math.prod(shape), bufs, hint, params=params, bundle_max=BUNDLE_MAX_MAP)
 
     def index_type(self, *views) -> str:
         """`int` when every index and address fits, else `long`."""
@@ -371,6 +385,49 @@ class Emitter:
             if isinstance(v, View):
                 big = max(big, v.size, v.buf.size)
         return "int" if big < 2**31 - 1 else "long"
+
+
+# The bundle: PoCL compiles every kernel of a program separately at its first launch (~50 ms
+# each cold, most of it fixed cost), so the small kernels of a graph (at most BUNDLE_MAX
+# work-items per launch: the scalar glue of a loss, bias gradients, parameter updates, and
+# the pooling, im2col and activation kernels of a small CNN)
+# become inline functions called from one kernel, `fc_bundle`, through a switch on its
+# last argument. Large kernels keep their own (the switch per work-item stops PoCL's
+# vectorizer, which matters only when there is much work): fused elementwise kernels above
+# BUNDLE_MAX_MAP work-items (they vectorize well: LeNet's step 8% faster on one thread for
+# six more kernels), other kernels above BUNDLE_MAX.
+BUNDLE = "fc_bundle"
+BUNDLE_MAX = 1 << 20
+BUNDLE_MAX_MAP = 1 << 16
+
+
+def bundle(em: Emitter) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """The program's kernel sources with the small kernels folded into the bundle, and for
+    each bundled kernel name its (case number, number of buffer parameters of the bundle)."""
+    biggest: dict[str, int] = {}
+    for ln in em.launches:
+        biggest[ln.name] = max(biggest.get(ln.name, 0), ln.gsize)
+    names = [name for name in em.kparams if biggest.get(name, 0) <= em.bundle_max[name]]
+    if len(names) < 2:
+        return em.sources, {}
+    chosen = set(names)
+    width = max(len(em.kparams[name]) for name in names)
+    sources, calls, cases = [], [], {}
+    for src in em.sources:
+        name = src.split("__kernel void ", 1)[1].split("(", 1)[0] if "__kernel void " in src else None
+        if name in chosen:
+            src = src.replace(f"__kernel void {name}(", f"inline void {name}(", 1)
+            casts = []
+            for j, decl in enumerate(em.kparams[name]):
+                ctype_ = decl.rsplit(None, 1)[0]
+                casts.append(f"({ctype_})p{j}")
+            cases[name] = (len(calls), width)
+            calls.append(f"    case {len(calls)}: {name}({', '.join(casts)}); break;")
+        sources.append(src)
+    params = ", ".join(f"__global uchar* p{j}" for j in range(width))
+    sources.append(f"__kernel void {BUNDLE}({params}, const int which) {{\n    switch (which) {{\n"
+                   + "\n".join(calls) + "\n    }\n}")
+    return sources, cases
 
 
 def gsize_of(n: int) -> int:
@@ -430,12 +487,13 @@ class Executable:
                 if isinstance(v, View) and v.shape != n.shape:
                     raise AssertionError(f"{n.prim.name}: lowered to shape {v.shape}, expected {n.shape}")
                 em.vals[id(n)] = v
-        # outputs: contiguous buffers, downloaded at the end of each call
+        # outputs: contiguous buffers written by kernels (an input or a constant is copied: the
+        # outputs live in the output arena), downloaded at the end of each call
         em.current = None
         self._outputs = []
         for o in g.outputs:
             v = em.val(o)
-            if not (isinstance(v, View) and v.is_contiguous()):
+            if not (isinstance(v, View) and v.is_contiguous() and v.buf.kind == "temp"):
                 out = em.new(o.shape, o.dtype)
                 em.copy_into(out, v)
                 v = out
@@ -474,15 +532,27 @@ class Executable:
             if b.first >= 0:
                 ends.setdefault(b.last, []).append(b)
         # inputs and outputs keep their own buffers (inputs are rewritten at each call start,
-        # outputs read at its end); temporaries share by lifetime
-        self._inputs = []
-        for b in em.bufs:
-            if b.kind == "input":
-                physical[id(b)] = pcl.Buffer(ctx, mf.READ_WRITE, b.nbytes)
-                self._inputs.append((physical[id(b)], b.dtype, b.size))
-        for b, _, _ in self._outputs:
-            if id(b) not in physical:
-                physical[id(b)] = pcl.Buffer(ctx, mf.READ_WRITE, b.nbytes)
+        # outputs read at its end); temporaries share by lifetime. All inputs are sub-buffers
+        # of one device buffer, and all outputs of another: one upload and one download per
+        # call (each transfer command costs ~20 us on PoCL, whatever its size)
+        align = max(int(getattr(self.device.device, "mem_base_addr_align", 1024)) // 8, 128)
+
+        def arena(bufs):
+            offs, total = [], 0
+            for b in bufs:
+                offs.append(total)
+                total += -(-b.nbytes // align) * align
+            parent = pcl.Buffer(ctx, mf.READ_WRITE, max(total, align))
+            for b, off in zip(bufs, offs):
+                physical[id(b)] = parent.get_sub_region(off, b.nbytes)
+            return parent, offs, total
+
+        ins = [b for b in em.bufs if b.kind == "input"]
+        self._in_arena, offs, self._in_total = arena(ins)
+        self._inputs = [(off, b.dtype, b.size) for b, off in zip(ins, offs)]
+        outs = list({id(b): b for b, _, _ in self._outputs}.values())
+        self._out_arena, offs, self._out_total = arena(outs)
+        self._out_offsets = {id(b): off for b, off in zip(outs, offs)}
         starts: dict[int, list[Buf]] = {}
         for b in em.bufs:
             if id(b) not in physical and b.first >= 0:
@@ -495,15 +565,24 @@ class Executable:
 
         header = fill(template("prelude"), FP64="#define FC_FP64 1\n#pragma OPENCL EXTENSION "
                       "cl_khr_fp64 : enable" if self.device.fp64 else "")
-        self.source = "\n".join([header] + [template(x) for x in em.extras] + em.sources)
-        self.program = self.device.build(self.source, em.owners) if em.sources else None
+        sources, cases = bundle(em)
+        self.source = "\n".join([header] + [template(x) for x in em.extras] + sources)
+        self.program = self.device.build(self.source, em.owners) if sources else None
         self._launches = []
         for ln in em.launches:
-            kern = pcl.Kernel(self.program, ln.name)
+            case = cases.get(ln.name)
+            kern = pcl.Kernel(self.program, BUNDLE if case is not None else ln.name)
             for j, b in enumerate(ln.bufs):
                 kern.set_arg(j, physical[id(b)])
+            if case is not None:
+                width = case[1]
+                for j in range(len(ln.bufs), width):  # parameters this case does not use
+                    kern.set_arg(j, physical[id(ln.bufs[0])])
+                kern.set_arg(width, np.int32(case[0]))
+            for j, v in enumerate(ln.scalars):
+                kern.set_arg(len(ln.bufs) + j, np.int32(v))
             self._launches.append((kern, (gsize_of(ln.gsize),), ln))
-        self._outputs = [(physical[id(b)], shape, dtype) for b, shape, dtype in self._outputs]
+        self._outputs = [(self._out_offsets[id(b)], shape, dtype) for b, shape, dtype in self._outputs]
         # clSetKernelArg does not retain its buffers: the executable keeps them alive
         self._buffers = list({id(v): v for v in physical.values()}.values())
         self._em = None  # the Emitter is no longer needed (it holds the graph's values)
@@ -516,26 +595,32 @@ class Executable:
     def call(self, *arrays):
         pcl = cl()
         q = self.device.queue
-        keep = []
         with self._lock:  # the device buffers are this executable's own: one call at a time
-            for (buf, dtype, size), a in zip(self._inputs, arrays):
-                if size:
-                    a = np.ascontiguousarray(a, dtype)
-                    keep.append(a)
-                    pcl.enqueue_copy(q, buf, a, is_blocking=False)
+            stage = self._stage(arrays)
+            if self._in_total:
+                pcl.enqueue_copy(q, self._in_arena, stage, is_blocking=False)
             enqueue = pcl.enqueue_nd_range_kernel
             for kern, gsize, _ in self._launches:
                 enqueue(q, kern, gsize, (LOCAL,))
-            outs = []
-            for buf, shape, dtype in self._outputs:
-                o = np.empty(shape, dtype)
-                if o.size:
-                    pcl.enqueue_copy(q, o, buf, is_blocking=False)
-                outs.append(o)
+            host = np.empty(self._out_total, np.uint8)
+            if self._out_total:
+                pcl.enqueue_copy(q, host, self._out_arena, is_blocking=False)
             q.finish()
+        outs = []
+        for off, shape, dtype in self._outputs:
+            n = math.prod(shape)
+            outs.append(host[off:off + n * dtype.itemsize].view(dtype).reshape(shape))
         return tuple(outs)
 
     __call__ = call
+
+    def _stage(self, arrays) -> np.ndarray:
+        """The inputs laid out as the input arena (one host array, uploaded in one copy)."""
+        stage = np.empty(self._in_total, np.uint8)
+        for (off, dtype, size), a in zip(self._inputs, arrays):
+            if size:
+                stage[off:off + size * dtype.itemsize].view(dtype)[...] = np.asarray(a).reshape(-1)
+        return stage
 
     def profile(self, values, repeat: int = 10, copy_inputs: bool = False):
         """Time each kernel launch with OpenCL profiling events (median over `repeat` calls)."""
@@ -550,9 +635,9 @@ class Executable:
 
         for _ in range(repeat):
             t0 = time.perf_counter()
-            for (buf, dtype, size), a in zip(self._inputs, values):
-                if size:
-                    pcl.enqueue_copy(q, buf, np.ascontiguousarray(a, dtype), is_blocking=False)
+            stage = self._stage(values)
+            if self._in_total:
+                pcl.enqueue_copy(q, self._in_arena, stage, is_blocking=False)
             evs = [pcl.enqueue_nd_range_kernel(q, k, g, (LOCAL,)) for k, g, _ in self._launches]
             q.finish()
             totals.append(time.perf_counter() - t0)

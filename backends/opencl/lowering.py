@@ -11,11 +11,16 @@ View of a buffer, or a literal). Families:
   copy; pad and concatenate write into strided views of their result;
 - reductions: one work-item per output element looping over the reduced dims (split in
   two stages when few outputs reduce many elements each);
-- dot_general: the register-blocked GEMM of kernels/gemm.cl on strided (batch, M, K)
-  and (batch, K, N) views; conv_general: im2col then the same GEMM, which writes the
-  result straight into (N, O, spatial) order;
+- dot_general: on a CPU device, float32 GEMMs of >= _SMALL_GEMM multiply-adds pack both
+  operands into panels (kernels/pack.cl) and run the 6x16 float8 register-tiled kernel of
+  kernels/gemm_cpu.cl (every size a kernel argument: one kernel for all of them); otherwise
+  (other dtypes, small GEMMs, GPUs) the register-blocked kernel of kernels/gemm.cl on strided
+  (batch, M, K) and (batch, K, N) views. conv_general: im2col then the same GEMM, which
+  writes the result straight into (N, O, spatial) order; grouped convolutions with short
+  reductions (depthwise) are computed directly (`_conv_direct`);
 - gather, scatter_add (no atomics: each work-item owns one column of the result and adds
-  the rows in order), pooling (reduce_window; max pooling's derivatives in two passes),
+  the rows in order), pooling (reduce_window; max pooling's derivatives in two passes, or
+  one when the windows tile the input),
   argsort/random_permutation (ranking by counting), Threefry random bits.
 
 A primitive missing here raises OpenCLUnsupported at compile time, naming it
@@ -44,12 +49,12 @@ from funconv.primitive import REGISTRY
 # NaNs), integer abs/sign/floor_divide/remainder/power (the float functions do not apply), bool
 # add/mul (logical or/and in NumPy), complex mul/div/conj/square/eq/ne (float2 is not a complex
 # type), and NumPy's exact float floor_divide/remainder rounding.
-_FLOAT_MAX = "(({0}>={1}||isnan({0}))?{0}:{1})"
-_FLOAT_MIN = "(({0}<={1}||isnan({0}))?{0}:{1})"
+_FLOAT_MAX = "(({0}>={1}||FC_ISNAN({0}))?{0}:{1})"
+_FLOAT_MIN = "(({0}<={1}||FC_ISNAN({0}))?{0}:{1})"
 C_OVERRIDES = {
     ("max", "f"): _FLOAT_MAX, ("min", "f"): _FLOAT_MIN,
-    ("relu", "f"): "(({0}>0||isnan({0}))?{0}:({dtype})0)",
-    ("sign", "f"): "(isnan({0})?{0}:sign({0}))",
+    ("relu", "f"): "(({0}>0||FC_ISNAN({0}))?{0}:({dtype})0)",
+    ("sign", "f"): "(FC_ISNAN({0})?{0}:sign({0}))",
     ("floor_divide", "f"): "fc_floordiv_{dtype}({0},{1})",
     ("rem", "f"): "fc_rem_{dtype}({0},{1})",
     ("max", "i"): "(({0}>={1})?{0}:{1})", ("min", "i"): "(({0}<={1})?{0}:{1})",
@@ -281,7 +286,7 @@ def _combine(op: str, dtype, acc: str, v: str) -> str:
         return f"{acc} = {acc} & {v};" if dt.kind == "b" else f"{acc} *= {v};"
     cmp = ">" if op == "max" else "<"
     if dt.kind == "f":
-        return f"if ({v} {cmp} {acc} || isnan({v})) {acc} = {v};"
+        return f"if ({v} {cmp} {acc} || FC_ISNAN({v})) {acc} = {v};"
     return f"if ({v} {cmp} {acc}) {acc} = {v};"
 
 
@@ -367,7 +372,7 @@ def _argreduce(op: str):
         t = ctype(x.dtype)
         dec, kc = decompose("gid", kshape_c, "k")
         cmp = ">" if op == "max" else "<"
-        better = f"v {cmp} best" + (" || (isnan(v) && !isnan(best))" if x.dtype.kind == "f" else "")
+        better = f"v {cmp} best" + (" || (FC_ISNAN(v) && !FC_ISNAN(best))" if x.dtype.kind == "f" else "")
         lines = dec + [f"const $IDX base = {address(x.offset, kc, kst)};",
                        f"{t} best = in[base]; int bi = 0;",
                        f"for (int r = 1; r < {x.shape[axis]}; ++r) {{",
@@ -422,12 +427,29 @@ def _group(v: View, groups):
     return sizes, strides
 
 
-def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, N, K, dtype):
+def _cpu_gemm_ok(em: Emitter, dtype, sizes, B, M, N, K) -> bool:
+    """Does the packed CPU GEMM apply (float32, a CPU device, not a small GEMM, every index
+    fits an int)?"""
+    big = max(list(sizes) + [B * (M + _MR) * (N + _NR), B * (M + _NR) * K, B * (N + _NR) * K])
+    return (np.dtype(dtype) == np.float32 and big < 2**31 - 1 and B * M * N * K >= _SMALL_GEMM
+            and getattr(em.device, "is_cpu", False))
+
+
+def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, N, K, dtype,
+         c_store=None, bp=None, a_k2=None):
     """Record the GEMM kernel: C_AT(b, m, n) = sum_k a(b, m, k) * b(b, k, n), with a's and b's
-    element strides (batch, row, col) given and C's address expression `c_addr`."""
+    element strides (batch, row, col) given and C's address expression `c_addr`.
+
+    float32 on a CPU device: the packed-panel kernel (`gemm_cpu`), when `c_store` gives C's
+    address as (P, sNP, sB, sM) (see kernels/gemm_cpu.cl); otherwise the portable
+    register-blocked kernel (kernels/gemm.cl)."""
     t = ctype(dtype)
     if dtype.kind == "b":
         raise OpenCLUnsupported("dot_general of bool arrays is not supported on the OpenCL backend")
+    if c_store is not None and _cpu_gemm_ok(em, dtype, (a.buf.size, b.buf.size, c_buf.size), B, M, N, K):
+        return gemm_cpu(em, c_buf, c_store, a, a_str, b, b_str, B, M, N, K, bp, a_k2)
+    if a_k2 is not None:
+        raise AssertionError("a two-level k walk of A needs the CPU GEMM")
     mac = (f"part[i][j] += fc_cmul_{t}(av[i], bv[j])" if dtype.kind == "c"
            else "part[i][j] += av[i] * bv[j]")
     mt, nt = -(-M // _TM), -(-N // _TN)
@@ -436,7 +458,66 @@ def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, 
                A_ADDR=f"{a.offset} + (b)*{a_str[0]} + (m)*{a_str[1]} + (k)*{a_str[2]}",
                B_ADDR=f"{b.offset} + (b)*{b_str[0]} + (k)*{b_str[1]} + (n)*{b_str[2]}",
                C_ADDR=c_addr)
-    em.kernel(src, B * mt * nt, [c_buf, a.buf, b.buf], "gemm")
+    em.kernel(src, B * mt * nt, [c_buf, a.buf, b.buf], "gemm",
+              params=[f"__global {t}* c", f"__global const {t}* a", f"__global const {t}* bm"])
+
+
+# GEMMs of fewer multiply-adds take the plain kernel (it may join the bundle): three
+# launches (two packs and the GEMM) cost more than they save there
+_SMALL_GEMM = 1 << 18
+# the CPU GEMM's register tile: MR rows x NR columns (NR/8 float8 accumulators per row)
+_MR, _NR = 6, 16
+
+
+def _gemm_cpu_source() -> str:
+    nv = _NR // 8
+    decl = " ".join(f"float8 c{i}_{j} = (float8)(0.0f);" for i in range(_MR) for j in range(nv))
+    loadb = " ".join(f"const float8 b{j} = pb[{j}];" for j in range(nv))
+    body = "\n        ".join(
+        f"{{ const float8 a = (float8)(pa[{i}]); "
+        + " ".join(f"c{i}_{j} += a * b{j};" for j in range(nv)) + " }" for i in range(_MR))
+    fast = []
+    for i in range(_MR):
+        fast.append(f"if (m0 + {i} < M) {{ __global float* cr = cb + (m0 + {i}) * sM; "
+                    + " ".join(f"vstore8(c{i}_{j}, {j}, cr);" for j in range(nv))
+                    + " }")
+    # the ragged edge: through a private tile, in a loop (short code: it compiles faster)
+    slow = ["float8 tile[" + str(_MR * nv) + "];"]
+    slow += [f"tile[{i * nv + j}] = c{i}_{j};" for i in range(_MR) for j in range(nv)]
+    slow.append(f"const float* tf = (const float*)tile;")
+    slow.append(f"for (int i = 0; i < {_MR} && m0 + i < M; ++i) {{ const int rb = b * sB + (m0 + i) * sM; "
+                f"for (int j = 0; j < {_NR} && n0 + j < N; ++j) "
+                f"c[((n0 + j) / P) * sNP + rb + (n0 + j) % P] = tf[i * {_NR} + j]; }}")
+    return fill(template("gemm_cpu"), MR=_MR, NR=_NR, NV=nv, DECL=decl, LOADB=loadb, BODY=body,
+                STORE_FAST="\n        ".join(fast), STORE_SLOW="\n        ".join(slow))
+
+
+def _pack(em: Emitter, x: View, xs, B, R, K, rows, k2=None) -> View:
+    """x(b, r, k) (element strides `xs`: batch, row, k) packed as [B][ceil(R/rows)][K][rows]
+    (rows past R zero): the GEMM's A (rows = _MR, r = m) or B (rows = _NR, r = n) panels.
+    k2 = (K2, sk1, sk2): k walks x in two levels instead (k = k1 * K2 + k2; xs[2] unused)."""
+    rt = -(-R // rows)
+    out = em.new((B * rt * K * rows,), np.dtype("float32"))
+    src = fill(template("pack"), ROWS=rows)
+    em.kernel(src, B * rt * K, [out.buf, x.buf], f"pack{rows}",
+              scalars=[B, R, K, rt, x.offset, xs[0], xs[1]] + (list(k2) if k2 else [K, 0, xs[2]]))
+    return out
+
+
+def gemm_cpu(em: Emitter, c_buf, c_store, a: View, a_str, b: View, b_str, B, M, N, K, bp=None,
+             a_k2=None):
+    """The packed CPU GEMM; `bp`: B already packed in _NR-column panels (else packed here);
+    `a_k2`: A's k walked in two levels (see _pack)."""
+    ap = _pack(em, a, a_str, B, M, K, _MR, a_k2)
+    if bp is None:
+        bp = _pack(em, b, (b_str[0], b_str[2], b_str[1]), B, N, K, _NR)
+    mt, nt = -(-M // _MR), -(-N // _NR)
+    src = _gemm_cpu_source()
+    src = src.replace("$BATCH", "B_")  # the batch count is an argument too
+    src = src.replace("const int M, const int N,", "const int B_, const int M, const int N,")
+    P, sNP, sB, sM = c_store
+    em.kernel(src, B * mt * nt, [c_buf, ap.buf, bp.buf], "gemm",
+              scalars=[B, M, N, K, mt, nt, P, sNP, sB, sM])
 
 
 def _dot(em, n):
@@ -463,11 +544,77 @@ def _dot(em, n):
     if K == 0:
         em.copy_into(out, Lit(0, n.dtype, n.shape))
         return out
-    gemm(em, out.buf, f"((b)*{M * N} + (m)*{N} + (n))", xv, ast, yv, bst, B, M, N, K, n.dtype)
+    gemm(em, out.buf, f"((b)*{M * N} + (m)*{N} + (n))", xv, ast, yv, bst, B, M, N, K, n.dtype,
+         c_store=(N, 0, M * N, N))
     return out
 
 
 # --- convolution: im2col + GEMM -----------------------------------------------------------------
+
+def _im2col_rows(em, col, xv, G, Cg, N, K, NP, isp, ksp, osp, strides, padding, ldil, rdil, t):
+    """col[g, k, j] (contiguous (G, K, N * P)): one work-item per run of output positions (the
+    trailing output dims, as many as make a run of >= _IM2COL_RUN, looped inside): the index
+    arithmetic (divisions) is done once per run, and the run is written contiguously."""
+    nd = len(ksp)
+    r = 1
+    while r < nd and math.prod(osp[nd - r:]) < _IM2COL_RUN:
+        r += 1
+    run = math.prod(osp[nd - r:])
+    dec, cs = decompose("gid", (G, Cg) + tuple(ksp) + (N,) + tuple(osp[:nd - r]), "c")
+    g_, c_, taps, n_ = cs[0], cs[1], cs[2:2 + nd], cs[2 + nd]
+    outs = list(cs[3 + nd:]) + [f"o{i}" for i in range(nd - r, nd)]
+    lines = list(dec) + [f"__global {t}* dst = out + gid * {run};"]
+    flat = address(0, [f"o{i}" for i in range(nd - r, nd)], c_strides(osp[nd - r:]))
+    conds, coords = [], []
+    for i in range(nd):
+        span = (isp[i] - 1) * ldil[i] + 1
+        if i >= nd - r:
+            lines.append(f"for (int o{i} = 0; o{i} < {osp[i]}; ++o{i}) {{")
+        lines.append(f"const int q{i} = {outs[i]} * {strides[i]} + {taps[i]} * {rdil[i]} - ({padding[i][0]});")
+        conds.append(f"q{i} >= 0 && q{i} < {span}" + (f" && q{i} % {ldil[i]} == 0" if ldil[i] > 1 else ""))
+        coords.append(f"(q{i} / {ldil[i]})" if ldil[i] > 1 else f"q{i}")
+    xaddr = address(xv.offset, [n_, f"({g_} * {Cg} + {c_})"] + coords, xv.strides)
+    lines.append(f"dst[{flat}] = ({' && '.join(conds)}) ? in[{xaddr}] : ({t})(0);")
+    lines.append("}" * r)
+    em.index_kernel([f"__global {t}* out", f"__global const {t}* in"], [col.buf, xv.buf], G * K * NP // run,
+                    lines, em.index_type(xv, col), "im2col")
+
+
+_IM2COL_RUN = 16
+
+
+# grouped convolutions (depthwise, small groups) with at most this many multiply-adds per
+# output are computed directly: im2col would copy the input K times for a batch of GEMMs of
+# a few rows each. (Measured on PoCL: a depthwise 3x3 training step as fast as im2col + GEMM,
+# without the K-fold copy; for an ungrouped conv with small K, such as LeNet's first layer,
+# the direct kernel measured slower than im2col + GEMM, so those keep the GEMM.)
+_DIRECT_K = 32
+
+
+def _conv_direct(em, out, xv, wv, G, Cg, Og, isp, ksp, osp, strides, padding, ldil, rdil, t):
+    """One work-item per output element, summing its Cg x taps products in order."""
+    nd = len(ksp)
+    dec, cs = decompose("gid", out.shape, "c")
+    n_, o_, oc = cs[0], cs[1], cs[2:]
+    lines = dec + [f"const int g = {o_} / {Og};", f"{t} acc = ({t})(0);",
+                   f"for (int c = 0; c < {Cg}; ++c) {{"]
+    for i in range(nd):
+        lines.append(f"for (int t{i} = 0; t{i} < {ksp[i]}; ++t{i}) {{")
+    conds, coords = [], []
+    for i in range(nd):
+        span = (isp[i] - 1) * ldil[i] + 1
+        lines.append(f"const int q{i} = {oc[i]} * {strides[i]} + t{i} * {rdil[i]} - ({padding[i][0]});")
+        conds.append(f"q{i} >= 0 && q{i} < {span}" + (f" && q{i} % {ldil[i]} == 0" if ldil[i] > 1 else ""))
+        coords.append(f"(q{i} / {ldil[i]})" if ldil[i] > 1 else f"q{i}")
+    xa = address(xv.offset, [n_, f"(g * {Cg} + c)"] + coords, xv.strides)
+    wa = address(wv.offset, [o_, "c"] + [f"t{i}" for i in range(nd)], wv.strides)
+    mac = f"acc = acc + fc_cmul_{t}(x[{xa}], w[{wa}]);" if out.dtype.kind == "c" else f"acc += x[{xa}] * w[{wa}];"
+    lines.append(f"if ({' && '.join(conds)}) {mac}")
+    lines.append("}" * (nd + 1))
+    lines.append("out[gid] = acc;")
+    em.index_kernel([f"__global {t}* out", f"__global const {t}* x", f"__global const {t}* w"],
+                    [out.buf, xv.buf, wv.buf], out.size, lines, em.index_type(xv, wv, out), "conv_direct")
+
 
 def _conv(em, n):
     x, w = n.args
@@ -487,38 +634,35 @@ def _conv(em, n):
         return out
     xv = em.view(x)
     t = ctype(n.dtype)
-    # col[g, (c, taps...), (n, out positions...)]: the input patch of every output position.
-    # One work-item per row of the last output dim: the index arithmetic (divisions) is done
-    # once per row, and the row is written contiguously.
-    col = em.new((G, K, N * P), n.dtype)
-    last = osp[-1]
-    dec, cs = decompose("gid", (G, Cg) + tuple(ksp) + (N,) + tuple(osp[:-1]), "c")
-    g_, c_, taps, n_ = cs[0], cs[1], cs[2:2 + nd], cs[2 + nd]
-    outs = list(cs[3 + nd:]) + ["o"]
-    lines = list(dec)
-    conds, coords = [], []
-    for i in range(nd):
-        span = (isp[i] - 1) * ldil[i] + 1
-        if i == nd - 1:
-            lines.append(f"for (int o = 0; o < {last}; ++o) {{")
-        lines.append(f"const int q{i} = {outs[i]} * {strides[i]} + {taps[i]} * {rdil[i]} - ({padding[i][0]});")
-        conds.append(f"q{i} >= 0 && q{i} < {span}" + (f" && q{i} % {ldil[i]} == 0" if ldil[i] > 1 else ""))
-        coords.append(f"(q{i} / {ldil[i]})" if ldil[i] > 1 else f"q{i}")
-    xaddr = address(xv.offset, [n_, f"({g_} * {Cg} + {c_})"] + coords, xv.strides)
-    lines.append(f"out[gid * {last} + o] = ({' && '.join(conds)}) ? in[{xaddr}] : ({t})(0);")
-    lines.append("}")
-    em.index_kernel([f"__global {t}* out", f"__global const {t}* in"], [col.buf, xv.buf], col.size // last,
-                    lines, em.index_type(xv, col), "im2col")
+    if G > 1 and K <= _DIRECT_K:
+        _conv_direct(em, out, xv, em.view(w), G, Cg, Og, isp, ksp, osp, strides, padding, ldil, rdil, t)
+        return out
+    # col[g, (c, taps...), (n, out positions...)]: the input patch of every output position
+    # (written in im2col's own order: writing the CPU GEMM's packed panels directly measured
+    # slower than im2col followed by the pack kernel)
+    NP = N * P
+    col = em.new((G, K, NP), n.dtype)
+    _im2col_rows(em, col, xv, G, Cg, N, K, NP, isp, ksp, osp, strides, padding, ldil, rdil, t)
     # the kernel (O, Cg, k...) as (G, Og, K); the GEMM writes out[n, g*Og + m, position]
     wv = em.view(w)
     gw = _group(View(wv.buf, wv.offset, (G, Og) + tuple(w.shape[1:]),
                      (Og * wv.strides[0], wv.strides[0]) + tuple(wv.strides[1:])),
                 [[0], [1], list(range(2, 3 + nd))])
+    a_k2 = None
+    if gw is None:
+        # a weight operand that is a transposed view (the weight gradient's cotangent): the
+        # CPU GEMM's pack reads k in two levels instead of copying it first
+        kshape, (kst,) = collapse(w.shape[1:], wv.strides[1:])
+        if len(kshape) == 2:
+            if _cpu_gemm_ok(em, n.dtype, (wv.buf.size, out.size, G * K * N * P), G, Og, N * P, K):
+                a_k2 = (kshape[1], kst[0], kst[1])
+                gw = ([G, Og, K], [Og * wv.strides[0], wv.strides[0], 0])
     if gw is None:
         wv = em.contiguous(wv)
         gw = ([G, Og, K], [Og * K, K, 1])
     c_addr = f"(((n) / {P}) * {O * P} + ((b) * {Og} + (m)) * {P} + (n) % {P})"
-    gemm(em, out.buf, c_addr, wv, gw[1], col, (K * N * P, N * P, 1), G, Og, N * P, K, n.dtype)
+    gemm(em, out.buf, c_addr, wv, gw[1], col, (K * N * P, N * P, 1), G, Og, N * P, K, n.dtype,
+         c_store=(P, O * P, Og * P, P), a_k2=a_k2)
     return out
 
 
@@ -581,11 +725,12 @@ def _reduce_window(em, n):
 
 def _first_max_lines(x: View, window, strides, padding, oc, lead_c):
     """C lines leaving in `sel` the tap of the first maximum of the window (padding counts as
-    the identity -inf; ties keep the earlier tap; NaN: as the NumPy reference, max propagates)."""
+    the identity -inf; ties keep the earlier tap; NaN as the NumPy reference (ops/pool.py
+    _first_max): a strict `>` running maximum, so a NaN tap is selected only when it is the
+    first tap, and never replaces the running best)."""
     t = ctype(x.dtype)
     ident = _init("max", x.dtype)
-    nan = " || isnan(v)" if x.dtype.kind == "f" else ""
-    upd = f"if (v > best) sel = tap; if (v > best{nan}) best = v;"
+    upd = "if (v > best) { sel = tap; best = v; }"
     lines = [f"{t} best = {ident}; int sel = 0; int started = 0;"]
     valid = f"const {t} v = in[xa]; if (!started) {{ best = v; started = 1; }} else {{ {upd} }}"
     pad = f"const {t} v = {ident}; if (!started) {{ best = v; started = 1; }} else {{ {upd} }}"
@@ -634,6 +779,26 @@ def _select_and_scatter_add(em, n):
     if out.size == 0:
         return out
     pooled = ct.shape
+    lead = len(n.shape) - nd
+    if (all(lo == 0 and hi == 0 for lo, hi in padding) and tuple(strides) == tuple(window)
+            and all(pooled[lead + i] * window[i] == n.shape[lead + i] for i in range(nd))):
+        # windows tile x exactly (2x2 pooling of an even map): every element is in one window,
+        # so one work-item per window finds its first maximum and writes the whole window
+        t = ctype(n.dtype)
+        dec, cs = decompose("gid", pooled, "c")
+        lead_c, oc = cs[:lead], cs[lead:]
+        lines = dec + _first_max_lines(x, window, strides, padding, oc, lead_c)
+        lines.append(f"const {t} g = ct[{address(ct.offset, cs, ct.strides)}];")
+        for i in range(nd):
+            lines.append(f"for (int t{i} = 0; t{i} < {window[i]}; ++t{i}) {{")
+        tap = " + ".join(f"t{i} * {math.prod(window[i + 1:])}" for i in range(nd))
+        oa = address(0, lead_c + [f"({oc[i]} * {window[i]} + t{i})" for i in range(nd)], out.strides)
+        lines.append(f"out[{oa}] = ({tap}) == sel ? g : ({t})(0);")
+        lines.append("}" * nd)
+        em.index_kernel([f"__global {t}* out", f"__global const {ctype(x.dtype)}* in",
+                         f"__global const {t}* ct"], [out.buf, x.buf, ct.buf], math.prod(pooled), lines,
+                        em.index_type(x, out, ct), "select_scatter_tiled")
+        return out
     sel = em.new(pooled, np.dtype("int32"))
     if sel.size:
         dec, cs = decompose("gid", pooled, "c")
@@ -735,14 +900,14 @@ def _iota(em, n):
 
 def _less(t_kind: str) -> str:
     if t_kind == "f":  # NaN sorts last, as NumPy
-        return "((a < b) || (isnan(b) && !isnan(a)))"
+        return "((a < b) || (FC_ISNAN(b) && !FC_ISNAN(a)))"
     return "(a < b)"
 
 
 def _rank_lines(kind: str, T: str, n_axis: int, stride: int) -> list[str]:
     """Lines computing `rank`: the position of element `i` (of its line at `base`) in a stable
     sort of the line: the number of elements before it in sorted order."""
-    eq = "((a == b) || (isnan(a) && isnan(b)))" if kind == "f" else "(a == b)"
+    eq = "((a == b) || (FC_ISNAN(a) && FC_ISNAN(b)))" if kind == "f" else "(a == b)"
     return [f"const {T} b = in[base + i * {stride}];", "int rank = 0;",
             f"for (int j = 0; j < {n_axis}; ++j) {{",
             f"    const {T} a = in[base + j * {stride}];",

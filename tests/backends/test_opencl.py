@@ -277,3 +277,129 @@ def test_device_choice_by_name(device):
     env["FUNCONV_OPENCL_DEVICE"] = device.name.split()[0][:6]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert "OK [2. 2.]" in out.stdout, out.stdout + out.stderr
+
+
+def _numpy_equal(got, want):
+    got = np.asarray(got)
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    if want.dtype.kind in "fc":
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=0, equal_nan=True)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_c_overrides_match_numpy_nan_int_bool(device):
+    # the C_OVERRIDES of lowering.py, against NumPy itself: NaN propagation (fmax/fmin drop
+    # NaNs), integer abs/sign/floor_divide/remainder/power, bool add/mul/max/min
+    nan = np.float32(np.nan)
+    x = np.array([1.0, nan, -2.0, nan, 0.0, -0.0, 3.5, -np.inf], np.float32)
+    y = np.array([nan, 1.0, 5.0, nan, -1.0, 2.0, -3.5, 1.0], np.float32)
+    i = np.array([-7, 7, -7, 7, 0, -2**31 + 1, 5, -1], np.int32)
+    j = np.array([2, -2, -2, 3, 3, 4, 0, 3], np.int32)
+    b = np.array([True, True, False, False, True, False, True, False])
+    c = np.array([False, True, True, False, True, False, False, True])
+
+    def f(x, y, i, j, b, c):
+        return [fc.maximum(x, y), fc.minimum(x, y), fc.nn.relu(x), fc.sign(x), x // y, x % y,
+                fc.abs(i), fc.sign(i), fc.maximum(i, j), fc.minimum(i, j), i // j, i % j,
+                fc.power(i, fc.clip(j, 0, 3)), b + c, b * c, fc.maximum(b, c), fc.minimum(b, c)]
+
+    got = fc.jit(f, backend="opencl")(x, y, i, j, b, c)
+    with np.errstate(all="ignore"):
+        want = [np.maximum(x, y), np.minimum(x, y), np.where(np.isnan(x) | (x > 0), x, 0).astype(np.float32),
+                np.sign(x), x // y, x % y, np.abs(i), np.sign(i), np.maximum(i, j), np.minimum(i, j),
+                np.floor_divide(i, np.where(j == 0, 1, j)) * (j != 0),
+                np.remainder(i, np.where(j == 0, 1, j)) * (j != 0), np.power(i, np.clip(j, 0, 3)),
+                b + c, b * c, np.maximum(b, c), np.minimum(b, c)]
+    for k, (g, w) in enumerate(zip(got, want)):
+        try:
+            _numpy_equal(g, w)
+        except AssertionError as e:
+            raise AssertionError(f"output {k}: {e}") from None
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_c_overrides_match_numpy_complex(device, dtype):
+    if dtype == np.complex128 and not device.fp64:
+        pytest.skip("the device has no cl_khr_fp64")
+    z = (rand(6) + 1j * rand(6)).astype(dtype)
+    w = (rand(6) + 1j * rand(6)).astype(dtype)
+    w[2] = z[2]
+
+    def f(z, w):
+        return [z * w, z / w, fc.square(z), fc.conj(z), z == w, z != w, z + w * 2.0, -z,
+                fc.real(z), fc.imag(w), (z * w).sum()]
+
+    got = fc.jit(f, backend="opencl")(z, w)
+    want = [z * w, z / w, np.square(z), np.conj(z), z == w, z != w, z + w * dtype(2.0), -z,
+            np.real(z), np.imag(w), (z * w).sum()]
+    for k, (g, wv) in enumerate(zip(got, want)):
+        g = np.asarray(g)
+        assert g.dtype == wv.dtype, (k, g.dtype, wv.dtype)
+        tol = 1e-5 if dtype == np.complex64 else 1e-12
+        np.testing.assert_allclose(g, wv, rtol=tol, atol=tol, err_msg=f"output {k}")
+
+
+def test_small_kernels_share_one_bundle_kernel(device):
+    # the many small kernels of a graph are one OpenCL kernel (the bundle): one cold compile
+    from funconv.backends.opencl.codegen import BUNDLE
+
+    def f(x, y):
+        return [fc.exp(x).sum(axis=0), fc.nn.softmax(x, axis=-1), x.max(axis=1), y @ y.T, (x - 1.0) * 2.0]
+
+    x, y = rand(5, 7), rand(9, 4)
+    src = fc.jit(f, backend="opencl").lower(x, y).source
+    kernels = src.count("__kernel void")
+    assert BUNDLE in src and kernels <= 4, kernels  # the bundle, the GEMM and its two pack kernels
+    check(f, x, y, rtol=1e-5, atol=1e-5)
+
+
+def test_packed_gemm_edges(device):
+    # the CPU GEMM's tiles (6 x 16) at ragged edges, batched, on transposed and sliced views,
+    # a convolution whose output rows (P = 7 * 9) cross the 16-column tiles, and a grouped one
+    # large enough for the packed GEMM (its gradients sum 512 products of order 10: float32
+    # summation order differs from NumPy's by ~1e-4 relative)
+    a, b = rand(3, 37, 50), rand(3, 50, 45)
+    m, n = rand(64, 130), rand(130, 33)
+    x, w = rand(3, 5, 7, 9), rand(8, 5, 3, 3)
+    x2, w2 = rand(2, 8, 16, 16), rand(16, 4, 3, 3)
+
+    def f(a, b, m, n, x, w, x2, w2):
+        conv2 = lambda x2, w2: fc.conv(x2, w2, padding=1, groups=2)
+        return [a @ b, fc.transpose(b, (0, 2, 1)) @ fc.transpose(a, (0, 2, 1)), m @ n, m[::2, 1:] @ n[1:],
+                fc.conv(x, w, padding=1), fc.grad(lambda w: (fc.conv(x, w, padding=1) ** 2).sum())(w),
+                conv2(x2, w2), fc.grad(lambda x2, w2: (conv2(x2, w2) ** 2).sum(), argnums=(0, 1))(x2, w2)]
+
+    check(f, a, b, m, n, x, w, x2, w2, rtol=5e-4, atol=1e-3)
+
+
+def test_depthwise_conv_direct_kernel_and_gradients(device):
+    # grouped convolutions with short reductions take the direct kernel (no im2col)
+    x, w = rand(2, 6, 7, 9), rand(6, 1, 3, 3)
+    w2 = rand(6, 2, 3, 3)
+
+    def f(x, w, w2):
+        loss = lambda x, w, w2: ((fc.conv(x, w, padding=1, groups=6) ** 2).sum()
+                                 + (fc.conv(x, w2, stride=2, groups=3) ** 2).sum())
+        return [fc.conv(x, w, padding=1, groups=6), fc.grad(loss, argnums=(0, 1, 2))(x, w, w2)]
+
+    assert "conv_direct" in fc.jit(f, backend="opencl").lower(x, w, w2).source
+    check(f, x, w, w2, rtol=1e-4, atol=1e-4)
+
+
+def test_max_pool_gradient_ties_and_nan(device):
+    # 2x2 pooling of an even map (the tiled select_and_scatter_add) and a 3x3/2 one (the
+    # general kernel): ties send the cotangent to the first maximum, NaN propagates, as NumPy
+    x = np.round(rand(2, 3, 6, 6) * 2) / 2  # many ties
+    x[0, 0, 0, 1] = np.nan
+
+    def f(x):
+        return [fc.grad(lambda x: (fc.max_pool(x, 2) * 3.0).sum())(x),
+                fc.grad(lambda x: (fc.max_pool(x, 3, stride=2) ** 2).sum())(x)]
+
+    src = fc.jit(f, backend="opencl").lower(x).source
+    assert "select_scatter_tiled" in src
+    got = fc.jit(f, backend="opencl")(x)
+    ref = evaluate(fc.make_graph(f)(x), [x])
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(np.asarray(g), r, rtol=1e-6, equal_nan=True)

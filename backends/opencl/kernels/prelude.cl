@@ -1,6 +1,10 @@
 // funconv OpenCL program: one per graph. Helpers shared by the generated kernels.
 $FP64
 
+// NaN test of a scalar, inline (PoCL's isnan() is a library call, which also stops its
+// vectorizer); exact without -cl-fast-relaxed-math, which funconv never passes.
+#define FC_ISNAN(x) ((x) != (x))
+
 // NumPy's floor division and remainder of floats (npy_divmod): the remainder takes the sign
 // of the divisor, the quotient is rounded so that q * b + r == a as closely as possible.
 #define FC_DIVMOD(T) \
