@@ -60,10 +60,10 @@ from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact, result_type
 # definition below; "im2col": column matrix + GEMM (the NumPy kernel's layouts); "fft": a
 # graph rewrite under jit into pad/rfft/complex dot_general/irfft/crop. A new
 # algorithm adds its name here and its rule in passes/conv.py.
-ALGORITHMS = ("auto", "direct", "im2col", "fft", "separable")
+ALGORITHMS = ("auto", "direct", "im2col", "fft", "tiled_fft", "separable")
 
 # Names that come with later issues; the wrappers say so rather than "unknown".
-_FUTURE_ALGORITHMS = ("tiled_fft", "helix", "winograd")
+_FUTURE_ALGORITHMS = ("helix", "winograd")
 
 # --- the primitive: shape rule ----------------------------------------------------------
 

@@ -48,7 +48,7 @@ from funconv.ops.elementwise import conj_p, mul_p
 from funconv.ops.fft import fft_p
 from funconv.ops.linalg import dot_general_p
 from funconv.ops.shape import broadcast_to_p, flip_p, pad_p, reshape_p, slice_p, transpose_p
-from funconv.passes import conv_cost, separable
+from funconv.passes import conv_cost, separable, tiled_fft
 from funconv.passes.core import Builder, rewrite
 
 
@@ -519,7 +519,15 @@ def _fft_lower(b: Builder, node: Apply, args: list) -> Node:
     if not plan.convolution:
         W = _emit(b, conj_p, [W], {}, src)  # correlation: multiply by the conjugate spectrum
     Y = _mix(b, X, W, p["feature_group_count"], src)
-    # the inverse: pruned leading axes one at a time, each sliced to its kept outputs at once
+    return _inverse(b, Y, plan, node, src)
+
+
+def _inverse(b: Builder, Y: Node, plan: FFTPlan, node: Apply, src) -> Node:
+    """The node's output from the mixed spectrum Y (untransformed..., transformed..., N, O):
+    the inverse transforms (pruned leading axes first, each sliced to its kept outputs at
+    once), the (strided) crop from plan.start, and the move back to (N, O, spatial...)."""
+    p = node.params
+    nd = node.type.ndim - 2
     k, r = len(plan.tx), Y.type.ndim
     first = r - 2 - k  # Y is (untransformed..., transformed..., N, O)
     s = p["window_strides"]
@@ -601,6 +609,10 @@ def _is_constant(node: Node) -> bool:
 
 FFT = Algorithm("fft", _fft_why_not, _fft_lower, cost=_fft_cost)
 
+# overlap-save tiles (passes/tiled_fft.py): tile-sized kernel spectra, tiles batched into the
+# per-frequency GEMMs; the input gradient falls back to the whole-image FFT
+TILED_FFT = Algorithm("tiled_fft", tiled_fft.why_not, tiled_fft.lower, cost=tiled_fft.cost)
+
 
 def _auto_seconds(node: Apply) -> float:
     """The estimated seconds of the cheapest "auto" lowering of `node` but the separable one
@@ -623,14 +635,14 @@ SEPARABLE_IF_CHEAPER = attrs.evolve(SEPARABLE, why_not=separable.why_not_cheaper
                                     cost=_separable_cost)
 
 # what a user may force: every name ops/conv.py's ALGORITHMS accepts, "auto" aside (tested)
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, SEPARABLE)}
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, TILED_FFT, SEPARABLE)}
 
 # what "auto" may choose. In order: an algorithm without a cost wins when it applies (a
 # rewrite that is never slower); the rest compete on their estimated cost. IM2COL computes
 # every convolution, so it ends the list. SEPARABLE applies only where it saves
 # multiplications (a constant kernel of low rank) and competes on the cost of its two passes
 # (each at its cheapest); they are then chosen in turn.
-AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, FFT, IM2COL)
+AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, FFT, TILED_FFT, IM2COL)
 
 
 def _where(node: Apply) -> str:

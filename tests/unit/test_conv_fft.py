@@ -15,6 +15,7 @@ import funconv as fc
 from funconv.errors import ArgumentError
 from funconv.ops.conv import conv_general_p
 from funconv.ops.fft import fft_p
+from funconv.ops.shape import concatenate_p
 from funconv.passes import conv as conv_pass
 from funconv.passes import conv_cost
 
@@ -81,11 +82,18 @@ def test_auto_keeps_im2col_for_small_windows_and_picks_fft_for_large_ones():
              ((64, 1, 28, 28), (16, 1, 5, 5), 0, "im2col"),  # LeNet's layers
              ((64, 16, 12, 12), (32, 16, 5, 5), 0, "im2col"),
              ((4, 8, 128, 128), (8, 8, 11, 11), 5, "fft"),  # bench conv11
-             ((1, 16, 4096), (16, 16, 257), 128, "fft")]  # a long 1-d filter
+             ((1, 16, 4096), (16, 16, 257), 128, "tiled_fft")]  # a long 1-d filter
     for xs, ws, pad, want in cases:
         _, graph = _train_graph(z(*xs), z(*ws), padding=pad)
         if want == "fft":
             assert not _prims(graph, conv_general_p) and _ffts(graph) == (3, 3), xs
+            assert not _prims(graph, concatenate_p)
+        elif want == "tiled_fft":
+            # forward and weight gradient by tiles (the input tiles' spectrum shared), the
+            # input gradient by the whole-signal FFT: rfft of x tiles, the kernel (at the tile
+            # size and whole), the cotangent (tiles and whole); three inverses
+            assert not _prims(graph, conv_general_p) and _prims(graph, concatenate_p), xs
+            assert _ffts(graph) == (5, 3), xs
         else:
             assert [n.params["algorithm"] for n in _prims(graph, conv_general_p)] == ["im2col"] * 3
 
@@ -272,7 +280,7 @@ def test_separable_competes_on_cost_with_the_whole_kernel():
         node = _prims(graph, conv_general_p)[0]
         costs = {a.name: a.cost(node) for a in conv_pass.AUTO
                  if a.cost is not None and a.why_not(node) is None}
-        assert set(costs) == {"separable", "fft", "im2col"}
+        assert set(costs) == {"separable", "fft", "tiled_fft", "im2col"}
         assert conv_pass.choose(node).name == min(costs, key=costs.get)
         row, col = conv_pass.separable.hypothetical(node)
         assert costs["separable"] == pytest.approx(conv_pass._auto_seconds(row)
