@@ -28,10 +28,13 @@ gradient pick equal tiles, build the input tiles by equal nodes and share their 
 channels) and the weight gradient's are tile-sized, not image-sized; the input and output
 tiles' spectra together are about the image's size (plus the overlap), as the image is.
 
-The input gradient (the kernel peeled of a flip: convolution form) is lowered by the whole
-image FFT (conv.py's `_fft_lower`); overlap-add for it is not done. A node that is short
-on some axes and long on others is refused (why_not). Imports passes.conv (lazily: it
-holds the records) and conv_cost.
+The input gradient (a correlation of the dilated, padded cotangent with the flipped,
+transposed kernel) is output-tiled like a forward: the flipped kernel is transformed as it
+is (at the tile size: cheap), not shared with the forward's spectrum as the whole-image FFT's
+convolution form does. Overlap-add (disjoint cotangent tiles, overlapping output tiles
+accumulated) would be the alternative; overlap-save needs no accumulation. An axis where
+the window is longer than the rest is one tile. Imports passes.conv lazily (it holds the
+records) and conv_cost.
 """
 
 from __future__ import annotations
@@ -151,9 +154,6 @@ def _plan(node: Apply):
     """(mode, n_t, T, nt) per axis, or mode None for the convolution form."""
     from funconv.passes import conv as c
 
-    nd = node.type.ndim - 2
-    if c._peel(node.args[1], nd, allow_flip=True).flipped:
-        return None
     mode = _mode(node)
     N, C, O, win, long = _forward_terms(node, mode)
     n_t = tile_sizes(N, C, O, win, long)
@@ -167,8 +167,6 @@ def cost(node: Apply) -> float:
     if conv_cost.small_window(node):
         return math.inf
     plan = _plan(node)
-    if plan is None:
-        return math.inf  # the input gradient: it would be the whole-image FFT anyway
     mode, n_t, T, nt, win = plan
     x, w = node.args
     N, C = x.type.shape[:2]
@@ -265,14 +263,14 @@ def lower(b, node: Apply, args: list) -> Node:
     from funconv.passes import conv as c
 
     plan = _plan(node)
-    if plan is None:
-        return c._fft_lower(b, node, args)
     mode, n_t, T, nt, win = plan
     p, src = node.params, node.source
     nd = node.type.ndim - 2
     geo = _geometry(node)
     xo = c._peel(args[0], nd, allow_flip=False)
-    wo = c._peel(args[1], nd, allow_flip=True)
+    # (a flipped kernel, the input gradient's, is transformed flipped: a correlation like any
+    # other, at the tile size; its spectrum is not the forward's)
+    wo = c._peel(args[1], nd, allow_flip=False)
     G = p["feature_group_count"]
     # input tiles: x dilated at offset a, padded (or cropped) to (nt + 1) * T
     px = {i: (a, (nt[i] + 1) * T[i] - a - Hd if nt[i] > 1 else T[i] + win[i] - 1 - a - Hd,

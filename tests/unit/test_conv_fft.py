@@ -89,9 +89,9 @@ def test_auto_keeps_im2col_for_small_windows_and_picks_fft_for_large_ones():
             assert not _prims(graph, conv_general_p) and _ffts(graph) == (3, 3), xs
             assert not _prims(graph, concatenate_p)
         elif want == "tiled_fft":
-            # forward and weight gradient by tiles (the input tiles' spectrum shared), the
-            # input gradient by the whole-signal FFT: rfft of x tiles, the kernel (at the tile
-            # size and whole), the cotangent (tiles and whole); three inverses
+            # all three by tiles: rfft of x's tiles (shared by the forward and the weight
+            # gradient), of the kernel and its flip, of the cotangent's disjoint and
+            # overlapping tiles; three inverses
             assert not _prims(graph, conv_general_p) and _prims(graph, concatenate_p), xs
             assert _ffts(graph) == (5, 3), xs
         else:

@@ -79,17 +79,19 @@ def test_training_step_matches_the_direct_definition(force, dtype, case):
 
 
 def test_tiles_are_used_and_input_tile_spectra_are_shared(force):
-    """A long 1-d filter: forward and weight gradient by tiles (a concatenation builds the
-    overlapping input tiles once), the input tiles transformed once for both."""
+    """A long 1-d filter: the three convolutions by tiles; the overlapping input tiles built
+    (a concatenation) and transformed once for the forward and the weight gradient; the
+    cotangent's overlapping tiles for the input gradient, its disjoint ones for the weight
+    gradient."""
     x = rng.standard_normal((1, 4, 3000)).astype(np.float32)
     w = rng.standard_normal((4, 4, 101)).astype(np.float32)
     force("tiled_fft")
     graph = _step(x, w, window_strides=(1,), padding=((50, 50),), lhs_dilation=(1,),
                   rhs_dilation=(1,), feature_group_count=1).lower(x, w).graph
-    assert len(_prims(graph, concatenate_p)) == 1  # the input tiles, built once
+    assert len(_prims(graph, concatenate_p)) == 2  # x's tiles (once) and the cotangent's
     tiled = [n for n in _prims(graph, fft_p)
              if n.params["fft_type"] == "rfft" and n.type.ndim == 4]  # (tiles, N, C, freqs)
-    assert len({id(n) for n in tiled}) == 2  # input tiles (shared) and cotangent tiles
+    assert len({id(n) for n in tiled}) == 3  # x's tiles (shared), the cotangent's two kinds
     n_t, = tiled_fft.tile_sizes(1, 4, 4, (101,), (3000,))
     assert n_t < 3000 and all(n.params["fft_lengths"] == (n_t,) for n in tiled)
 
