@@ -58,7 +58,8 @@ from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact, result_type
 # The algorithms a conv_general node may name. "auto": passes/conv.py chooses (a kernel
 # that meets it unchosen, in eager mode, picks its own fast path); "direct": the reference
 # definition below; "im2col": column matrix + GEMM (the NumPy kernel's layouts); "fft": a
-# graph rewrite under jit into pad/rfft/complex dot_general/irfft/crop. A new
+# graph rewrite under jit into pad/rfft/complex dot_general/irfft/crop; "tiled_fft": the same
+# by overlap-save tiles (passes/tiled_fft.py). A new
 # algorithm adds its name here and its rule in passes/conv.py.
 ALGORITHMS = ("auto", "direct", "im2col", "fft", "tiled_fft", "separable")
 

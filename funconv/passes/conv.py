@@ -19,7 +19,8 @@ replacement node). Two tables:
 FFT convolution ("fft", `_fft_lower`) is a rewrite into pad, rfft, a batched complex
 dot_general per frequency, irfft and a strided crop, with spectra shared among a training
 step's three convolutions through interning (the comment above `smooth_size` gives the
-formulas and what is and isn't shared). `fc.config.update("conv_force_algorithm", name)`
+formulas and what is and isn't shared); "tiled_fft" (passes/tiled_fft.py) is the same by
+overlap-save tiles, with tile-sized kernel spectra. `fc.config.update("conv_force_algorithm", name)`
 forces one algorithm on every node, the derivative's included (for testing).
 
 The rewrites here are backend-neutral: a 1x1 convolution (stride 1, no padding, no
