@@ -151,7 +151,7 @@ def _count(long: int, n_t: int, win: int) -> int:
 
 
 def _plan(node: Apply):
-    """(mode, n_t, T, nt) per axis, or mode None for the convolution form."""
+    """(mode, n_t, T, nt, window) per axis (module docstring)."""
     from funconv.passes import conv as c
 
     mode = _mode(node)
@@ -259,7 +259,7 @@ def _tile_spectrum(b, op, px: dict, n_t: tuple, T: tuple, nt: tuple, extra: tupl
 
 
 def lower(b, node: Apply, args: list) -> Node:
-    """The node by tiles (module docstring); the convolution form by the whole-image FFT."""
+    """The node by tiles (module docstring)."""
     from funconv.passes import conv as c
 
     plan = _plan(node)
