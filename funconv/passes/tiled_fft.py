@@ -152,8 +152,6 @@ def _count(long: int, n_t: int, win: int) -> int:
 
 def _plan(node: Apply):
     """(mode, n_t, T, nt, window) per axis (module docstring)."""
-    from funconv.passes import conv as c
-
     mode = _mode(node)
     N, C, O, win, long = _forward_terms(node, mode)
     n_t = tile_sizes(N, C, O, win, long)
