@@ -26,7 +26,7 @@ Workloads (all float32, CPU):
 
 `--memory` instead reports the peak extra memory (tracemalloc, which sees NumPy's
 allocations) of one jitted call of conv11 and conv1d with every convolution forced to
-"fft" and to "im2col", each in its own child process.
+"fft", to "tiled_fft" and to "im2col", each in its own child process.
 
 Each workload runs in funconv (jit, NumPy backend) and, when importable, in
 PyTorch (eager, default threads), JAX (jit) and SciPy (conv3x3 only: FFT
@@ -491,10 +491,11 @@ def memory_worker(case: str, algorithm: str) -> None:
 
 def memory_report() -> None:
     print("peak extra memory of one jitted value+grads call (tracemalloc, NumPy allocations)")
-    print(f"{'workload':<10} {'fft':>10} {'im2col':>10}")
+    algorithms = ("fft", "tiled_fft", "im2col")
+    print(f"{'workload':<10}" + "".join(f" {a:>10}" for a in algorithms))
     for case in MEMORY_CASES:
         row = []
-        for algorithm in ("fft", "im2col"):
+        for algorithm in algorithms:
             cmd = [sys.executable, os.path.abspath(__file__), "--memory-worker", case, algorithm]
             r = subprocess.run(cmd, capture_output=True, text=True)
             lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -504,7 +505,7 @@ def memory_report() -> None:
                 row.append("-")
             else:
                 row.append(f"{json.loads(lines[-1][7:])['peak_mb']:.1f} MB")
-        print(f"{case:<10} {row[0]:>10} {row[1]:>10}")
+        print(f"{case:<10}" + "".join(f" {v:>10}" for v in row))
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -591,7 +592,7 @@ def main(argv=None):
                     help="cap every library's thread pools (default: each library's own default); "
                          "--threads 1 gives steadier numbers on a busy machine")
     ap.add_argument("--memory", action="store_true",
-                    help="report the peak extra memory of FFT vs im2col (conv11, conv1d) instead")
+                    help="report the peak extra memory of FFT, tiled FFT and im2col (conv11, conv1d) instead")
     ap.add_argument("--plans", action="store_true",
                     help="print conv3x3's convolution candidates with measured planning instead")
     ap.add_argument("--rounds", type=int, default=1,

@@ -58,12 +58,11 @@ from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact, result_type
 # The algorithms a conv_general node may name. "auto": passes/conv.py chooses (a kernel
 # that meets it unchosen, in eager mode, picks its own fast path); "direct": the reference
 # definition below; "im2col": column matrix + GEMM (the NumPy kernel's layouts); "fft": a
-# graph rewrite under jit into pad/rfft/complex dot_general/irfft/crop. A new
+# graph rewrite under jit into pad/rfft/complex dot_general/irfft/crop; "tiled_fft": the same
+# by overlap-save tiles (passes/tiled_fft.py). A new
 # algorithm adds its name here and its rule in passes/conv.py.
-ALGORITHMS = ("auto", "direct", "im2col", "fft", "separable", "helix", "winograd", "winograd4")
-
-# Names that come with later issues; the wrappers say so rather than "unknown".
-_FUTURE_ALGORITHMS = ("tiled_fft",)
+ALGORITHMS = ("auto", "direct", "im2col", "fft", "tiled_fft", "separable", "helix", "winograd",
+              "winograd4")
 
 # --- the primitive: shape rule ----------------------------------------------------------
 
@@ -227,9 +226,6 @@ def _check_algorithm(opname: str, algorithm) -> None:
     """A wrapper's `algorithm=`: one of ALGORITHMS, else a clear error."""
     if algorithm in ALGORITHMS:
         return
-    if algorithm in _FUTURE_ALGORITHMS:
-        raise NotImplementedError(f"{opname}: algorithm={algorithm!r} comes with the convolution "
-                                  "rewrite issue (passes/conv.py); use 'auto' or 'im2col' for now")
     raise ArgumentError(f"{opname}: unknown algorithm {algorithm!r}; use one of {ALGORITHMS}")
 
 

@@ -26,7 +26,8 @@ the model's best few instead of trusting it (cached on disk).
 FFT convolution ("fft", `_fft_lower`) is a rewrite into pad, rfft, a batched complex
 dot_general per frequency, irfft and a strided crop, with spectra shared among a training
 step's three convolutions through interning (the comment above `smooth_size` gives the
-formulas and what is and isn't shared). `fc.config.update("conv_force_algorithm", name)`
+formulas and what is and isn't shared); "tiled_fft" (passes/tiled_fft.py) is the same by
+overlap-save tiles, with tile-sized kernel spectra. `fc.config.update("conv_force_algorithm", name)`
 forces one algorithm on every node, the derivative's included (for testing).
 
 The rewrites here are backend-neutral: a 1x1 convolution (stride 1, no padding, no
@@ -55,7 +56,7 @@ from funconv.ops.elementwise import conj_p, mul_p
 from funconv.ops.fft import fft_p
 from funconv.ops.linalg import dot_general_p
 from funconv.ops.shape import broadcast_to_p, flip_p, pad_p, reshape_p, slice_p, transpose_p
-from funconv.passes import conv_cost, helix, plans, separable, winograd
+from funconv.passes import conv_cost, helix, plans, separable, tiled_fft, winograd
 from funconv.passes.core import Builder, rewrite
 
 
@@ -275,16 +276,22 @@ def _moved_last(r: int, axis: int) -> tuple:
     return tuple(i for i in range(r) if i != axis) + (axis,)
 
 
+def _at(b: Builder, x: Node, axes: tuple, fft_type: str, lengths: tuple, source) -> Node:
+    """fft_p over the array axes `axes` (in order; fft_p transforms trailing axes): moved
+    last by a transpose, transformed, moved back. In NumPy both transposes are views and the
+    kernel transforms in memory order, so the result keeps x's layout."""
+    r = x.type.ndim
+    perm = tuple(i for i in range(r) if i not in axes) + tuple(axes)
+    if perm == tuple(range(r)):
+        return _emit(b, fft_p, [x], {"fft_type": fft_type, "fft_lengths": lengths}, source)
+    t = _emit(b, transpose_p, [x], {"perm": perm}, source)
+    t = _emit(b, fft_p, [t], {"fft_type": fft_type, "fft_lengths": lengths}, source)
+    return _emit(b, transpose_p, [t], {"perm": tuple(perm.index(i) for i in range(r))}, source)
+
+
 def _along(b: Builder, x: Node, axis: int, fft_type: str, n: int, source) -> Node:
     """The one-axis transform of x along `axis` (a complex fft or ifft of length n)."""
-    r = x.type.ndim
-    if axis == r - 1:
-        return _emit(b, fft_p, [x], {"fft_type": fft_type, "fft_lengths": (n,)}, source)
-    perm = _moved_last(r, axis)
-    t = _emit(b, transpose_p, [x], {"perm": perm}, source)
-    t = _emit(b, fft_p, [t], {"fft_type": fft_type, "fft_lengths": (n,)}, source)
-    inv = tuple(perm.index(i) for i in range(r))
-    return _emit(b, transpose_p, [t], {"perm": inv}, source)
+    return _at(b, x, (axis,), fft_type, (n,), source)
 
 
 @attrs.frozen
@@ -376,32 +383,37 @@ def fft_plan(node: Apply, kernel_flipped: bool) -> FFTPlan:
 
 def _spectrum(b: Builder, op: _Peeled, plan: FFTPlan, placement: dict, prune: tuple,
               source) -> Node:
-    """The spectrum of op.src over the transformed axes plan.tx: each spatial axis i placed
-    by `placement[i] = (lo, hi, interior, stride)` (pad_p, then every stride-th sample), the
-    transformed axes moved last (in order), rfft over them (pruned leading axes `prune`:
-    over the data rows only, then padded and transformed alone), then op.ops replayed:
-    complex (lead..., untransformed..., n_1, ..., n_k // 2 + 1)."""
+    """The spectrum of op.src over the transformed axes plan.tx, frequency-major: each
+    spatial axis i placed by `placement[i] = (lo, hi, interior, stride)` (pad_p, then every
+    stride-th sample), the spatial axes moved first (untransformed ones, then plan.tx in
+    order) and the leading axes last, rfft over the transformed axes (pruned leading axes
+    `prune`: over the data rows only, then padded and transformed alone), then op.ops
+    replayed on the trailing axes: complex (untransformed..., n_1, ..., n_k // 2 + 1, lead...).
+
+    Frequency-major (one layout for every spectrum): the per-frequency channel mixing reads
+    each operand as contiguous (F, rows, cols) matrices and writes its result in the layout
+    the inverse reads; NumPy makes the moves views, and its FFT kernel keeps the layout."""
     x = op.src
     r = x.type.ndim
     nd = len(placement)
     lead = r - nd
-    cfg = ((0, 0, 0),) * lead + tuple(placement[i][:3] for i in range(nd))
+    keep = tuple(i for i in range(nd) if i not in plan.tx)
+    order = keep + plan.tx
+    perm = tuple(lead + i for i in order) + tuple(range(lead))
+    if perm != tuple(range(r)):
+        x = _emit(b, transpose_p, [x], {"perm": perm}, source)
+    cfg = tuple(placement[i][:3] for i in order) + ((0, 0, 0),) * lead
     if any(c != (0, 0, 0) for c in cfg):
         x = _emit(b, pad_p, [x, b.literal(0, x.type.dtype)], {"config": cfg}, source)
-    strides = (1,) * lead + tuple(placement[i][3] for i in range(nd))
+    strides = tuple(placement[i][3] for i in order) + (1,) * lead
     if any(s != 1 for s in strides):
         x = _emit(b, slice_p, [x], {"start_indices": (0,) * r, "limit_indices": x.type.shape,
                                     "strides": strides}, source)
-    keep = tuple(i for i in range(nd) if i not in plan.tx)
-    order = keep + plan.tx
-    if order != tuple(range(nd)):
-        x = _emit(b, transpose_p, [x], {"perm": tuple(range(lead)) + tuple(lead + i for i in order)},
-                  source)
     k = len(plan.tx)
+    first = len(keep)  # the array axis of transformed axis 0
     # the trailing run of unpruned axes is one rfft; the axes before it, one at a time
     g = conv_cost.group_start(k, prune)
-    spec = _emit(b, fft_p, [x], {"fft_type": "rfft", "fft_lengths": plan.n[g:]}, source)
-    first = r - k  # the array axis of transformed axis 0
+    spec = _at(b, x, tuple(range(first + g, first + k)), "rfft", plan.n[g:], source)
     for j in sorted(range(g), key=lambda j: j in prune):  # unpruned first, pruned last
         if j in prune:
             pc = [(0, 0, 0)] * r
@@ -411,45 +423,60 @@ def _spectrum(b: Builder, op: _Peeled, plan: FFTPlan, placement: dict, prune: tu
         spec = _along(b, spec, first + j, "fft", plan.n[j], source)
     for kind, param in reversed(op.ops):
         if kind == "transpose":
-            spec = _emit(b, transpose_p, [spec], {"perm": param}, source)
+            # (param permutes the leading axes and keeps the spatial ones, now in front)
+            perm = tuple(range(nd)) + tuple(nd + q for q in param[:len(param) - nd])
+            spec = _emit(b, transpose_p, [spec], {"perm": perm}, source)
         else:
-            spec = _emit(b, reshape_p, [spec], {"shape": param + spec.type.shape[-nd:]}, source)
+            spec = _emit(b, reshape_p, [spec], {"shape": spec.type.shape[:nd] + param}, source)
     return spec
 
 
 def _mix(b: Builder, X: Node, W: Node, groups: int, source) -> Node:
-    """Channel mixing per frequency: Y[n, o, f] = sum_c X[n, g(o)*Cg + c, f] W[o, c, f].
+    """Channel mixing per frequency: Y[f, n, o] = sum_c X[f, n, g(o)*Cg + c] W[f, o, c].
 
-    X (N, C, freqs...), W (O, Cg, freqs...) -> Y (N, O, freqs...); W may have size 1 along
+    X (freqs..., N, C), W (freqs..., O, Cg) -> Y (freqs..., N, O); W may have size 1 along
     leading freqs axes (an untransformed axis: the kernel's one tap), broadcast. One batched
-    complex GEMM over (group, frequency) (groups: block-diagonal mixing); a broadcast product
-    when Cg == 1 (depthwise, or a weight gradient of batch 1): NumPy's batched matmul of
-    1-deep products was ~10x slower than the product (measured, 2 cores: 13 ms vs 1.5 ms for
-    300k 8x1x1).
+    complex GEMM over (frequency, group) with the frequencies leading (groups: block-diagonal
+    mixing), which NumPy runs on the spectra in place: (F, N, C) @ (F, C, O) with no copy in
+    or out (the strided (N, C, F) layout cost 4.9 ms against 1.1-1.8 ms for conv11's 9940
+    frequencies of (4 x 8) @ (8 x 8), measured on 2 loaded cores). A broadcast product when
+    Cg == 1 (depthwise, or a weight gradient of batch 1): NumPy's batched matmul of 1-deep
+    products was ~10x slower than the product (measured, 2 cores: 13 ms vs 1.5 ms for 300k
+    8x1x1).
+
+    Not done (measured, NumPy 2.4, 2 cores): the real GEMM of doubled size on stacked
+    real/imaginary parts ([[a, -b], [b, a]] blocks on the interleaved float view) ran 0.6-0.7
+    ms against 1.1 ms for the complex one, but building the block operand took 1.2 ms.
     """
-    N, C = X.type.shape[:2]
-    O, Cg = W.type.shape[:2]
-    freqs = X.type.shape[2:]
-    if W.type.shape[2:] != freqs:
-        W = _emit(b, broadcast_to_p, [W], {"shape": (O, Cg) + freqs}, source)
+    nf = X.type.ndim - 2
+    N, C = X.type.shape[nf:]
+    O, Cg = W.type.shape[nf:]
+    freqs = X.type.shape[:nf]
+    if W.type.shape[:nf] != freqs:
+        W = _emit(b, broadcast_to_p, [W], {"shape": freqs + (O, Cg)}, source)
     F, G = math.prod(freqs), groups
     Og = O // G
     if Cg == 1:
+        # the product with the frequencies innermost (long contiguous loops; views in NumPy)
         full = (N, G, Og, F)
-        xr = _emit(b, reshape_p, [X], {"shape": (N, G, 1, F)}, source)
-        wr = _emit(b, reshape_p, [W], {"shape": (1, G, Og, F)}, source)
+        xr = _emit(b, reshape_p, [X], {"shape": (F, N, G, 1)}, source)
+        xr = _emit(b, transpose_p, [xr], {"perm": (1, 2, 3, 0)}, source)
+        wr = _emit(b, reshape_p, [W], {"shape": (F, 1, G, Og)}, source)
+        wr = _emit(b, transpose_p, [wr], {"perm": (1, 2, 3, 0)}, source)
         if Og != 1:
             xr = b.apply(broadcast_to_p, [xr], {"shape": full}, source)
         if N != 1:
             wr = b.apply(broadcast_to_p, [wr], {"shape": full}, source)
         y = b.apply(mul_p, [xr, wr], {}, source)
+        y = b.apply(transpose_p, [y], {"perm": (3, 0, 1, 2)}, source)
     else:
-        xr = _emit(b, reshape_p, [X], {"shape": (N, G, Cg, F)}, source)
-        wr = _emit(b, reshape_p, [W], {"shape": (G, Og, Cg, F)}, source)
-        dims = (((2,), (2,)), ((1, 3), (0, 3)))  # contract Cg; batch (G, F) -> (G, F, N, Og)
+        xr = _emit(b, reshape_p, [X], {"shape": (F, N, G, Cg)}, source)
+        wr = _emit(b, reshape_p, [W], {"shape": (F, G, Og, Cg)}, source)
+        dims = (((3,), (3,)), ((0, 2), (0, 1)))  # contract Cg; batch (F, G) -> (F, G, N, Og)
         y = b.apply(dot_general_p, [xr, wr], {"dimension_numbers": dims}, source)
-        y = b.apply(transpose_p, [y], {"perm": (2, 0, 3, 1)}, source)
-    return b.apply(reshape_p, [y], {"shape": (N, O) + freqs}, source)
+        if G != 1:
+            y = b.apply(transpose_p, [y], {"perm": (0, 2, 1, 3)}, source)
+    return b.apply(reshape_p, [y], {"shape": freqs + (N, O)}, source)
 
 
 def _fft_why_not(node: Apply) -> str | None:
@@ -500,9 +527,17 @@ def _fft_lower(b: Builder, node: Apply, args: list) -> Node:
     if not plan.convolution:
         W = _emit(b, conj_p, [W], {}, src)  # correlation: multiply by the conjugate spectrum
     Y = _mix(b, X, W, p["feature_group_count"], src)
-    # the inverse: pruned leading axes one at a time, each sliced to its kept outputs at once
+    return _inverse(b, Y, plan, node, src)
+
+
+def _inverse(b: Builder, Y: Node, plan: FFTPlan, node: Apply, src) -> Node:
+    """The node's output from the mixed spectrum Y (untransformed..., transformed..., N, O):
+    the inverse transforms (pruned leading axes first, each sliced to its kept outputs at
+    once), the (strided) crop from plan.start, and the move back to (N, O, spatial...)."""
+    p = node.params
+    nd = node.type.ndim - 2
     k, r = len(plan.tx), Y.type.ndim
-    first = r - k
+    first = r - 2 - k  # Y is (untransformed..., transformed..., N, O)
     s = p["window_strides"]
     out = node.type.shape
     y = Y
@@ -520,7 +555,7 @@ def _fft_lower(b: Builder, node: Apply, args: list) -> Node:
                                        "strides": tuple(sd)}, src)
             sliced.add(j)
     # the rest: irfft over the trailing group (the lengths of axes already inverted drop out)
-    y = b.apply(fft_p, [y], {"fft_type": "irfft", "fft_lengths": plan.n[g:]}, src)
+    y = _at(b, y, tuple(range(first + g, first + k)), "irfft", plan.n[g:], src)
     st, lim, sd = [0] * r, list(y.type.shape), [1] * r
     for j in range(k):
         if j not in sliced:
@@ -531,13 +566,11 @@ def _fft_lower(b: Builder, node: Apply, args: list) -> Node:
     if st != [0] * r or tuple(lim) != y.type.shape or any(v != 1 for v in sd):
         y = b.apply(slice_p, [y], {"start_indices": tuple(st), "limit_indices": tuple(lim),
                                    "strides": tuple(sd)}, src)
-    # back to the node's axis order (transformed axes were moved last)
+    # back to the node's axis order: (N, O, spatial...) from (untransformed..., transformed..., N, O)
     keep = tuple(i for i in range(nd) if i not in plan.tx)
     order = keep + plan.tx
-    if order != tuple(range(nd)):
-        inv = tuple(order.index(i) for i in range(nd))
-        y = b.apply(transpose_p, [y], {"perm": (0, 1) + tuple(2 + i for i in inv)}, src)
-    return y
+    perm = (nd, nd + 1) + tuple(order.index(i) for i in range(nd))
+    return b.apply(transpose_p, [y], {"perm": perm}, src)
 
 
 # --- the tables -----------------------------------------------------------------------------------
@@ -583,6 +616,10 @@ def _is_constant(node: Node) -> bool:
 
 
 FFT = Algorithm("fft", _fft_why_not, _fft_lower, cost=_fft_cost)
+
+# overlap-save tiles (passes/tiled_fft.py): tile-sized kernel spectra, tiles batched into the
+# per-frequency GEMMs; the input gradient falls back to the whole-image FFT
+TILED_FFT = Algorithm("tiled_fft", tiled_fft.why_not, tiled_fft.lower, cost=tiled_fft.cost)
 
 
 # Winograd (passes/winograd.py): F(2x2,3x3) is costed at its measured NumPy slowdown over
@@ -631,8 +668,8 @@ SEPARABLE_IF_CHEAPER = attrs.evolve(SEPARABLE, why_not=separable.why_not_cheaper
                                     cost=_separable_cost)
 
 # what a user may force: every name ops/conv.py's ALGORITHMS accepts, "auto" aside (tested)
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, SEPARABLE, HELIX,
-                                                         WINOGRAD, WINOGRAD4)}
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, TILED_FFT, SEPARABLE,
+                                                         HELIX, WINOGRAD, WINOGRAD4)}
 
 # what "auto" may choose. In order: an algorithm without a cost wins when it applies (a
 # rewrite that is never slower); the rest compete on their estimated cost. IM2COL computes
@@ -641,7 +678,8 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (DIRECT, IM2COL, FFT, SEP
 # (each at its cheapest); they are then chosen in turn.
 # HELIX and WINOGRAD compete on cost too; on NumPy the model does not pick them (their
 # modules say why), a measured plan (`conv_planning="measure"`, passes/plans.py) may.
-AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, FFT, HELIX, WINOGRAD, IM2COL)
+AUTO: tuple[Algorithm, ...] = (POINTWISE_AS_DOT, SEPARABLE_IF_CHEAPER, FFT, TILED_FFT, HELIX, WINOGRAD,
+                               IM2COL)
 
 
 def _where(node: Apply) -> str:

@@ -125,12 +125,10 @@ def test_eager_gradient_values():
 
 def test_algorithm_argument():
     x, w = np.ones((1, 1, 4)), np.ones((1, 1, 2))
-    for a in ("auto", "direct", "im2col", "fft"):
+    for a in ("auto", "direct", "im2col", "fft", "tiled_fft"):
         np.testing.assert_allclose(np.asarray(fc.conv(x, w, algorithm=a)), [[[2.0, 2.0, 2.0]]])
         jitted = fc.jit(lambda x, w, a=a: fc.conv(x, w, algorithm=a))
         np.testing.assert_allclose(np.asarray(jitted(x, w)), [[[2.0, 2.0, 2.0]]])
-    with pytest.raises(NotImplementedError, match="rewrite issue"):
-        fc.conv(x, w, algorithm="tiled_fft")
     with pytest.raises(ArgumentError, match="unknown algorithm"):
         fc.conv(x, w, algorithm="winograd9")
 

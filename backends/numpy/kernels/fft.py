@@ -43,10 +43,30 @@ WORKERS: int = _usable_cores()
 THREAD_MIN_SIZE: int = 1 << 17
 
 
+def _memory_order(x: np.ndarray) -> tuple[int, ...]:
+    """x's axes from the largest stride to the smallest (stable; size-1 axes stay put
+    relative to their neighbours' order as far as sorting allows)."""
+    return tuple(sorted(range(x.ndim), key=lambda a: -abs(x.strides[a]) if x.shape[a] > 1 else 0))
+
+
 @register(fft_p)
 def fft_kernel(x: np.ndarray, *, fft_type: str, fft_lengths: tuple[int, ...]) -> np.ndarray:
-    """`fft_p`'s impl, fast: same signature, same result (NumPy's "backward" norm)."""
-    axes = tuple(range(-len(fft_lengths), 0))
+    """`fft_p`'s impl, fast: same signature, same values (NumPy's "backward" norm).
+
+    The transform runs in x's memory order and the result keeps that order: a transposed
+    view in, a transposed view of a fresh array out (pocketfft reads and writes strided
+    lines). So a graph that transposes an array (a view), transforms its trailing axes and
+    transposes back reads and writes one layout throughout -- FFT convolution keeps its
+    spectra frequency-major, (freqs..., N, C), the layout its per-frequency GEMMs read."""
+    k = len(fft_lengths)
+    logical = tuple(range(x.ndim - k, x.ndim))
+    perm = tuple(range(x.ndim))
+    if x.ndim > k and not x.flags.c_contiguous:
+        mem = _memory_order(x)
+        if mem != perm:
+            perm = mem
+            x = x.transpose(perm)
+    axes = tuple(perm.index(a) for a in logical)
     if USE_SCIPY and _scipy_fft is not None:
         lib = _scipy_fft
         kw = {"workers": WORKERS if x.size >= THREAD_MIN_SIZE else 1}
@@ -60,4 +80,7 @@ def fft_kernel(x: np.ndarray, *, fft_type: str, fft_lengths: tuple[int, ...]) ->
         y = lib.rfftn(x, axes=axes, **kw)
     else:
         y = lib.irfftn(x, s=fft_lengths, axes=axes, **kw)
-    return y.astype(out_dtype(x.dtype, fft_type), copy=False)
+    y = y.astype(out_dtype(x.dtype, fft_type), copy=False)
+    if perm != tuple(range(x.ndim)):
+        y = y.transpose(tuple(perm.index(a) for a in range(x.ndim)))
+    return y
