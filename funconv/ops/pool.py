@@ -282,14 +282,17 @@ def _pool_args(opname, x, window, stride, padding, ceil_mode=False) -> _Geometry
     pads = padding_pairs(padding, sizes, window, strides, where)
     if any(lo < 0 or hi < 0 for lo, hi in pads):
         raise ShapeError(f"{where}: padding must be non-negative")
-    out, prim_pads = [], []
-    for i in range(nd):
+    out = []
+    for i in range(nd):  # (first: a window that does not fit at all, in any dim)
         (lo, hi), k, s = pads[i], window[i], strides[i]
-        o = _out_size(sizes[i], k, s, lo, hi, ceil_mode)
-        if o < 1:
+        out.append(_out_size(sizes[i], k, s, lo, hi, ceil_mode))
+        if out[i] < 1:
             padded = sizes[i] + lo + hi
             raise ShapeError(f"{where}: along pooled dim {i} the window ({k}) is larger than "
                              f"the padded input ({padded}); pad more or use a smaller window")
+    prim_pads = []
+    for i in range(nd):
+        (lo, hi), k, s, o = pads[i], window[i], strides[i], out[i]
         # a window wholly in the padding has no input element: max_pool would give -inf and
         # avg_pool 0, silently. PyTorch refuses such pads (more strictly: at most half the
         # window); a pad below the window on each side never makes one
@@ -298,7 +301,6 @@ def _pool_args(opname, x, window, stride, padding, ceil_mode=False) -> _Geometry
                              f"({lo}, {hi}) puts a whole window in the padding, with no input "
                              f"element to pool; the largest valid padding is {k - 1} on each "
                              f"side (less than the window, {k})")
-        out.append(o)
         # ceil mode: pad the high side so the last window fits; the overhang holds the
         # reduction's identity (-inf / 0), so max ignores it and avg's divisor leaves it out
         prim_pads.append((lo, hi + max(0, (o - 1) * s + k - (sizes[i] + lo + hi))))
