@@ -61,7 +61,7 @@ class Entry:
         self.upgrade = upgrade or {}
         self.graph = graph
         self.out_tree = out_tree
-        fn = executable.call
+        exe = executable  # (its `call` is read per call: a backend may swap it, see threads.py)
         if len(graph.outputs) != out_tree.num_leaves:
             raise AssertionError("jit: the graph's outputs do not match its output structure")
         # per output, the inputs it may share memory with (None: unknown, so any of them)
@@ -69,15 +69,15 @@ class Entry:
         # The common output structures get their own closure: no generic unflatten per call
         if out_tree.kind is None:
             def call_values(values):
-                return wrap_output(fn(*values)[0])
+                return wrap_output(exe.call(*values)[0])
         elif out_tree.kind is tuple and all(c.kind is None for c in out_tree.children):
             def call_values(values):
-                return tuple([wrap_output(v) for v in fn(*values)])
+                return tuple([wrap_output(v) for v in exe.call(*values)])
         else:
             unflatten = unflattener(out_tree)
 
             def call_values(values):
-                return unflatten([wrap_output(v) for v in fn(*values)])
+                return unflatten([wrap_output(v) for v in exe.call(*values)])
 
         def call(arrays):
             return call_values([a._value for a in arrays])
@@ -114,7 +114,7 @@ class Entry:
                 return call_values(values)
 
             return call_scalars
-        fn = self.executable.call
+        exe = self.executable
         unflatten = unflattener(self.out_tree)
 
         def call_copying(values):
@@ -122,7 +122,7 @@ class Entry:
                 values[i] = np.array(values[i], dt)
             for i in copy_in:
                 values[i] = values[i].copy()
-            outs = list(fn(*values))
+            outs = list(exe.call(*values))
             for k in copy_out:
                 outs[k] = np.array(outs[k], copy=True)
             return unflatten([wrap_output(v) for v in outs])

@@ -77,9 +77,10 @@ class ThreadPlan:
     (see the module docstring); `threads` is the count in use (None while planning) and
     `why` says how it was chosen."""
 
-    def __init__(self, fn, name: str):
+    def __init__(self, fn, name: str, owner=None):
         self.fn = fn
         self.name = name
+        self.owner = owner  # the Executable whose `call` this plan is
         self._start_planning()
 
     # -- the call path ---------------------------------------------------------------------
@@ -128,6 +129,8 @@ class ThreadPlan:
         med = {k: float(np.median(v)) for k, v in self.samples.items()}
         if max(med.values()) < TOO_SHORT_S:
             self.threads, self.direct = self.candidates[-1], True
+            if self.owner is not None:  # no planning left to do: the call path skips the plan
+                self.owner.call = self.fn
             self.why = (f"the library default: calls take under {1e6 * TOO_SHORT_S:.0f} us, "
                         "too short for the thread count to matter")
         else:

@@ -54,12 +54,13 @@ class Rates:
     bandwidth: float  # a large array copy (read + write counted)
 
 
-# Measured by `measure()` on the development machine (2 cores shared with other jobs, NumPy
-# 2.4 with OpenBLAS, scipy.fft 1.17; medians of 7 calibrations: gemm 1.3e10 (scattered
-# 6e9..1.4e11 under load; 3e10 taken), mixing 2.1e10, fft 1.3e10, bandwidth 1.3e10). Used
-# when calibration is off, so that choices are deterministic (the tests) and sensible on a
-# machine of that class.
-DEFAULT_RATES = Rates(gemm=3.0e10, mixing=2.0e10, fft=1.3e10, bandwidth=1.3e10)
+# Measured by `measure()` on the development machine, quiet (2-core EPYC, AVX2, NumPy 2.4
+# with OpenBLAS, scipy.fft 1.17; medians of 5 calibrations, 2026-11-30: gemm 1.51e11,
+# mixing 2.12e10, fft 2.07e10, bandwidth 4.13e10). Used when calibration is off, so that
+# choices are deterministic (the tests) and sensible on a machine of that class, and while
+# the machine is too busy to calibrate (see `rates`). NOTE: rates measured beside other busy
+# processes were 3-18x lower (gemm 8.4e9) and made "auto" pick FFT where im2col is 3x faster.
+DEFAULT_RATES = Rates(gemm=1.5e11, mixing=2.1e10, fft=2.1e10, bandwidth=4.1e10)
 
 # Windows this small stay with im2col under "auto", whatever the rates say: Vasilache et al.
 # (fbfft, ICLR 2015) find FFT loses to GEMM for 3x3 kernels and small problems, and the
@@ -268,7 +269,8 @@ _RATES: Rates | None = None  # this process's rates, once loaded or measured
 
 def rates() -> Rates:
     """The machine's rates: DEFAULT_RATES when calibration is off, else the cached
-    calibration (measured and cached on first use)."""
+    calibration (measured and cached on first use, when the machine is not busy; while it
+    is, DEFAULT_RATES)."""
     global _RATES
     if not config.conv_calibration:
         return DEFAULT_RATES
@@ -276,10 +278,24 @@ def rates() -> Rates:
         path = cache_path()
         r = _load(path)
         if r is None:
+            if _busy():
+                # rates measured beside other busy processes are a fraction of the machine's
+                # and a cached calibration lasts: use the defaults now, calibrate another time
+                return DEFAULT_RATES
             r = measure()
             _store(path, r)
         _RATES = r
     return _RATES
+
+
+def _busy() -> bool:
+    """Is the machine busy with other work? The 1-minute load average (which counts this
+    process too) at or above the number of usable cores."""
+    try:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return os.getloadavg()[0] >= (cores or 1)
+    except OSError:  # no load average on this platform: calibrate
+        return False
 
 
 __all__ = ["DEFAULT_RATES", "Rates", "cache_dir", "fft_seconds", "im2col_seconds", "measure", "rates",
