@@ -151,15 +151,18 @@ def test_random_programs_match_the_interpreter(prog, seed, dtype):
     _compare(lambda a, b, c: run_program(prog, [a, b, c]), args, dtype)
 
 
-@given(programs, st.integers(0, 2**31 - 1), dtypes)
-def test_random_program_gradients_match_the_interpreter(prog, seed, dtype):
-    args = _inputs(seed, dtype)
-
+def _program_grad(prog):
+    """The gradient of a scalar loss of the program's two outputs, w.r.t. its three inputs."""
     def loss(a, b, c):
         o1, o2 = run_program(prog, [a, b, c])
         return (o1 * o1).sum() + o2.sum()
 
-    _compare(fc.grad(loss, argnums=(0, 1, 2)), args, dtype)
+    return fc.grad(loss, argnums=(0, 1, 2))
+
+
+@given(programs, st.integers(0, 2**31 - 1), dtypes)
+def test_random_program_gradients_match_the_interpreter(prog, seed, dtype):
+    _compare(_program_grad(prog), _inputs(seed, dtype), dtype)
 
 
 @given(programs, st.integers(0, 2**31 - 1))
@@ -229,10 +232,4 @@ def test_random_programs_on_opencl_match_the_interpreter(prog, seed, dtype):
 @settings(max_examples=_OPENCL_EXAMPLES)
 @given(programs, st.integers(0, 2**31 - 1), dtypes)
 def test_random_program_gradients_on_opencl_match_the_interpreter(prog, seed, dtype):
-    args = _inputs(seed, dtype)
-
-    def loss(a, b, c):
-        o1, o2 = run_program(prog, [a, b, c])
-        return (o1 * o1).sum() + o2.sum()
-
-    _compare(fc.grad(loss, argnums=(0, 1, 2)), args, dtype, "opencl")
+    _compare(_program_grad(prog), _inputs(seed, dtype), dtype, "opencl")
