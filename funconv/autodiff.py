@@ -35,7 +35,7 @@ from funconv.errors import ArgumentError, DTypeError, ShapeError
 from funconv.ir import Apply, Graph, Node, toposort
 from funconv.ops._core import asarray, describe
 from funconv.ops.special import _CustomRule, custom_vjp_call_p, stop_gradient  # noqa: F401 (public)
-from funconv.tracing import Trace, current, eval_graph
+from funconv.tracing import Trace, current, eval_graph, source_of
 from funconv.types import ArrayType, is_inexact
 
 # --- the backward pass ------------------------------------------------------------------
@@ -74,14 +74,16 @@ def backward_pass(trace: Trace, outputs: list[Node], cts: list[Array | None],
         prim = node.prim
         if prim.vjp is None:
             raise NotImplementedError(f"differentiation of {prim.name} is not implemented")
-        in_cts = prim.vjp(ct, trace.wrap(node), *[trace.wrap(a) for a in node.args], **node.params)
-        for a, c in zip(node.args, in_cts):
-            if c is None or id(a) not in live:
-                continue
-            if c.shape != a.shape or c.dtype != a.dtype:
-                raise AssertionError(f"VJP rule of {prim.name} returned {c.aval.short()} for an "
-                                     f"operand of type {a.type.short()}")
-            accumulate(a, c)
+        with source_of(node.source):  # the backward nodes carry their forward node's line
+            in_cts = prim.vjp(ct, trace.wrap(node), *[trace.wrap(a) for a in node.args],
+                              **node.params)
+            for a, c in zip(node.args, in_cts):
+                if c is None or id(a) not in live:
+                    continue
+                if c.shape != a.shape or c.dtype != a.dtype:
+                    raise AssertionError(f"VJP rule of {prim.name} returned {c.aval.short()} for "
+                                         f"an operand of type {a.type.short()}")
+                accumulate(a, c)
     return [ct_map.get(id(n)) for n in wrt]
 
 

@@ -372,7 +372,7 @@ class Jitted:
         backend = get_backend(self._backend or config.backend)  # None: the config default, at compile
         graph, captured, upgrade = self._trace(sig, arrays, args, kwargs, nums)
         assert not captured  # outside any trace there is nothing to capture
-        graph = passes.optimize(graph)
+        graph = passes.optimize(graph, getattr(backend, "LACKS", ()))
         exe = backend.compile(graph, donate=self._donated_leaves(sig, args, nums),
                               name=getattr(self._f, "__name__", "jitted"))
         entry = Entry(exe, graph, graph.out_tree, upgrade)

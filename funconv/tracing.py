@@ -34,6 +34,25 @@ from funconv.types import ArrayType
 # `register_lowering`). A primitive without an entry runs its reference `impl`.
 EAGER_KERNELS: dict = {}
 
+# The user line that new nodes are attributed to while a transformation replays or
+# differentiates nodes it already has (jit inlining a graph, grad running VJP rules): the
+# line of the node being replayed, not the line that called the transformation.
+_source: ContextVar = ContextVar("funconv_source", default=None)
+
+
+@contextlib.contextmanager
+def source_of(line: str | None):
+    """Attribute the nodes built inside to `line` (when given)."""
+    token = _source.set(line or _source.get())
+    try:
+        yield
+    finally:
+        _source.reset(token)
+
+
+def _node_source() -> str | None:
+    return _source.get() or user_line()
+
 
 def kernel(prim):
     """The function that evaluates `prim` on concrete values (fast kernel, else its impl)."""
@@ -152,7 +171,7 @@ class Trace:
 
     def apply(self, prim, args, params):
         nodes = [self.to_node(a) for a in args]
-        node = self.interner.apply(prim, nodes, params, user_line)
+        node = self.interner.apply(prim, nodes, params, _node_source)
         if node not in self.values:
             vals = [self.values.get(n) for n in nodes]
             if all(v is not None for v in vals):
@@ -190,7 +209,11 @@ def eval_graph(graph: Graph, args, known: dict | None = None) -> list[Array]:
                 # the graph was type-checked when it was built: call the impl directly
                 env[id(node)] = Array._from_value(kernel(node.prim)(*[a._value for a in ins], **node.params))
             else:
-                env[id(node)] = interp.apply(node.prim, ins, node.params)
+                token = _source.set(node.source or _source.get())  # (inlined: keep its line)
+                try:
+                    env[id(node)] = interp.apply(node.prim, ins, node.params)
+                finally:
+                    _source.reset(token)
         elif isinstance(node, Literal):
             env[id(node)] = interp.literal(node.value, node.dtype)
         elif isinstance(node, Const):

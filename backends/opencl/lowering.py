@@ -484,7 +484,7 @@ def _gemm_cpu_source() -> str:
     # the ragged edge: through a private tile, in a loop (short code: it compiles faster)
     slow = ["float8 tile[" + str(_MR * nv) + "];"]
     slow += [f"tile[{i * nv + j}] = c{i}_{j};" for i in range(_MR) for j in range(nv)]
-    slow.append(f"const float* tf = (const float*)tile;")
+    slow.append("const float* tf = (const float*)tile;")
     slow.append(f"for (int i = 0; i < {_MR} && m0 + i < M; ++i) {{ const int rb = b * sB + (m0 + i) * sM; "
                 f"for (int j = 0; j < {_NR} && n0 + j < N; ++j) "
                 f"c[((n0 + j) / P) * sNP + rb + (n0 + j) % P] = tf[i * {_NR} + j]; }}")
@@ -1021,7 +1021,7 @@ LOWERINGS: dict = {
 
 # primitives that have no OpenCL kernel yet, by name: a graph holding one fails to compile
 # with this message (the FFT primitives get funconv's own OpenCL FFT in a later issue)
-NOT_YET = "the OpenCL backend has no FFT yet (a later issue adds funconv's own OpenCL FFT)"
+NOT_YET = "the OpenCL backend has no FFT yet (a convolution picks im2col on it by itself)"
 
 
 def _not_implemented(reason: str):
@@ -1040,18 +1040,16 @@ def lowering(prim):
     if prim.c_expr is not None or prim is ew.complex_p:
         return elementwise
     if _not_yet(prim.name):
-        return _not_implemented(NOT_YET if "fft" in prim.name else
+        return _not_implemented(NOT_YET if prim.name == "fft" else
                                 "the OpenCL backend has no dense decompositions (fc.linalg) "
                                 "or searchsorted yet")
     return None
 
 
-# dense decompositions (LAPACK on the NumPy backend) and searchsorted: not yet on OpenCL
-_NOT_YET = {"cholesky", "det", "eigh", "inv", "solve", "searchsorted"}
-
-
 def _not_yet(name: str) -> bool:
-    return "fft" in name or name in _NOT_YET
+    from funconv.backends.opencl import LACKS
+
+    return name in LACKS
 
 
 def missing() -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from funconv.ir import Graph
 from funconv.passes.algebra import simplify
-from funconv.passes.conv import lower_convolutions
+from funconv.passes.conv import backend_lacks, lower_convolutions
 from funconv.passes.core import Builder, check_types, count_applies, cse, dce, rewrite
 from funconv.passes.fold import fold_constants
 
@@ -31,9 +31,10 @@ LOWERINGS = (lower_convolutions,)
 MAX_ROUNDS = 6
 
 
-def optimize(graph: Graph) -> Graph:
+def optimize(graph: Graph, lacks=frozenset()) -> Graph:
     """The default pipeline (fold, simplify; with CSE and DCE in every step) to a fixpoint,
-    then the lowerings (`LOWERINGS`), once each."""
+    then the lowerings (`LOWERINGS`), once each. `lacks`: names of primitives the target
+    backend cannot run (its `LACKS`), which the lowerings then do not emit."""
     for _ in range(MAX_ROUNDS):
         stats: dict = {}
         n_before = len(graph.nodes())
@@ -42,8 +43,12 @@ def optimize(graph: Graph) -> Graph:
         # no rule fired and interning merged nothing: the next round would change nothing
         if not stats.get("fired") and len(graph.nodes()) == n_before:
             break
-    for lower in LOWERINGS:
-        graph = lower(graph)
+    token = backend_lacks.set(frozenset(lacks))
+    try:
+        for lower in LOWERINGS:
+            graph = lower(graph)
+    finally:
+        backend_lacks.reset(token)
     return graph
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 
 import attrs
 import numpy as np
@@ -71,12 +72,28 @@ class Algorithm:
         lower: `(builder, node, new_args) -> Node`: the node's replacement, of its type.
         cost: `(node) -> seconds` (passes/conv_cost.py), for "auto" to compare; None for a
             rewrite that wins whenever it applies.
+        emits: names of the primitives its rewrite emits that not every backend has: on a
+            backend that lacks one (`backend_lacks`), the algorithm is not a candidate.
     """
 
     name: str
     why_not: Callable[[Apply], str | None]
     lower: Callable[[Builder, Apply, list], Node]
     cost: Callable[[Apply], float] | None = None
+    emits: tuple[str, ...] = ()
+
+
+# Names of the primitives the backend being compiled for cannot run (its `LACKS`; set by
+# `passes.optimize`): an algorithm that would emit one is not a candidate there.
+backend_lacks: ContextVar = ContextVar("funconv_backend_lacks", default=frozenset())
+
+
+def _unavailable(algo: Algorithm) -> str | None:
+    missing = sorted(set(algo.emits) & backend_lacks.get())
+    if not missing:
+        return None
+    return (f"the backend it compiles for has no {', '.join(missing)} primitive "
+            "(backend='numpy' has every algorithm)")
 
 
 def _always(node: Apply) -> None:
@@ -615,11 +632,12 @@ def _is_constant(node: Node) -> bool:
     return _constant(node)
 
 
-FFT = Algorithm("fft", _fft_why_not, _fft_lower, cost=_fft_cost)
+FFT = Algorithm("fft", _fft_why_not, _fft_lower, cost=_fft_cost, emits=("fft",))
 
 # overlap-save tiles (passes/tiled_fft.py): tile-sized kernel spectra, tiles batched into the
 # per-frequency GEMMs; the input gradient falls back to the whole-image FFT
-TILED_FFT = Algorithm("tiled_fft", tiled_fft.why_not, tiled_fft.lower, cost=tiled_fft.cost)
+TILED_FFT = Algorithm("tiled_fft", tiled_fft.why_not, tiled_fft.lower, cost=tiled_fft.cost,
+                      emits=("fft",))
 
 
 # Winograd (passes/winograd.py): F(2x2,3x3) is costed at its measured NumPy slowdown over
@@ -651,7 +669,8 @@ def _auto_seconds(node: Apply) -> float:
     """The estimated seconds of the cheapest "auto" lowering of `node` but the separable one
     (an uncosted rewrite that applies counts as free: it never loses)."""
     costs = [0.0 if a.cost is None else a.cost(node) for a in AUTO
-             if a is not SEPARABLE_IF_CHEAPER and a.why_not(node) is None]
+             if a is not SEPARABLE_IF_CHEAPER and _unavailable(a) is None
+             and a.why_not(node) is None]
     return min(costs)
 
 
@@ -696,7 +715,7 @@ def choose(node: Apply) -> Algorithm:
     if name == "auto":
         costed = []
         for a in AUTO:
-            if a.why_not(node) is not None:
+            if _unavailable(a) is not None or a.why_not(node) is not None:
                 continue
             if a.cost is None:
                 plans.note(node, [plans.Candidate(a.name)], a.name, "rule")
@@ -708,7 +727,7 @@ def choose(node: Apply) -> Algorithm:
     if algo is None:
         raise ArgumentError(f"{_where(node)}: algorithm={name!r} has no lowering in "
                             f"funconv/passes/conv.py; use one of {tuple(ALGORITHMS)} or 'auto'")
-    reason = algo.why_not(node)
+    reason = _unavailable(algo) or algo.why_not(node)
     if reason is not None:
         raise ArgumentError(f"{_where(node)}: algorithm={name!r} cannot compute this "
                             f"convolution: {reason}; use algorithm='auto'")

@@ -403,3 +403,18 @@ def test_max_pool_gradient_ties_and_nan(device):
     ref = evaluate(fc.make_graph(f)(x), [x])
     for g, r in zip(got, ref):
         np.testing.assert_allclose(np.asarray(g), r, rtol=1e-6, equal_nan=True)
+
+
+def test_auto_convolution_avoids_what_the_backend_lacks(device):
+    """A large kernel picks FFT on the NumPy backend; the OpenCL backend has no FFT, so
+    "auto" picks im2col there, and forcing "fft" says why it cannot."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 15, 15)).astype(np.float32)
+    f = lambda x, w: fc.conv(x, w, padding=7)  # noqa: E731
+    assert any(n.prim.name == "fft" for n in fc.jit(f).lower(x, w).graph.applies())
+    ocl = fc.jit(f, backend="opencl")
+    assert [p.choice for p in ocl.lower(x, w).conv_plans] == ["im2col"]
+    np.testing.assert_allclose(np.asarray(ocl(x, w)), np.asarray(fc.jit(f)(x, w)), rtol=1e-4, atol=1e-3)
+    with pytest.raises(fc.errors.ArgumentError, match="has no fft primitive"):
+        fc.jit(lambda x, w: fc.conv(x, w, padding=7, algorithm="fft"), backend="opencl")(x, w)
