@@ -41,7 +41,7 @@ import attrs
 import numpy as np
 
 from funconv.backends.opencl.device import OpenCLUnsupported, cl
-from funconv.ir import Apply, Const, Graph, Input, Literal, Node
+from funconv.ir import Apply, Const, Graph, Literal, Node
 
 LOCAL = 64  # the one work-group size of every launch
 

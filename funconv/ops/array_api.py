@@ -17,8 +17,7 @@ import numpy as np
 from funconv.array import Array
 from funconv.errors import ArgumentError, DTypeError
 from funconv.ops._core import asarray, describe, normalize_axis, operand, to_dtype
-from funconv.types import (SUPPORTED, DEFAULT_COMPLEX, DEFAULT_FLOAT, DEFAULT_INT, bool_,
-                           canonical_dtype, result_type as _result_type, short_dtype)
+from funconv.types import (SUPPORTED, DEFAULT_COMPLEX, DEFAULT_FLOAT, DEFAULT_INT, canonical_dtype, result_type as _result_type, short_dtype)
 
 # 2025.12: tuples from meshgrid/broadcast_arrays/devices, scalars in searchsorted and isin
 __array_api_version__ = "2025.12"
@@ -232,7 +231,7 @@ def vecdot(x1, x2, /, *, axis=-1) -> Array:
 
 def _cumulative(opname, x, axis, dtype, include_initial, scan, identity):
     from funconv.ops.reduce import accumulation_dtype
-    from funconv.ops.shape import concatenate, expand_dims
+    from funconv.ops.shape import concatenate
 
     x = _array(x, opname)
     if axis is None:

@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from funconv.array import Array
-from funconv.errors import DTypeError, IndexingError, ShapeError
+from funconv.errors import ArgumentError, DTypeError, IndexingError, ShapeError
 from funconv.ops._core import asarray, broadcast_to, describe, operand, to_dtype
 from funconv.primitive import Primitive
 from funconv.types import ArrayType, canonical_dtype, int32, int64
@@ -625,8 +625,6 @@ searchsorted_p = Primitive("searchsorted", _searchsorted_rule,
 def searchsorted(x1, x2, /, *, side="left", sorter=None) -> Array:
     """Indices at which to insert x2's elements into the sorted 1-d x1 to keep it sorted
     ("left": before equal elements, "right": after); `sorter` sorts an unsorted x1."""
-    from funconv.ops._core import promote
-
     if side not in ("left", "right"):
         raise ArgumentError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
     from funconv.ops._core import dtype_of, operand, to_dtype

@@ -32,7 +32,6 @@ import math
 import numpy as np
 
 from funconv.ir import Apply, Const, Literal, Node
-from funconv.ops.conv import conv_general_p
 from funconv.ops.shape import broadcast_to_p
 from funconv.types import ArrayType
 
