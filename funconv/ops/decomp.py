@@ -44,8 +44,32 @@ def _mm(x, y):
     return matmul(x, y)
 
 
+def _nan_where_singular(fn, a, *rest):
+    """`fn(a, *rest)` over a batch of matrices in a's dtype, NaN for each matrix that LAPACK
+    refuses (singular, or not positive definite for cholesky), as JAX gives NaN/inf there:
+    an exception would be raised only eagerly, and by NumPy, not at the user's line."""
+    try:
+        return fn(a, *rest).astype(a.dtype, copy=False)
+    except np.linalg.LinAlgError:
+        shape = np.broadcast_shapes(*(x.shape[:-2] for x in (a,) + rest))
+        first = None
+        for i in np.ndindex(shape):
+            try:
+                r = fn(a[i], *(x[i] for x in rest))
+            except np.linalg.LinAlgError:
+                r = None
+            if first is None and r is not None:
+                first = np.full(shape + r.shape, np.nan, a.dtype)
+            if first is not None and r is not None:
+                first[i] = r
+        if first is None:  # every matrix refused: the output has fn's shape for a's shape
+            out_shape = a.shape if not rest else rest[0].shape
+            return np.full(out_shape, np.nan, a.dtype)
+        return first
+
+
 # --- inv ---------------------------------------------------------------------------------------
-inv_p = Primitive("inv", _square_rule("inv"), lambda a: np.linalg.inv(a).astype(a.dtype, copy=False),
+inv_p = Primitive("inv", _square_rule("inv"), lambda a: _nan_where_singular(np.linalg.inv, a),
                   lambda ct, out, a: (-_mm(_mT(out), _mm(ct, _mT(out))),))
 
 
@@ -63,7 +87,7 @@ def _solve_vjp(ct, out, a, b):
     return -_mm(bb, _mT(out)), bb     # a's: -(a^-T ct) x^T
 
 
-solve_p = Primitive("solve", _solve_rule, lambda a, b: np.linalg.solve(a, b).astype(a.dtype, copy=False),
+solve_p = Primitive("solve", _solve_rule, lambda a, b: _nan_where_singular(np.linalg.solve, a, b),
                     _solve_vjp)
 
 
@@ -102,17 +126,7 @@ def _cholesky_vjp(ct, out, a):
 
 
 def _cholesky_impl(a):
-    try:
-        return np.linalg.cholesky(a).astype(a.dtype, copy=False)
-    except np.linalg.LinAlgError:
-        # not positive definite: NaN (as JAX), not an exception that only eager mode would raise
-        out = np.full(a.shape, np.nan, a.dtype)
-        for i in np.ndindex(a.shape[:-2]):
-            try:
-                out[i] = np.linalg.cholesky(a[i])
-            except np.linalg.LinAlgError:
-                pass
-        return out
+    return _nan_where_singular(np.linalg.cholesky, a)
 
 
 cholesky_p = Primitive("cholesky", _square_rule("cholesky"), _cholesky_impl, _cholesky_vjp)

@@ -322,3 +322,17 @@ def test_linalg_errors():
         fc.linalg.cholesky(fc.zeros((2, 2), fc.complex64))
     with pytest.raises(fc.errors.ArgumentError, match="'nuc' need an SVD"):
         fc.linalg.matrix_norm(fc.eye(2), ord="nuc")
+
+
+def test_singular_matrices_give_nan_not_a_numpy_exception():
+    """As JAX: LAPACK's refusal becomes NaN for that matrix (eagerly and under jit), never a
+    bare numpy.linalg.LinAlgError from deep inside."""
+    a = np.stack([np.eye(2), np.zeros((2, 2))]).astype(np.float32)
+    b = np.ones((2, 2, 1), np.float32)
+    for f in (lambda a, b: fc.linalg.solve(a, b), fc.jit(lambda a, b: fc.linalg.solve(a, b))):
+        x = np.asarray(f(a, b))
+        np.testing.assert_array_equal(x[0], np.ones((2, 1)))
+        assert np.isnan(x[1]).all()
+    inv = np.asarray(fc.linalg.inv(a))
+    np.testing.assert_array_equal(inv[0], np.eye(2))
+    assert np.isnan(inv[1]).all()
