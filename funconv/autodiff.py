@@ -319,6 +319,9 @@ def value_and_grad(f, argnums=0, has_aux: bool = False):
             hint = ("reduce it (e.g. .sum()), or use fc.vjp / fc.jacrev for non-scalar outputs")
             if isinstance(out, tuple) and len(out) == 2 and not has_aux:
                 hint = "if the function returns (loss, aux), pass has_aux=True"
+            if isinstance(out, Array) and out.dtype.kind == "c":
+                hint = "take a real part of it (fc.real, fc.abs, or abs(z)**2) first"
+                raise DTypeError(f"grad: the function must return a real scalar, got {what}; {hint}")
             raise ShapeError(f"grad: the function must return a real scalar, got {what}; {hint}")
         cts = f_vjp(_ones_scalar(out.dtype))
         g = cts[0] if isinstance(argnums, (int, np.integer)) else cts

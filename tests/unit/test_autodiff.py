@@ -291,3 +291,8 @@ def test_leaked_tracer_from_grad_is_an_error():
     fc.grad(f)(fc.ones(2))
     with pytest.raises(fc.errors.TracerLeakError):
         fc.grad(lambda y: (y * leaked[0]).sum())(fc.ones(2))
+
+
+def test_grad_of_a_complex_scalar_says_to_take_a_real_part():
+    with pytest.raises(fc.errors.DTypeError, match="fc.real"):
+        fc.grad(lambda x: fc.fft.rfft2(x).sum())(np.ones((4, 4), np.float32))
