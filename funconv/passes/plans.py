@@ -81,7 +81,8 @@ class ConvPlan:
 
     def __str__(self) -> str:
         def ms(v):
-            return "-" if v is None else ("inf" if math.isinf(v) else f"{v * 1e3:.3g} ms")
+            # (an infinite cost: ruled out by a rule, e.g. FFT for windows of 5 or less)
+            return "-" if v is None else ("ruled out" if math.isinf(v) else f"{v * 1e3:.3g} ms")
 
         rows = [f"{self.where}: {self.choice} ({self.how})"]
         for c in self.candidates:
