@@ -249,19 +249,24 @@ def _load(path: str) -> Rates | None:
         return None
 
 
-def _store(path: str, rates: Rates) -> None:
-    """Write atomically (a temporary file in the same directory, then os.replace): a
-    concurrent reader sees the old file or the new one, never half of one."""
-    data = {"format": FORMAT, "machine": machine(), "rates": attrs.asdict(rates)}
+def store_json(path: str, data: dict, what: str) -> None:
+    """Write `data` to `path` atomically (a temporary file in the same directory, then
+    os.replace): a concurrent reader sees the old file or the new one, never half of one.
+    A read-only cache directory only warns (`what` names the file in the warning)."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".conv_rates.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".funconv.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1)
         os.replace(tmp, path)
-    except OSError as e:  # a read-only cache directory: use the rates, don't cache them
-        warnings.warn(f"funconv: cannot cache the convolution calibration in {path}: {e}",
-                      RuntimeWarning, stacklevel=3)
+    except OSError as e:
+        warnings.warn(f"funconv: cannot cache the convolution {what} in {path}: {e}",
+                      RuntimeWarning, stacklevel=4)
+
+
+def _store(path: str, rates: Rates) -> None:
+    store_json(path, {"format": FORMAT, "machine": machine(), "rates": attrs.asdict(rates)},
+               "calibration")
 
 
 _RATES: Rates | None = None  # this process's rates, once loaded or measured

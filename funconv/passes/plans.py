@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 import weakref
@@ -192,17 +191,8 @@ def _load(path: str) -> dict:
 
 
 def _store(path: str, plans: dict) -> None:
-    """Write atomically (temporary file, then os.replace); a read-only place only warns."""
-    data = {"format": FORMAT, "machine": conv_cost.machine(), "plans": plans}
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".conv_plans.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
-    except OSError as e:
-        warnings.warn(f"funconv: cannot cache the convolution plans in {path}: {e}",
-                      RuntimeWarning, stacklevel=4)
+    conv_cost.store_json(path, {"format": FORMAT, "machine": conv_cost.machine(), "plans": plans},
+                         "plans")
 
 
 def _kernel_value(node: Apply) -> np.ndarray | None:
