@@ -53,6 +53,10 @@ def _readonly(v: np.ndarray) -> np.ndarray:
     return v
 
 
+# the Array API standard's versions, oldest first; funconv implements the last
+_API_VERSIONS = ("2021.12", "2022.12", "2023.12", "2024.12", "2025.12")
+
+
 class Array:
     """An immutable n-dimensional array (concrete, or a traced value).
 
@@ -366,13 +370,16 @@ class Array:
 
     # -- the Array API standard's array object -----------------------------------------------
     def __array_namespace__(self, *, api_version=None):
-        """funconv itself (the standard's namespace lookup); only its version is offered."""
+        """funconv itself (the standard's namespace lookup). Earlier versions of the standard
+        are served too (each is a subset of the next, as NumPy serves them); a later or
+        unknown one raises ValueError."""
         import sys
 
         fc = sys.modules["funconv"]
-        if api_version is not None and api_version != fc.__array_api_version__:
+        if api_version is not None and api_version not in _API_VERSIONS:
             raise ValueError(f"__array_namespace__: funconv implements Array API "
-                             f"{fc.__array_api_version__}, not {api_version!r}; pass None")
+                             f"{fc.__array_api_version__} (and the earlier {_API_VERSIONS[:-1]}), "
+                             f"not {api_version!r}; pass None")
         return fc
 
     @property

@@ -336,3 +336,11 @@ def test_singular_matrices_give_nan_not_a_numpy_exception():
     inv = np.asarray(fc.linalg.inv(a))
     np.testing.assert_array_equal(inv[0], np.eye(2))
     assert np.isnan(inv[1]).all()
+
+
+def test_namespace_serves_earlier_versions_and_refuses_unknown_ones():
+    x = fc.ones(3)
+    for v in (None, "2023.12", fc.__array_api_version__):
+        assert x.__array_namespace__(api_version=v) is fc
+    with pytest.raises(ValueError, match="2030.12"):
+        x.__array_namespace__(api_version="2030.12")
