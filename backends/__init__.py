@@ -14,7 +14,8 @@ if __name__ != "funconv.backends":
 # --- the backend registry --------------------------------------------------------------
 #
 # A backend is a module with `compile(graph, donate=(), name="jitted") -> Executable` (the
-# protocol below). `funconv.jit` uses nothing else of it, so a new backend is a new module
+# protocol below), and optionally `LACKS`: names of primitives it cannot run, which jit's
+# passes then do not emit for it (a convolution's "auto" skips FFT where `fft` is lacking). `funconv.jit` uses nothing else of it, so a new backend is a new module
 # registered here (or with `register`), with no change to jit. Backends are imported lazily,
 # by name, so `import funconv` works on a machine without the optional dependencies of other
 # backends (OpenCL).
