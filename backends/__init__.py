@@ -15,8 +15,9 @@ if __name__ != "funconv.backends":
 #
 # A backend is a module with `compile(graph, donate=(), name="jitted") -> Executable` (the
 # protocol below), and optionally `LACKS`: names of primitives it cannot run, which jit's
-# passes then do not emit for it (a convolution's "auto" skips FFT where `fft` is lacking). `funconv.jit` uses nothing else of it, so a new backend is a new module
-# registered here (or with `register`), with no change to jit. Backends are imported lazily,
+# passes then do not emit for it (a convolution's "auto" skips FFT where `fft` is lacking).
+# `funconv.jit` uses nothing else of it, so a new backend is a new module registered here
+# (or with `register`), with no change to jit. Backends are imported lazily,
 # by name, so `import funconv` works on a machine without the optional dependencies of other
 # backends (OpenCL).
 
