@@ -105,11 +105,26 @@ def _dot(gen, n: Apply, args, out) -> str:
     B, M, K, N = size(x.shape, xb), size(x.shape, xf), size(x.shape, xc), size(y.shape, yf)
     xs = _relayout(a, x.shape, tuple(xb) + tuple(xf) + tuple(xc), ((B,) if xb else ()) + (M, K))
     ys = _relayout(b, y.shape, tuple(yb) + tuple(yc) + tuple(yf), ((B,) if yb else ()) + (K, N))
+    if xb:  # a batch of matrices, which may be strided views (FFT convolution's spectra)
+        blasable = gen.bind(_blasable, "_blasable")
+        xs, ys = f"{blasable}({xs})", f"{blasable}({ys})"
     code = f"{mm}({xs}, {ys})"
     mm_shape = ((B,) if xb else ()) + (M, N)
     if mm_shape != n.shape:
         code += f".reshape({n.shape!r})"
     return code
+
+
+def _blasable(a: np.ndarray) -> np.ndarray:
+    """a (..., m, n), or a C-contiguous copy when its matrices are neither row- nor
+    column-major: `np.matmul` hands BLAS only such matrices and loops in C over the others,
+    slowly (conv11's spectra, 9940 frequencies of (4 x 8) @ (8 x 8) complex64: 4.9 ms
+    strided against 1.0 ms contiguous, and the copy costs 0.15 ms; measured, 2 cores)."""
+    (s1, s2), (d1, d2), size = a.strides[-2:], a.shape[-2:], a.itemsize
+    if ((s2 == size and s1 % size == 0 and s1 >= d2 * size)
+            or (s1 == size and s2 % size == 0 and s2 >= d1 * size) or d1 == 1 or d2 == 1):
+        return a
+    return np.ascontiguousarray(a)
 
 
 def _relayout(name: str, shape, perm, new_shape) -> str:

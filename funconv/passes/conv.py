@@ -250,10 +250,11 @@ def _peel(node: Node, nd: int, allow_flip: bool) -> _Peeled:
 #   gradient keeps kh of n), the complex inverse along that axis comes first and is sliced to
 #   the kept rows (every stride-th), and the last axis's irfft runs on those rows only.
 #   One-axis transforms are fft_p on the axis moved last (transposes: views in NumPy; scipy's
-#   pocketfft reads the strided lines). `prune` below decides per axis by the flop count of
-#   the recipe (conv_cost.staged_fft_flops); DFT by matrix product was measured slower than
-#   the pruned FFT in NumPy even for 11 of 140 outputs (batched small complex GEMMs), so it is
-#   not used.
+#   pocketfft reads the strided lines), or, where conv_cost.dft_by_gemm says it is cheaper
+#   (few data rows or kept outputs: conv11's kernel has 11 rows of 140), one dot_general with
+#   the constant DFT matrix: in the frequency-major layout the pruned axis leads, so that is a
+#   single GEMM (n x e) @ (e x everything else), not a batch of small ones. `prune` below
+#   decides per axis by the flop count of the recipe (conv_cost.staged_fft_flops).
 #
 # Constant kernels: when an operand of the transform is a compile-time constant (a kernel
 # the jitted function closes over, or one of the separable rewrite's passes), its spectrum is
@@ -309,6 +310,31 @@ def _at(b: Builder, x: Node, axes: tuple, fft_type: str, lengths: tuple, source)
 def _along(b: Builder, x: Node, axis: int, fft_type: str, n: int, source) -> Node:
     """The one-axis transform of x along `axis` (a complex fft or ifft of length n)."""
     return _at(b, x, (axis,), fft_type, (n,), source)
+
+
+def _dft_matrix(rows, cols, n: int, sign: int, dtype) -> np.ndarray:
+    """exp(sign 2 pi i r c / n) for r in `rows`, c in `cols` (integer index arrays), the
+    phase reduced mod n exactly in integers before the float64 exp, then cast to `dtype`."""
+    phase = np.outer(np.asarray(rows, np.int64), np.asarray(cols, np.int64)) % n
+    return np.exp(sign * 2j * np.pi * phase / n).astype(dtype)
+
+
+def _dft_gemm(b: Builder, x: Node, axis: int, matrix: np.ndarray, source) -> Node:
+    """x's axis `axis` (length matrix.shape[1]) replaced by matrix @ x along it (length
+    matrix.shape[0]): one dot_general with a constant, then the new axis moved back. Equal
+    matrices are one Const in a graph, so that equal transforms intern to one node."""
+    matrix = matrix.astype(x.type.dtype)
+    consts = b.__dict__.setdefault("_dft_matrices", {})
+    key = (matrix.shape, matrix.dtype.str, matrix.tobytes())
+    m = consts.get(key)
+    if m is None:
+        m = consts[key] = b.const(matrix)
+    y = _emit(b, dot_general_p, [m, x], {"dimension_numbers": (((1,), (axis,)), ((), ()))},
+              source)
+    if axis == 0:
+        return y
+    perm = tuple(range(1, axis + 1)) + (0,) + tuple(range(axis + 1, x.type.ndim))
+    return _emit(b, transpose_p, [y], {"perm": perm}, source)
 
 
 @attrs.frozen
@@ -432,12 +458,17 @@ def _spectrum(b: Builder, op: _Peeled, plan: FFTPlan, placement: dict, prune: tu
     g = conv_cost.group_start(k, prune)
     spec = _at(b, x, tuple(range(first + g, first + k)), "rfft", plan.n[g:], source)
     for j in sorted(range(g), key=lambda j: j in prune):  # unpruned first, pruned last
+        a, e = first + j, spec.type.shape[first + j]
+        if j in prune and conv_cost.dft_by_gemm(plan.n[j], e):
+            m = _dft_matrix(range(plan.n[j]), range(e), plan.n[j], -1, np.complex128)
+            spec = _dft_gemm(b, spec, a, m, source)
+            continue
         if j in prune:
             pc = [(0, 0, 0)] * r
-            pc[first + j] = (0, plan.n[j] - spec.type.shape[first + j], 0)
+            pc[a] = (0, plan.n[j] - e, 0)
             spec = _emit(b, pad_p, [spec, b.literal(0, spec.type.dtype)], {"config": tuple(pc)},
                          source)
-        spec = _along(b, spec, first + j, "fft", plan.n[j], source)
+        spec = _along(b, spec, a, "fft", plan.n[j], source)
     for kind, param in reversed(op.ops):
         if kind == "transpose":
             # (param permutes the leading axes and keeps the spatial ones, now in front)
@@ -562,6 +593,12 @@ def _inverse(b: Builder, Y: Node, plan: FFTPlan, node: Apply, src) -> Node:
     g = conv_cost.group_start(k, plan.y_prune)
     for j in sorted(range(g), key=lambda j: j not in plan.y_prune):  # pruned first
         i = plan.tx[j]
+        kept = plan.start[j] + s[i] * np.arange(out[2 + i])
+        if j in plan.y_prune and conv_cost.dft_by_gemm(plan.n[j], len(kept)):
+            m = _dft_matrix(kept, range(plan.n[j]), plan.n[j], 1, np.complex128) / plan.n[j]
+            y = _dft_gemm(b, y, first + j, m, src)  # the kept outputs of the ifft, at once
+            sliced.add(j)
+            continue
         y = _along(b, y, first + j, "ifft", plan.n[j], src)
         if j in plan.y_prune:
             st, lim, sd = [0] * r, list(y.type.shape), [1] * r

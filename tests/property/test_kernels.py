@@ -12,7 +12,7 @@ import pytest
 from domains import DOMAINS, load_family_domains
 from funconv.backends.interpreter import evaluate
 from funconv.backends.numpy.kernels import KERNELS
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import funconv as fc
@@ -20,11 +20,13 @@ from funconv import tracing
 from funconv.primitive import REGISTRY
 
 load_family_domains()
+import test_primitives  # noqa: E402,F401  (registers the core primitives' domains: pad's)
 
 # The primitives the NumPy backend (generated code and eager mode) runs through a kernel;
 # every other primitive runs its impl there (or an inline NumPy lowering in codegen.py).
 # A new kernel is added here on purpose, with a domain entry that exercises it.
-NUMPY_KERNELS = {"conv_general", "fft", "reduce_window", "select_and_gather", "select_and_scatter_add"}
+NUMPY_KERNELS = {"conv_general", "fft", "pad", "reduce_window", "select_and_gather",
+                 "select_and_scatter_add"}
 
 
 # The primitives the NumPy backend runs through their reference impl: no inline lowering
@@ -32,7 +34,7 @@ NUMPY_KERNELS = {"conv_general", "fft", "reduce_window", "select_and_gather", "s
 # that becomes hot gets a lowering or a kernel, and leaves this list on purpose.
 NUMPY_RUNS_IMPL = {
     "abs_complex", "argmax", "argmin", "argsort", "complex", "concatenate", "cumsum",
-    "custom_vjp_call", "erf", "flip", "gather", "imag", "iota", "logistic", "pad", "pow",
+    "custom_vjp_call", "erf", "flip", "gather", "imag", "iota", "logistic", "pow",
     "random_bits", "random_fold_in", "random_permutation", "random_uniform", "real",
     "reduce_prod", "relu", "round", "rsqrt", "scatter_add", "slice", "stop_gradient",
     # Array API special values (complex expm1, inf // y) need more than the bare ufunc
@@ -83,3 +85,23 @@ def test_numpy_kernel_matches_impl(name, data):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-12)
     for a, b in zip(case.args, before):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["fft", "pad"])
+@settings(deadline=None, max_examples=30)
+@given(data=st.data())
+def test_layout_keeping_kernels_on_permuted_views(name, data):
+    """The kernels that compute in their operand's memory order (fft, pad) give the impl's
+    values on a permuted view, and their result keeps that permutation's memory order."""
+    prim = REGISTRY[name]
+    case = DOMAINS[name].sample(data, np.float64)
+    x, *rest = case.args
+    assume(x.ndim >= 2)
+    perm = tuple(data.draw(st.permutations(range(x.ndim)), label="perm"))
+    inv = tuple(int(a) for a in np.argsort(perm))
+    view = np.ascontiguousarray(x.transpose(perm)).transpose(inv)  # x's values, permuted memory
+    got = KERNELS[prim](view, *rest, **case.params)
+    np.testing.assert_allclose(got, prim.impl(x, *rest, **case.params), rtol=1e-10, atol=1e-12)
+    if got.ndim == x.ndim and all(n > 1 for n in x.shape + got.shape):  # strides: perm's order
+        strides = got.transpose(perm).strides
+        assert list(strides) == sorted(strides, reverse=True), (got.strides, perm)

@@ -14,7 +14,9 @@ import pytest
 import funconv as fc
 from funconv.errors import ArgumentError
 from funconv.ops.conv import conv_general_p
+from funconv.ir import Const
 from funconv.ops.fft import fft_p
+from funconv.ops.linalg import dot_general_p
 from funconv.ops.shape import concatenate_p
 from funconv.passes import conv as conv_pass
 from funconv.passes import conv_cost
@@ -206,19 +208,31 @@ def _check(got, ref, dtype):
     assert np.abs(got - ref).max() <= tol * np.abs(ref).max()
 
 
+@pytest.mark.parametrize("by_gemm", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_training_step_prunes_the_kernel_transform_and_the_weight_gradient_inverse(force_fft, dtype):
+def test_training_step_prunes_the_kernel_transform_and_the_weight_gradient_inverse(
+        force_fft, dtype, by_gemm, monkeypatch):
     # conv11's shape class, smaller: an 11x11 kernel in a 48-point period
     x = rng.standard_normal((2, 3, 38, 38)).astype(dtype)
     w = rng.standard_normal((4, 3, 11, 11)).astype(dtype)
+    if not by_gemm:  # (the model picks the DFT-matrix GEMM here; force the pruned FFTs)
+        monkeypatch.setattr(conv_cost, "dft_by_gemm", lambda n, e: False)
+    assert conv_cost.dft_by_gemm(48, 11) == by_gemm
     f, graph = _train_graph(x, w, padding=5)
     # (the leading axes' order is the layout's business: spectra are frequency-major)
     kinds = [(t, n, s[-1], tuple(sorted(s[:-1]))) for t, n, s in _kinds(graph)]
-    # the kernel: rfft along the last axis of its 11 rows only, then the column transform
-    assert ("rfft", (48,), 48, (3, 4, 11)) in kinds and ("fft", (48,), 48, (3, 4, 25)) in kinds
+    # the kernel: rfft along the last axis of its 11 rows only, then the column transform;
     # the weight gradient: the complex inverse along the rows, then irfft of the 11 kept rows
-    assert ("ifft", (48,), 48, (3, 4, 25)) in kinds
+    assert ("rfft", (48,), 48, (3, 4, 11)) in kinds
     assert ("irfft", (48,), 25, (3, 4, 11)) in kinds
+    dft = sorted(n.args[0].type.shape for n in _prims(graph, dot_general_p)
+                 if isinstance(n.args[0], Const))
+    if by_gemm:  # both as one GEMM with a constant DFT matrix (48 x 11, and 11 x 48)
+        assert dft == [(11, 48), (48, 11)]
+        assert not any(t in ("fft", "ifft") for t, *_ in kinds)
+    else:
+        assert dft == []
+        assert ("fft", (48,), 48, (3, 4, 25)) in kinds and ("ifft", (48,), 48, (3, 4, 25)) in kinds
     assert _ffts(graph) == (3, 3)  # still x, w and the cotangent once each; three inverses
     fc.config.update("conv_force_algorithm", "direct")
     ref = fc.jit(fc.value_and_grad(lambda x, w: (fc.conv(x, w, padding=5) ** 2).sum(),
@@ -258,13 +272,14 @@ def test_a_constant_kernels_spectrum_is_folded(dtype):
     _check(f(x), fc.conv(x.astype(np.float64), k.astype(np.float64), padding=4,
                          algorithm="direct"), dtype)
     # a spectrum over MAX_FOLDED_BYTES (8*8*315*158 complex) is finished at run time: the
-    # kernel's row stage (9 rows) is folded, its column transform is not
+    # kernel's row stage (9 rows) is folded, its column transform (a DFT-matrix GEMM) is not
     big = rng.standard_normal((8, 8, 9, 9)).astype(dtype)
     xb = rng.standard_normal((1, 8, 300, 300)).astype(dtype)
     gb = fc.jit(lambda x: fc.conv(x, big, padding=4, algorithm="fft")).lower(xb).graph
-    assert [t[0] for t in _kinds(gb)] == ["rfft", "fft", "irfft"]
-    assert [(t, n, s[-1], sorted(s[:-1])) for t, n, s in _kinds(gb) if t == "fft"] == [
-        ("fft", (315,), 315, [8, 8, 158])]
+    assert [t[0] for t in _kinds(gb)] == ["rfft", "irfft"]
+    (col,) = _prims(gb, dot_general_p)[:1]
+    assert col.args[0].type.shape == (315, 9) and isinstance(col.args[1], Const)
+    assert sorted(col.args[1].type.shape) == [8, 8, 9, 158]
 
 
 def test_separable_competes_on_cost_with_the_whole_kernel():

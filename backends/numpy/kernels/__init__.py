@@ -27,7 +27,14 @@ def register(prim) -> Callable:
     return deco
 
 
+def memory_order(x) -> tuple[int, ...]:
+    """x's axes from the largest stride to the smallest (stable; size-1 axes sort as
+    stride 0): `x.transpose(memory_order(x))` walks memory in order, C-contiguous when x
+    is a permuted view of a C-contiguous array."""
+    return tuple(sorted(range(x.ndim), key=lambda a: -abs(x.strides[a]) if x.shape[a] > 1 else 0))
+
+
 # The kernel modules register themselves into KERNELS when imported; importing them here,
 # after `register` exists, fills the table before funconv.backends.numpy copies it into
 # the eager kernels. A new kernel module is one more name on this line.
-from funconv.backends.numpy.kernels import conv, fft, pool  # noqa: E402,F401
+from funconv.backends.numpy.kernels import conv, fft, pool, shape  # noqa: E402,F401

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from funconv.backends.numpy.kernels import register
+from funconv.backends.numpy.kernels import memory_order, register
 from funconv.ops.fft import fft_p, out_dtype
 
 try:
@@ -43,12 +43,6 @@ WORKERS: int = _usable_cores()
 THREAD_MIN_SIZE: int = 1 << 17
 
 
-def _memory_order(x: np.ndarray) -> tuple[int, ...]:
-    """x's axes from the largest stride to the smallest (stable; size-1 axes stay put
-    relative to their neighbours' order as far as sorting allows)."""
-    return tuple(sorted(range(x.ndim), key=lambda a: -abs(x.strides[a]) if x.shape[a] > 1 else 0))
-
-
 @register(fft_p)
 def fft_kernel(x: np.ndarray, *, fft_type: str, fft_lengths: tuple[int, ...]) -> np.ndarray:
     """`fft_p`'s impl, fast: same signature, same values (NumPy's "backward" norm).
@@ -61,8 +55,8 @@ def fft_kernel(x: np.ndarray, *, fft_type: str, fft_lengths: tuple[int, ...]) ->
     k = len(fft_lengths)
     logical = tuple(range(x.ndim - k, x.ndim))
     perm = tuple(range(x.ndim))
-    if x.ndim > k and not x.flags.c_contiguous:
-        mem = _memory_order(x)
+    if x.ndim > 1 and not x.flags.c_contiguous:
+        mem = memory_order(x)
         if mem != perm:
             perm = mem
             x = x.transpose(perm)
