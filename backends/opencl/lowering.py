@@ -5,8 +5,8 @@ records the kernels computing `node` on the emitter and returns the node's value
 View of a buffer, or a literal). Families:
 
 - elementwise primitives: fused chains (`elementwise`), one SSA line of C per node from
-  the primitive's `c_expr` template, or from `C_OVERRIDES` where that template does not
-  give NumPy's meaning for a dtype (see `ew_template`);
+  the primitive's own `c_expr` template for its operands' dtype kind (`ew_template`;
+  tests/backends/test_opencl_templates.py checks each against NumPy, special values too);
 - shape ops: views (no kernel) where the result is a strided view of the operand, else a
   copy; pad and concatenate write into strided views of their result;
 - reductions: one work-item per output element looping over the reduced dims (split in
@@ -44,61 +44,22 @@ from funconv.primitive import REGISTRY
 
 # --- elementwise ---------------------------------------------------------------------------------
 
-# (primitive name, operand dtype kind) -> C template, where the primitive's own c_expr does not
-# give NumPy's meaning for that kind: NaN propagation of maximum/minimum/relu/sign (fmax drops
-# NaNs), integer abs/sign/floor_divide/remainder/power (the float functions do not apply), bool
-# add/mul (logical or/and in NumPy), complex mul/div/conj/square/eq/ne (float2 is not a complex
-# type), and NumPy's exact float floor_divide/remainder rounding.
-_FLOAT_MAX = "(({0}>={1}||FC_ISNAN({0}))?{0}:{1})"
-_FLOAT_MIN = "(({0}<={1}||FC_ISNAN({0}))?{0}:{1})"
-C_OVERRIDES = {
-    ("max", "f"): _FLOAT_MAX, ("min", "f"): _FLOAT_MIN,
-    ("relu", "f"): "(({0}>0||FC_ISNAN({0}))?{0}:({dtype})0)",
-    ("sign", "f"): "(FC_ISNAN({0})?{0}:sign({0}))",
-    ("floor_divide", "f"): "fc_floordiv_{dtype}({0},{1})",
-    ("rem", "f"): "fc_rem_{dtype}({0},{1})",
-    ("max", "i"): "(({0}>={1})?{0}:{1})", ("min", "i"): "(({0}<={1})?{0}:{1})",
-    ("abs", "i"): "(({dtype})abs({0}))",
-    ("sign", "i"): "(({dtype})(({0}>0)-({0}<0)))",
-    ("floor_divide", "i"): "fc_floordiv_{dtype}({0},{1})",
-    ("rem", "i"): "fc_rem_{dtype}({0},{1})",
-    ("pow", "i"): "fc_pow_{dtype}({0},{1})",
-    ("abs", "b"): "{0}", ("max", "b"): "({0}|{1})", ("min", "b"): "({0}&{1})",
-    ("add", "b"): "({0}|{1})", ("mul", "b"): "({0}&{1})", ("square", "b"): "{0}",
-    ("mul", "c"): "fc_cmul_{dtype}({0},{1})", ("div", "c"): "fc_cdiv_{dtype}({0},{1})",
-    ("square", "c"): "fc_cmul_{dtype}({0},{0})",
-    ("conj", "c"): "(({dtype})(({0}).x, -({0}).y))",
-    ("eq", "c"): "((({0}).x==({1}).x)&&(({0}).y==({1}).y))",
-    ("ne", "c"): "((({0}).x!=({1}).x)||(({0}).y!=({1}).y))",
-    ("complex", "f"): "(({dtype})({0}, {1}))",
-}
-# complex operands: only these have a C template that means the complex operation
-_COMPLEX_OK = {"add", "sub", "neg", "mul", "div", "square", "conj", "real", "imag", "abs_complex",
-               "eq", "ne", "select", "convert_element_type"}
-
-
 def is_elementwise(n: Apply) -> bool:
     """Is `n` computed by an elementwise C expression (and so fusible)?"""
-    p = n.prim
-    return p.c_expr is not None or p is ew.complex_p
+    return n.prim.c_expr is not None
 
 
 def ew_template(n: Apply) -> str:
-    """The C template of elementwise node `n` ({0}, {1}: operands; {dtype}: result C type)."""
-    name = n.prim.name
+    """The C template of elementwise node `n` ({0}, {1}: operands; {dtype}: result C type):
+    the primitive's own `c_expr` for its operands' dtype kind (funconv/ops/)."""
     if n.prim is ew.convert_element_type_p:
         return _convert_template(n.args[0].dtype, n.dtype)
     kind = n.args[-1].dtype.kind
-    if kind == "u":
-        kind = "i"
-    if kind == "c" and name not in _COMPLEX_OK:
-        raise OpenCLUnsupported(f"the OpenCL backend has no complex {name} ({n.type.short()}, at "
+    t = n.prim.c_template(kind)
+    if t is None:
+        what = "complex " if kind == "c" else ""
+        raise OpenCLUnsupported(f"the OpenCL backend has no {what}{n.prim.name} ({n.type.short()}, at "
                                 f"{n.source or '?'})")
-    t = C_OVERRIDES.get((name, kind))
-    if t is None:
-        t = n.prim.c_expr
-    if t is None:
-        raise OpenCLUnsupported(f"{name} has no OpenCL C template ({n.type.short()}, at {n.source or '?'})")
     return t
 
 
@@ -1037,7 +998,7 @@ def lowering(prim):
     low = LOWERINGS.get(prim)
     if low is not None:
         return low
-    if prim.c_expr is not None or prim is ew.complex_p:
+    if prim.c_expr is not None:
         return elementwise
     if _not_yet(prim.name):
         return _not_implemented(NOT_YET if prim.name == "fft" else
