@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 from funconv.backends.interpreter import evaluate
-from funconv.ops import elementwise as ew
 
 import funconv as fc
+from funconv.ops import elementwise as ew
 
 pytest.importorskip("pyopencl")
 

@@ -11,11 +11,11 @@ import itertools
 
 import numpy as np
 import pytest
-from funconv.ops import elementwise as ew
-from funconv.primitive import REGISTRY
 
 import funconv as fc
 from funconv.errors import DTypeError
+from funconv.ops import elementwise as ew
+from funconv.primitive import REGISTRY
 from funconv.types import ArrayType
 
 pytest.importorskip("pyopencl")
