@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import numpy as np
 
-from funconv.backends.opencl.codegen import (Emitter, Lit, View, address, c_literal, c_strides,
-                                             collapse, ctype, decompose, fill, template)
+from funconv.backends.opencl.codegen import (Emitter, Lit, View, address, broadcast_view, c_literal,
+                                             c_strides, collapse, ctype, decompose, fill, template,
+                                             unit_reshape_view)
 from funconv.backends.opencl.device import OpenCLUnsupported
 from funconv.ir import Apply
 from funconv.ops import elementwise as ew
@@ -79,30 +81,67 @@ def _convert_template(src, dst) -> str:
     return "(({dtype})({0}))"
 
 
-def elementwise(em: Emitter, n: Apply):
-    """`n` and the elementwise nodes fused into it (em.inline): one kernel."""
-    out = em.new(n.shape, n.dtype)
+@attrs.frozen(eq=False)
+class Fused:
+    """An elementwise expression over leaves: `stmts` (C lines, SSA) compute the variable
+    `result` at one index of `shape` from the variables l<j>, each leaf j (a View or Lit of
+    `shape`) read at that index."""
+
+    shape: tuple
+    dtype: np.dtype
+    leaves: list
+    stmts: list
+    result: str
+
+
+def fused(em: Emitter, n: Apply) -> Fused:
+    """`n` with the nodes fused into it (em.inline, codegen.fusion_plan) as one expression.
+    Inline broadcasts and unit reshapes (a reduced value read by a map of the full shape)
+    become index arithmetic: the leaves below them are read through broadcast views."""
     stmts: list[str] = []
     leaves: list = []
-    names: dict[int, str] = {}
+    leaf_names: dict[tuple, str] = {}
+    names: dict[tuple, str] = {}
 
-    def visit(m) -> str:
-        v = names.get(id(m))
+    def visit(m, path: tuple) -> str:
+        # path: the inline shape nodes between m and n, innermost first (m is read through them)
+        key = (id(m), tuple(id(p) for p in path))
+        v = names.get(key)
         if v is not None:
             return v
-        if m is n or (isinstance(m, Apply) and id(m) in em.inline):
-            args = [visit(a) for a in m.args]
+        if isinstance(m, Apply) and id(m) in em.inline and m is not n and m.prim.name in _SHAPE_PATH:
+            v = visit(m.args[0], (m,) + path)
+        elif m is n or (isinstance(m, Apply) and id(m) in em.inline):
+            args = [visit(a, path) for a in m.args]
             v = f"v{len(stmts)}"
             expr = ew_template(m).format(*args, dtype=ctype(m.dtype))
             stmts.append(f"const {ctype(m.dtype)} {v} = {expr};  // {m.prim.name}")
         else:
-            v = f"l{len(leaves)}"
-            leaves.append(em.val(m))
-        names[id(m)] = v
+            val = em.val(m)
+            for p in path:
+                val = _SHAPE_PATH[p.prim.name](val, p.shape)
+            lkey = (id(val.buf), val.offset, val.strides) if isinstance(val, View) else None
+            v = leaf_names.get(lkey) if lkey is not None else None
+            if v is None:
+                v = f"l{len(leaves)}"
+                leaves.append(val)
+                if lkey is not None:
+                    leaf_names[lkey] = v
+        names[key] = v
         return v
 
-    result = visit(n)
-    em.elementwise_into(out, stmts, leaves, result, n.prim.name)
+    result = visit(n, ())
+    return Fused(n.shape, n.dtype, leaves, stmts, result)
+
+
+_SHAPE_PATH = {"broadcast_to": broadcast_view, "reshape": unit_reshape_view}
+
+
+def elementwise(em: Emitter, n: Apply):
+    """`n` and the nodes fused into it (em.inline): one kernel."""
+    out = em.new(n.shape, n.dtype)
+    f = fused(em, n)
+    em.elementwise_into(out, f.stmts, f.leaves, f.result, n.prim.name)
     return out
 
 
@@ -113,14 +152,7 @@ def _identity(em, n):
 
 
 def _broadcast_to(em, n):
-    v = em.val(n.args[0])
-    shape = tuple(n.params["shape"])
-    if isinstance(v, Lit):
-        return Lit(v.value, v.dtype, shape)
-    lead = len(shape) - len(v.shape)
-    strides = (0,) * lead + tuple(0 if d == 1 and shape[lead + i] != 1 else s
-                                  for i, (d, s) in enumerate(zip(v.shape, v.strides)))
-    return View(v.buf, v.offset, shape, strides)
+    return broadcast_view(em.val(n.args[0]), n.params["shape"])
 
 
 def _reshape(em, n):
@@ -251,13 +283,17 @@ def _combine(op: str, dtype, acc: str, v: str) -> str:
     return f"if ({v} {cmp} {acc}) {acc} = {v};"
 
 
-def reduce_into(em: Emitter, out: View, x: View, axes, op: str, parts: int = 1) -> None:
+def reduce_into(em: Emitter, out: View, x, axes, op: str, parts: int = 1) -> None:
     """out (contiguous, the kept dims of x in order, then `parts` if > 1) = the `op`
-    reduction of x over `axes`; with parts > 1 the first reduced dim is cut in `parts`."""
+    reduction of x (a View, or a Fused expression: its elementwise producer computed in the
+    loop) over `axes`; with parts > 1 the first reduced dim is cut in `parts`."""
+    if isinstance(x, View):
+        x = Fused(x.shape, x.dtype, [x], [], "l0")
+    views = [(j, v) for j, v in enumerate(x.leaves) if isinstance(v, View)]
     kept = [d for d in range(len(x.shape)) if d not in axes]
     kshape = [x.shape[d] for d in kept]
-    kshape_c, (ost, kst) = collapse(kshape, c_strides(kshape), [x.strides[d] for d in kept])
-    rshape, (rst,) = collapse([x.shape[d] for d in axes], [x.strides[d] for d in axes])
+    kshape_c, (ost, *kst) = collapse(kshape, c_strides(kshape), *[[v.strides[d] for d in kept] for _, v in views])
+    rshape, rst = collapse([x.shape[d] for d in axes], *[[v.strides[d] for d in axes] for _, v in views])
     t = ctype(x.dtype)
     lines = []
     if parts > 1:
@@ -267,7 +303,11 @@ def reduce_into(em: Emitter, out: View, x: View, axes, op: str, parts: int = 1) 
         kvar = "gid"
     dec, kc = decompose(kvar, kshape_c, "k")
     lines += dec
-    lines.append(f"const $IDX base = {address(x.offset, kc, kst)};")
+    for (j, v), st in zip(views, kst):
+        lines.append(f"const $IDX base{j} = {address(v.offset, kc, st)};")
+    for j, v in enumerate(x.leaves):
+        if isinstance(v, Lit):
+            lines.append(f"const {ctype(v.dtype)} l{j} = {c_literal(v.value, v.dtype)};")
     lines.append(f"{t} acc = {_init(op, x.dtype)};")
     depth = len(rshape)
     chunk = op == "sum" and x.dtype.kind in "fc" and not (parts > 1 and depth == 1)
@@ -283,7 +323,10 @@ def reduce_into(em: Emitter, out: View, x: View, axes, op: str, parts: int = 1) 
         else:
             lines.append(f"for ($IDX {r} = 0; {r} < {rshape[d]}; ++{r}) {{")
     rc = [f"r{d}" for d in range(depth)]
-    lines.append(f"const {t} v = in[base + {address(0, rc, rst)}];")
+    for (j, v), st in zip(views, rst):
+        lines.append(f"const {ctype(v.dtype)} l{j} = in{j}[base{j} + {address(0, rc, st)}];")
+    lines += x.stmts
+    lines.append(f"const {t} v = {x.result};")
     if chunk:
         lines.append("part += v; }  acc += part; }")
         lines.append("}" * (depth - 1))
@@ -292,18 +335,23 @@ def reduce_into(em: Emitter, out: View, x: View, axes, op: str, parts: int = 1) 
         lines.append("}" * depth)
     lines.append("out[gid] = acc;")
     nout = math.prod(kshape) * parts
-    idx = em.index_type(x, out)
-    em.index_kernel([f"__global {ctype(out.dtype)}* out", f"__global const {t}* in"],
-                    [out.buf, x.buf], nout, lines, idx, f"reduce_{op}")
+    idx = em.index_type(out, *[v for _, v in views])
+    em.index_kernel([f"__global {ctype(out.dtype)}* out"]
+                    + [f"__global const {ctype(v.dtype)}* in{j}" for j, v in views],
+                    [out.buf] + [v.buf for _, v in views], nout, lines, idx, f"reduce_{op}")
 
 
 def _reducer(op: str):
     def lower(em, n):
         axes = tuple(n.params["axes"])
-        x = em.view(n.args[0])
+        a = n.args[0]
+        x = fused(em, a) if id(a) in em.inline else em.view(a)
         out = em.new(n.shape, n.dtype)
         if not axes:
-            em.copy_into(out, x)
+            if isinstance(x, Fused):
+                em.elementwise_into(out, x.stmts, x.leaves, x.result, n.prim.name)
+            else:
+                em.copy_into(out, x)
             return out
         nout = out.size
         r = math.prod(x.shape[a] for a in axes)
@@ -961,6 +1009,9 @@ def _random_permutation(em, n):
                     "int", "perm_rank")
     return out
 
+
+# reductions that compute an elementwise producer inside their loop (codegen.fusion_plan)
+FUSED_REDUCTIONS = frozenset({red.reduce_sum_p, red.reduce_max_p, red.reduce_min_p, red.reduce_prod_p})
 
 # --- the table -----------------------------------------------------------------------------------
 

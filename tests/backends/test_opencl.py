@@ -423,3 +423,47 @@ def test_auto_convolution_avoids_what_the_backend_lacks(device):
     np.testing.assert_allclose(np.asarray(ocl(x, w)), np.asarray(fc.jit(f)(x, w)), rtol=1e-4, atol=1e-3)
     with pytest.raises(fc.errors.ArgumentError, match="has no fft primitive"):
         fc.jit(lambda x, w: fc.conv(x, w, padding=7, algorithm="fft"), backend="opencl")(x, w)
+
+
+def _launches(f, *args):
+    exe = fc.jit(f, backend="opencl").lower(*args).executable
+    return [name for name, _, _ in exe.launches]
+
+
+def test_reduce_then_map_fusion_counts_kernels(device, monkeypatch):
+    """log_softmax over [64, 10]: the max, the max of the shifted logits (logsumexp's own
+    guard), the sum of exp, and one map reading the reduced values by index arithmetic: 4
+    kernels. Without reduce-then-map fusion (the earlier plan: only same-shape single-consumer
+    chains fuse) it took 9."""
+    from funconv.backends.opencl import codegen, lowering
+
+    x = rand(64, 10)
+    after = _launches(fc.nn.log_softmax, x)
+    assert len(after) == 4, after
+    assert [k.split("_", 1)[1] for k in after] == ["reduce_max", "reduce_max", "reduce_sum", "sub"]
+    with monkeypatch.context() as m:
+        m.setattr(codegen, "RECOMPUTE_MAX", 0)
+        m.setattr(lowering, "FUSED_REDUCTIONS", frozenset())
+        assert len(_launches(fc.nn.log_softmax, rand(64, 11))) == 9
+    # each reduced value is read, not materialised, by the map: one source kernel per launch
+    src = fc.jit(fc.nn.log_softmax, backend="opencl").lower(x).source
+    assert src.count("inline void k") + src.count("__kernel void k") == 4
+
+
+def test_softmax_family_matches_numpy_backend(device):
+    # the fused kernels against the NumPy backend, with rows holding inf, -inf and NaN
+    x = rand(64, 10) * 4
+    x[3, 2], x[5, :], x[7, 1], x[9, 4] = np.inf, -np.inf, np.nan, 80.0
+    labels = rng.integers(0, 10, 64).astype(np.int32)
+
+    def f(x, labels):
+        loss = lambda x: fc.nn.cross_entropy(x, labels[10:])  # noqa: E731
+        return [fc.nn.log_softmax(x), fc.nn.softmax(x, axis=0), fc.nn.logsumexp(x, axis=1),
+                fc.nn.logsumexp(x[10:], axis=1, keepdims=True), *fc.value_and_grad(loss)(x[10:])]
+
+    want = fc.jit(f)(x, labels)
+    got = fc.jit(f, backend="opencl")(x, labels)
+    for k, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-6, atol=1e-6, equal_nan=True,
+                                   err_msg=f"output {k}")
+    assert len(_launches(lambda x: fc.nn.softmax(x, axis=0), x)) <= 3
