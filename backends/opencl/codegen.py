@@ -702,9 +702,7 @@ def fusion_plan(graph: Graph, lowering_of) -> set[int]:
         None when some use cannot compute n."""
         out = []
         for c in consumers.get(id(n), ()):
-            if is_elementwise(c) and c.shape == n.shape:
-                out.append((c, False, []))
-            elif c.prim in FUSED_REDUCTIONS and c.args[0] is n:
+            if (is_elementwise(c) and c.shape == n.shape) or (c.prim in FUSED_REDUCTIONS and c.args[0] is n):
                 out.append((c, False, []))
             elif _unit_reshape_or_broadcast(c) and id(c) not in outputs:
                 inner = uses(c)

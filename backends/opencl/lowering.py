@@ -33,14 +33,29 @@ import math
 
 import attrs
 import numpy as np
-
-from funconv.backends.opencl.codegen import (Emitter, Lit, View, address, broadcast_view, c_literal,
-                                             c_strides, collapse, ctype, decompose, fill, template,
-                                             unit_reshape_view)
+from funconv.backends.opencl.codegen import (
+    Emitter,
+    Lit,
+    View,
+    address,
+    broadcast_view,
+    c_literal,
+    c_strides,
+    collapse,
+    ctype,
+    decompose,
+    fill,
+    template,
+    unit_reshape_view,
+)
 from funconv.backends.opencl.device import OpenCLUnsupported
+
 from funconv.ir import Apply
 from funconv.ops import elementwise as ew
-from funconv.ops import indexing, linalg, pool, random as rnd, reduce as red, shape as sh, special
+from funconv.ops import indexing, linalg, pool, special
+from funconv.ops import random as rnd
+from funconv.ops import reduce as red
+from funconv.ops import shape as sh
 from funconv.ops.conv import conv_general_p
 from funconv.primitive import REGISTRY
 
@@ -292,7 +307,7 @@ def reduce_into(em: Emitter, out: View, x, axes, op: str, parts: int = 1) -> Non
     views = [(j, v) for j, v in enumerate(x.leaves) if isinstance(v, View)]
     kept = [d for d in range(len(x.shape)) if d not in axes]
     kshape = [x.shape[d] for d in kept]
-    kshape_c, (ost, *kst) = collapse(kshape, c_strides(kshape), *[[v.strides[d] for d in kept] for _, v in views])
+    kshape_c, (_, *kst) = collapse(kshape, c_strides(kshape), *[[v.strides[d] for d in kept] for _, v in views])
     rshape, rst = collapse([x.shape[d] for d in axes], *[[v.strides[d] for d in axes] for _, v in views])
     t = ctype(x.dtype)
     lines = []

@@ -2,9 +2,9 @@
 compute the right thing); the known-missing ones are listed here, by name."""
 
 import numpy as np
-from funconv.primitive import REGISTRY
 
 import funconv  # noqa: F401  (registers every primitive)
+from funconv.primitive import REGISTRY
 
 # primitives lowered to a compile-time NotImplementedError on purpose (with their reason)
 KNOWN_MISSING = {
@@ -26,6 +26,7 @@ def test_elementwise_templates_format():
     """Every elementwise primitive's C template (each dtype kind's, where `c_expr` is a dict)
     formats with its operands and names no unknown placeholder."""
     from funconv.backends.opencl.lowering import is_elementwise
+
     from funconv.ir import Apply, Input
     from funconv.types import ArrayType
 
