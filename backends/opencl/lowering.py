@@ -33,29 +33,14 @@ import math
 
 import attrs
 import numpy as np
-from funconv.backends.opencl.codegen import (
-    Emitter,
-    Lit,
-    View,
-    address,
-    broadcast_view,
-    c_literal,
-    c_strides,
-    collapse,
-    ctype,
-    decompose,
-    fill,
-    template,
-    unit_reshape_view,
-)
-from funconv.backends.opencl.device import OpenCLUnsupported
 
+from funconv.backends.opencl.codegen import (Emitter, Lit, View, address, broadcast_view, c_literal,
+                                             c_strides, collapse, ctype, decompose, fill, template,
+                                             unit_reshape_view)
+from funconv.backends.opencl.device import OpenCLUnsupported
 from funconv.ir import Apply
 from funconv.ops import elementwise as ew
-from funconv.ops import indexing, linalg, pool, special
-from funconv.ops import random as rnd
-from funconv.ops import reduce as red
-from funconv.ops import shape as sh
+from funconv.ops import indexing, linalg, pool, random as rnd, reduce as red, shape as sh, special
 from funconv.ops.conv import conv_general_p
 from funconv.primitive import REGISTRY
 
