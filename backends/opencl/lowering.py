@@ -11,11 +11,13 @@ View of a buffer, or a literal). Families:
   copy; pad and concatenate write into strided views of their result;
 - reductions: one work-item per output element looping over the reduced dims (split in
   two stages when few outputs reduce many elements each);
-- dot_general: on a CPU device, float32 GEMMs of >= _SMALL_GEMM multiply-adds pack both
-  operands into panels (kernels/pack.cl) and run the 6x16 float8 register-tiled kernel of
-  kernels/gemm_cpu.cl (every size a kernel argument: one kernel for all of them); otherwise
-  (other dtypes, small GEMMs, GPUs) the register-blocked kernel of kernels/gemm.cl on strided
-  (batch, M, K) and (batch, K, N) views. conv_general: im2col then the same GEMM, which
+- dot_general: on a GPU, the local-memory tiled kernel of kernels/gemm_local.cl (32x32
+  tiles of C per work-group, 4x4 per work-item); on a CPU device, float32 GEMMs of >=
+  _SMALL_GEMM multiply-adds pack both operands into panels (kernels/pack.cl) and run the
+  6x16 float8 register-tiled kernel of kernels/gemm_cpu.cl (every size a kernel argument:
+  one kernel for all of them); otherwise (other dtypes, small GEMMs) the register-blocked
+  kernel of kernels/gemm.cl. All read strided (batch, M, K) and (batch, K, N) views.
+  `FUNCONV_OPENCL_GEMM=local` picks the GPU kernel on any device (CI runs it on PoCL). conv_general: im2col then the same GEMM, which
   writes the result straight into (N, O, spatial) order; grouped convolutions with short
   reductions (depthwise) are computed directly (`_conv_direct`);
 - gather, scatter_add (no atomics: each work-item owns one column of the result and adds
@@ -30,13 +32,14 @@ A primitive missing here raises OpenCLUnsupported at compile time, naming it
 from __future__ import annotations
 
 import math
+import os
 
 import attrs
 import numpy as np
 
-from funconv.backends.opencl.codegen import (Emitter, Lit, View, address, broadcast_view, c_literal,
-                                             c_strides, collapse, ctype, decompose, fill, template,
-                                             unit_reshape_view)
+from funconv.backends.opencl.codegen import (LOCAL, Emitter, Lit, View, address, broadcast_view,
+                                             c_literal, c_strides, collapse, ctype, decompose, fill,
+                                             template, unit_reshape_view)
 from funconv.backends.opencl.device import OpenCLUnsupported
 from funconv.ir import Apply
 from funconv.ops import elementwise as ew
@@ -418,6 +421,8 @@ def _cumsum(em, n):
 # --- dot_general: the GEMM ---------------------------------------------------------------------
 
 _TM, _TN, _KB = 4, 8, 256
+# the local-memory GEMM (GPUs): TS x TS tiles of C per work-group of LOCAL work-items, TK deep in k
+_TS, _TK = 32, 16
 
 
 def _group(v: View, groups):
@@ -436,12 +441,29 @@ def _group(v: View, groups):
     return sizes, strides
 
 
+GEMM_CHOICES = ("auto", "local", "register")
+
+
+def gemm_choice(device) -> str:
+    """Which GEMM kernel dot_general and im2col convolutions use: "local" (local-memory tiles,
+    kernels/gemm_local.cl: GPUs), or "register" (on a CPU the packed float8 kernel for large
+    float32 GEMMs, the portable register-blocked one otherwise). `FUNCONV_OPENCL_GEMM` ("auto",
+    the default: by device type; "local"; "register") overrides it, so that CI tests the GPU
+    kernel on PoCL; read when a function is compiled."""
+    want = os.environ.get("FUNCONV_OPENCL_GEMM", "auto").strip().lower() or "auto"
+    if want not in GEMM_CHOICES:
+        raise OpenCLUnsupported(f"FUNCONV_OPENCL_GEMM={want!r} is not one of {', '.join(GEMM_CHOICES)}")
+    if want == "auto":
+        return "register" if getattr(device, "is_cpu", False) else "local"
+    return want
+
+
 def _cpu_gemm_ok(em: Emitter, dtype, sizes, B, M, N, K) -> bool:
     """Does the packed CPU GEMM apply (float32, a CPU device, not a small GEMM, every index
     fits an int)?"""
     big = max(list(sizes) + [B * (M + _MR) * (N + _NR), B * (M + _NR) * K, B * (N + _NR) * K])
     return (np.dtype(dtype) == np.float32 and big < 2**31 - 1 and B * M * N * K >= _SMALL_GEMM
-            and getattr(em.device, "is_cpu", False))
+            and getattr(em.device, "is_cpu", False) and gemm_choice(em.device) == "register")
 
 
 def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, N, K, dtype,
@@ -461,12 +483,18 @@ def gemm(em: Emitter, c_buf, c_addr: str, a: View, a_str, b: View, b_str, B, M, 
         raise AssertionError("a two-level k walk of A needs the CPU GEMM")
     mac = (f"part[i][j] += fc_cmul_{t}(av[i], bv[j])" if dtype.kind == "c"
            else "part[i][j] += av[i] * bv[j]")
+    a_addr = f"{a.offset} + (b)*{a_str[0]} + (m)*{a_str[1]} + (k)*{a_str[2]}"
+    b_addr = f"{b.offset} + (b)*{b_str[0]} + (k)*{b_str[1]} + (n)*{b_str[2]}"
+    if gemm_choice(em.device) == "local":
+        mt, nt = -(-M // _TS), -(-N // _TS)
+        src = fill(template("gemm_local"), T=t, B=B, M=M, N=N, K=K, TS=_TS, TK=_TK, KB=_KB, MT=mt, NT=nt,
+                   MAC=mac, A_ADDR=a_addr, B_ADDR=b_addr, C_ADDR=c_addr)
+        # one work-group of LOCAL (64) work-items per tile; never bundled (it has barriers)
+        em.kernel(src, B * mt * nt * LOCAL, [c_buf, a.buf, b.buf], "gemm_local")
+        return
     mt, nt = -(-M // _TM), -(-N // _TN)
     src = fill(template("gemm"), T=t, B=B, M=M, N=N, K=K, TM=_TM, TN=_TN, KB=_KB, MT=mt, NT=nt,
-               NWI=B * mt * nt, MAC=mac,
-               A_ADDR=f"{a.offset} + (b)*{a_str[0]} + (m)*{a_str[1]} + (k)*{a_str[2]}",
-               B_ADDR=f"{b.offset} + (b)*{b_str[0]} + (k)*{b_str[1]} + (n)*{b_str[2]}",
-               C_ADDR=c_addr)
+               NWI=B * mt * nt, MAC=mac, A_ADDR=a_addr, B_ADDR=b_addr, C_ADDR=c_addr)
     em.kernel(src, B * mt * nt, [c_buf, a.buf, b.buf], "gemm",
               params=[f"__global {t}* c", f"__global const {t}* a", f"__global const {t}* bm"])
 

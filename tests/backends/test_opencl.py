@@ -467,3 +467,40 @@ def test_softmax_family_matches_numpy_backend(device):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-6, atol=1e-6, equal_nan=True,
                                    err_msg=f"output {k}")
     assert len(_launches(lambda x: fc.nn.softmax(x, axis=0), x)) <= 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_local_memory_gemm_on_pocl(device, monkeypatch, dtype):
+    """The GPU GEMM (local-memory 32x32 tiles, kernels/gemm_local.cl), forced on PoCL with
+    FUNCONV_OPENCL_GEMM=local: sizes not multiples of the tile (or of its 16-deep k step),
+    batched, the transposed and strided operands dot_general produces (a gradient's x.T @ g),
+    and a convolution's im2col GEMMs with both gradients."""
+    if dtype == np.float64 and not device.fp64:
+        pytest.skip("the device has no cl_khr_fp64")
+    monkeypatch.setenv("FUNCONV_OPENCL_GEMM", "local")
+    a, b = rand(3, 37, 50, dtype=dtype), rand(3, 50, 45, dtype=dtype)
+    m, n = rand(65, 33, dtype=dtype), rand(33, 1, dtype=dtype)
+    u, v = rand(300, 17, dtype=dtype), rand(300, 31, dtype=dtype)
+    x, w = rand(2, 3, 11, 9, dtype=dtype), rand(5, 3, 3, 3, dtype=dtype)
+
+    def f(a, b, m, n, u, v, x, w):
+        loss = lambda x, w: (fc.conv(x, w, padding=1, stride=(2, 1)) ** 2).sum()  # noqa: E731
+        return [a @ b, fc.transpose(b, (0, 2, 1)) @ fc.transpose(a, (0, 2, 1)), m @ n, u.T @ v,
+                m[::2, 1:] @ m[:32, ::3], fc.einsum("bij,bkj->bik", a, a),
+                fc.grad(lambda m: (fc.tanh(m @ n) ** 2).sum())(m),
+                fc.conv(x, w, padding=1, stride=(2, 1)), fc.grad(loss, argnums=(0, 1))(x, w)]
+
+    src = fc.jit(f, backend="opencl").lower(a, b, m, n, u, v, x, w).source
+    assert "gemm_local" in src and "vstore8" not in src  # no packed CPU GEMM left
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    check(f, a, b, m, n, u, v, x, w, **tol)
+
+
+def test_gemm_choice_knob(device, monkeypatch):
+    from funconv.backends.opencl.lowering import gemm_choice
+
+    monkeypatch.delenv("FUNCONV_OPENCL_GEMM", raising=False)
+    assert gemm_choice(device) == ("register" if device.is_cpu else "local")
+    monkeypatch.setenv("FUNCONV_OPENCL_GEMM", "sideways")
+    with pytest.raises(fc.errors.FuncConvError, match="FUNCONV_OPENCL_GEMM='sideways'.*local"):
+        fc.jit(lambda a, b: a @ b, backend="opencl")(rand(4, 4), rand(4, 4))
