@@ -492,7 +492,7 @@ def test_local_memory_gemm_on_pocl(device, monkeypatch, dtype):
 
     src = fc.jit(f, backend="opencl").lower(a, b, m, n, u, v, x, w).source
     assert "gemm_local" in src and "vstore8" not in src  # no packed CPU GEMM left
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-11, "atol": 1e-11}
     check(f, a, b, m, n, u, v, x, w, **tol)
 
 
