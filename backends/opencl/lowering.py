@@ -712,12 +712,31 @@ def _pool_ident(computation: str, dtype) -> str:
     return _init("max", dt)
 
 
+# windows of at most this many taps, inside the input (no padding, no dilation), are
+# unrolled: straight-line code with constant offsets, which PoCL vectorizes across
+# work-items (LeNet's 2x2 max pooling and its gradient: 3.5 -> 1 ms)
+_UNROLL_TAPS = 16
+
+
+def _inside(padding, base_dilation) -> bool:
+    """Does every window lie inside the input (no padding, no base dilation)?"""
+    return all(lo == 0 and hi == 0 for lo, hi in padding) and all(d == 1 for d in base_dilation)
+
+
 def _window_loop(x: View, window, strides, padding, base_dilation, oc, lead_c, body_valid,
                  body_pad=None):
     """C lines looping over the taps of the window at output coords `oc` (the trailing dims);
-    `body_valid` runs with `xa` the address of the tapped element, `body_pad` on padding."""
+    `body_valid` runs with `xa` the address of the tapped element (and `tap` its number),
+    `body_pad` on padding."""
     nd = len(window)
     lead = len(x.shape) - nd
+    if _inside(padding, base_dilation) and math.prod(window) <= _UNROLL_TAPS:
+        base = address(x.offset, lead_c + [f"{oc[i]} * {strides[i]}" for i in range(nd)], x.strides)
+        lines = [f"const $IDX xa0 = {base};"]
+        for tap, ts in enumerate(np.ndindex(*window)):
+            off = sum(t * x.strides[lead + i] for i, t in enumerate(ts))
+            lines.append(f"{{ const int tap = {tap}; const $IDX xa = xa0 + {off}; {body_valid} }}")
+        return lines
     lines = []
     for i in range(nd):
         lines.append(f"for (int t{i} = 0; t{i} < {window[i]}; ++t{i}) {{")
@@ -768,10 +787,16 @@ def _first_max_lines(x: View, window, strides, padding, oc, lead_c):
     t = ctype(x.dtype)
     ident = _init("max", x.dtype)
     upd = "if (v > best) { sel = tap; best = v; }"
+    nd = len(window)
+    if _inside(padding, (1,) * nd):
+        # every tap is in the input: start from the first (comparing it again changes nothing)
+        first = address(x.offset, lead_c + [f"{oc[i]} * {strides[i]}" for i in range(nd)], x.strides)
+        lines = [f"{t} best = in[{first}]; int sel = 0;"]
+        valid = f"const {t} v = in[xa]; {upd}"
+        return lines + _window_loop(x, window, strides, padding, (1,) * nd, oc, lead_c, valid)
     lines = [f"{t} best = {ident}; int sel = 0; int started = 0;"]
     valid = f"const {t} v = in[xa]; if (!started) {{ best = v; started = 1; }} else {{ {upd} }}"
     pad = f"const {t} v = {ident}; if (!started) {{ best = v; started = 1; }} else {{ {upd} }}"
-    nd = len(window)
     lines += _window_loop(x, window, strides, padding, (1,) * nd, oc, lead_c, valid, pad)
     return lines
 
