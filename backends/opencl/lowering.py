@@ -17,7 +17,8 @@ View of a buffer, or a literal). Families:
   6x16 float8 register-tiled kernel of kernels/gemm_cpu.cl (every size a kernel argument:
   one kernel for all of them); otherwise (other dtypes, small GEMMs) the register-blocked
   kernel of kernels/gemm.cl. All read strided (batch, M, K) and (batch, K, N) views.
-  `FUNCONV_OPENCL_GEMM=local` picks the GPU kernel on any device (CI runs it on PoCL). conv_general: im2col then the same GEMM, which
+  `FUNCONV_OPENCL_GEMM=local` picks the GPU kernel on any device (CI runs it on PoCL).
+  conv_general: im2col then the same GEMM, which
   writes the result straight into (N, O, spatial) order; grouped convolutions with short
   reductions (depthwise) are computed directly (`_conv_direct`);
 - gather, scatter_add (no atomics: each work-item owns one column of the result and adds
@@ -295,7 +296,8 @@ def reduce_into(em: Emitter, out: View, x, axes, op: str, parts: int = 1) -> Non
     views = [(j, v) for j, v in enumerate(x.leaves) if isinstance(v, View)]
     kept = [d for d in range(len(x.shape)) if d not in axes]
     kshape = [x.shape[d] for d in kept]
-    kshape_c, (_, *kst) = collapse(kshape, c_strides(kshape), *[[v.strides[d] for d in kept] for _, v in views])
+    kshape_c, (_, *kst) = collapse(kshape, c_strides(kshape),
+                                   *[[v.strides[d] for d in kept] for _, v in views])
     rshape, rst = collapse([x.shape[d] for d in axes], *[[v.strides[d] for d in axes] for _, v in views])
     t = ctype(x.dtype)
     lines = []

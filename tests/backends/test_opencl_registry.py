@@ -31,7 +31,8 @@ def test_elementwise_templates_format():
     from funconv.types import ArrayType
 
     for name, p in REGISTRY.items():
-        n = Apply(ArrayType((), np.dtype("float32")), prim=p, args=(Input(ArrayType((), np.dtype("float32"))),))
+        f32 = ArrayType((), np.dtype("float32"))
+        n = Apply(f32, prim=p, args=(Input(f32),))
         if not is_elementwise(n):
             continue
         templates = p.c_expr.values() if isinstance(p.c_expr, dict) else [p.c_expr]
