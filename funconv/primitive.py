@@ -36,8 +36,14 @@ class Primitive:
         differentiable: False for integer- or bool-valued ops (argmax, lt, ...):
             no cotangent flows through them.
         batch: batching rule for vmap (filled in by the vmap issue).
-        c_expr: OpenCL C expression template for elementwise ops, `{0}`, `{1}`
-            standing for the operands.
+        c_expr: OpenCL C expression template for elementwise ops: `{0}`, `{1}` stand for
+            the operands, `{dtype}` for the result's C type. A string serves every real
+            operand dtype (bool, integer, float); a dict maps groups of dtype kind letters
+            (NumPy's: "b", "iu", "f", "c") to the template for operands of those kinds,
+            where one C expression cannot give NumPy's meaning for all of them (NaN
+            propagation, integer division, bool arithmetic, complex numbers as float2).
+            A kind with no template (complex, unless a key names "c") has no OpenCL
+            lowering. `c_template(kind)` picks one.
         linear: the op is linear in all its array inputs (used by passes/tests).
         ufunc: the NumPy ufunc that `impl` is (for elementwise ops), so a backend may
             call it directly, with `out=`; `quiet`: impl runs it with all floating-point
@@ -50,7 +56,7 @@ class Primitive:
     vjp: Callable[..., tuple] | None = None
     differentiable: bool = True
     batch: Callable | None = None
-    c_expr: str | None = None
+    c_expr: str | dict[str, str] | None = None
     linear: bool = False
     ufunc: np.ufunc | None = None
     quiet: bool = False
@@ -59,6 +65,16 @@ class Primitive:
         if self.name in REGISTRY:
             raise ValueError(f"primitive {self.name!r} defined twice")
         REGISTRY[self.name] = self
+
+    def c_template(self, kind: str) -> str | None:
+        """The C template (`c_expr`) for operands of dtype kind `kind` ("f", "i", ...)."""
+        t = self.c_expr
+        if t is None or isinstance(t, str):
+            return t if kind != "c" else None
+        for kinds, template in t.items():
+            if kind in kinds:
+                return template
+        return None
 
     def __call__(self, *args, **params):
         """Apply through the current interpreter (eager, or a trace)."""

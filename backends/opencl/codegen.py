@@ -8,10 +8,12 @@ Kernels read their operands through the view's index arithmetic, so a broadcast
 or a transpose feeding an elementwise op, a reduction or a GEMM is never
 materialised.
 
-Fusion. An elementwise node (a primitive with a C template, lowering.py) whose
-only consumer is one elementwise node of the same shape, and which is not a
-graph output, is computed inside its consumer's kernel: a chain like
-`relu(x * s + b)` is one kernel, one SSA line of C per node.
+Fusion (`fusion_plan`). An elementwise node (a primitive with a C template) that is
+not a graph output is computed inside its consumers' kernels: a chain like
+`relu(x * s + b)` is one kernel, one SSA line of C per node; a reduction computes
+its elementwise producer in its loop (`sum(exp(x - m))`); a small elementwise node
+read through a broadcast (the reduced value of a softmax) is recomputed by index
+arithmetic in the full-shape map, so log_softmax is three reductions and one map.
 
 Buffers. Each kernel writes a fresh logical buffer; after all kernels are known,
 logical buffers are mapped onto physical device buffers by lifetime (a buffer
@@ -669,26 +671,88 @@ def _check_dtypes(nodes, device) -> None:
                 raise OpenCLUnsupported(f"the OpenCL backend does not handle dtype {dt} ({n.type.short()})")
 
 
-def fusion_plan(graph: Graph, lowering_of) -> set[int]:
-    """The elementwise nodes to compute inside their consumer's kernel (see the module doc)."""
-    from funconv.backends.opencl.lowering import is_elementwise
+# An elementwise node with several consumers, or read through a broadcast (a reduced value
+# combined with the reduction's input: softmax, log_softmax, cross-entropy), is recomputed in
+# each consumer's kernel when it has at most this many elements: recomputing a few thousand
+# values costs less than the launch (and the write and read back) of its own kernel.
+RECOMPUTE_MAX = 1 << 14
 
-    consumers: dict[int, set[int]] = {}
-    by_id: dict[int, Apply] = {}
-    for n in graph.nodes():
-        if isinstance(n, Apply):
-            by_id[id(n)] = n
-            for a in n.args:
-                consumers.setdefault(id(a), set()).add(id(n))
+
+def fusion_plan(graph: Graph, lowering_of) -> set[int]:
+    """The nodes computed inside their consumers' kernels instead of a kernel of their own.
+
+    An elementwise node joins its consumers' kernels when it is not a graph output and every
+    consumer computes it there: an elementwise node of its shape, a reduction reading it
+    (`reduce_sum(exp(x - m))` is one kernel), or an elementwise node reading it through
+    broadcasts and reshapes that only add or drop unit dims (the reduced value of a softmax,
+    read by index arithmetic). With one such consumer it always fuses; with several, or
+    through a broadcast, only when it has at most RECOMPUTE_MAX elements (it is recomputed).
+    Those broadcasts and reshapes are then inline too (they have no value of their own)."""
+    from funconv.backends.opencl.lowering import FUSED_REDUCTIONS, is_elementwise
+
+    nodes = [n for n in graph.nodes() if isinstance(n, Apply)]
+    consumers: dict[int, list[Apply]] = {}
+    for n in nodes:
+        for a in n.args:
+            consumers.setdefault(id(a), []).append(n)
     outputs = {id(o) for o in graph.outputs}
+
+    def uses(n):
+        """(consumer, through a shape path?, shape nodes on the way) of each use of n, or
+        None when some use cannot compute n."""
+        out = []
+        for c in consumers.get(id(n), ()):
+            if (is_elementwise(c) and c.shape == n.shape) or (c.prim in FUSED_REDUCTIONS and c.args[0] is n):
+                out.append((c, False, []))
+            elif _unit_reshape_or_broadcast(c) and id(c) not in outputs:
+                inner = uses(c)
+                if inner is None:
+                    return None
+                out += [(u, True, [c] + path) for u, _, path in inner]
+            else:
+                return None
+        return out
+
     inline = set()
-    for n in graph.nodes():
-        if not isinstance(n, Apply) or id(n) in outputs or not is_elementwise(n):
+    for n in nodes:
+        if id(n) in outputs or not is_elementwise(n):
             continue
-        cs = consumers.get(id(n), set())
-        if len(cs) != 1:
+        us = uses(n)
+        if not us:
             continue
-        c = by_id[next(iter(cs))]
-        if is_elementwise(c) and c.shape == n.shape:
-            inline.add(id(n))
+        if (len(us) > 1 or us[0][1]) and math.prod(n.shape) > RECOMPUTE_MAX:
+            continue
+        inline.add(id(n))
+        for _, _, path in us:
+            inline.update(id(c) for c in path)
     return inline
+
+
+def _unit_reshape_or_broadcast(n: Apply) -> bool:
+    name = n.prim.name
+    if name == "broadcast_to":
+        return True
+    if name == "reshape":
+        x = n.args[0]
+        return [d for d in x.shape if d != 1] == [d for d in n.shape if d != 1]
+    return False
+
+
+def broadcast_view(v, shape):
+    """The Val `v` broadcast to `shape` (NumPy's rules): a view, strides 0 where broadcast."""
+    shape = tuple(shape)
+    if isinstance(v, Lit):
+        return Lit(v.value, v.dtype, shape)
+    lead = len(shape) - len(v.shape)
+    strides = (0,) * lead + tuple(0 if d == 1 and shape[lead + i] != 1 else s
+                                  for i, (d, s) in enumerate(zip(v.shape, v.strides)))
+    return View(v.buf, v.offset, shape, strides)
+
+
+def unit_reshape_view(v, shape):
+    """The Val `v` reshaped to `shape`, which differs from v's shape by unit dims only."""
+    shape = tuple(shape)
+    if isinstance(v, Lit):
+        return Lit(v.value, v.dtype, shape)
+    src = iter([s for d, s in zip(v.shape, v.strides) if d != 1])
+    return View(v.buf, v.offset, shape, tuple(0 if d == 1 else next(src) for d in shape))

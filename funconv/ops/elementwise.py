@@ -93,7 +93,7 @@ def _pow(x, y):
 
 
 # --- unary ------------------------------------------------------------------------
-neg_p = elementwise("neg", np.negative, lambda ct, out, x: (-ct,), c_expr="(-{0})", kinds="iufc",
+neg_p = elementwise("neg", np.negative, lambda ct, out, x: (-ct,), c_expr={"iufc": "(-{0})"}, kinds="iufc",
                     linear=True)
 exp_p = elementwise("exp", _q(np.exp), lambda ct, out, x: (ct * out,), c_expr="exp({0})", kinds="fc")
 log_p = elementwise("log", _q(np.log), lambda ct, out, x: (ct / x,), c_expr="log({0})", kinds="fc")
@@ -111,11 +111,16 @@ sqrt_p = elementwise("sqrt", _q(np.sqrt), lambda ct, out, x: (ct * 0.5 / out,),
                      c_expr="sqrt({0})", kinds="fc")
 rsqrt_p = elementwise("rsqrt", _q(_rsqrt), lambda ct, out, x: (ct * -0.5 * out / x,),
                       c_expr="rsqrt({0})", kinds="f")
-abs_p = elementwise("abs", np.abs, lambda ct, out, x: (ct * sign(x),), c_expr="fabs({0})", kinds="biuf")
-sign_p = elementwise("sign", np.sign, lambda ct, out, x: (None,), c_expr="sign({0})", kinds="iuf")
+abs_p = elementwise("abs", np.abs, lambda ct, out, x: (ct * sign(x),), kinds="biuf",
+                    c_expr={"f": "fabs({0})", "iu": "(({dtype})abs({0}))", "b": "{0}"})
+# sign: (x > 0) - (x < 0), so sign(-0.0) is +0.0 as NumPy (OpenCL's sign keeps -0.0); NaN stays
+sign_p = elementwise("sign", np.sign, lambda ct, out, x: (None,), kinds="iuf",
+                     c_expr="(FC_ISNAN({0})?{0}:({dtype})(({0}>0)-({0}<0)))")
 floor_p = elementwise("floor", np.floor, lambda ct, out, x: (None,), c_expr="floor({0})", kinds="f")
 ceil_p = elementwise("ceil", np.ceil, lambda ct, out, x: (None,), c_expr="ceil({0})", kinds="f")
-square_p = elementwise("square", np.square, lambda ct, out, x: (ct * 2 * x,), c_expr="(({0})*({0}))")
+# not for bools (np.square gives int8 there): the wrapper returns a bool array itself (x * x == x)
+square_p = elementwise("square", np.square, lambda ct, out, x: (ct * 2 * x,), kinds="iufc",
+                       c_expr={"iuf": "(({0})*({0}))", "c": "fc_cmul_{dtype}({0},{0})"})
 def _erf(x):
     # NumPy has no erf and the core depends on numpy only: math.erf per element is exact
     # (correctly rounded in float64) at ~0.1 us per element
@@ -146,7 +151,7 @@ def _abs_complex_vjp(ct, out, x):
 
 # |z| of a complex array is real, so it is not an `elementwise` (which keeps the dtype)
 abs_complex_p = Primitive("abs_complex", _abs_complex_rule, np.abs, _abs_complex_vjp,
-                          c_expr="hypot(({0}).x, ({0}).y)")
+                          c_expr={"c": "hypot(({0}).x, ({0}).y)"})
 
 
 def _convert_rule(x: ArrayType, *, new_dtype) -> ArrayType:
@@ -168,7 +173,7 @@ def _convert_vjp(ct, out, x, *, new_dtype):
 
 
 convert_element_type_p = Primitive("convert_element_type", _convert_rule, _convert_impl,
-                                   _convert_vjp, c_expr="(({dtype}){0})", linear=True)
+                                   _convert_vjp, c_expr={"biufc": "(({dtype}){0})"}, linear=True)
 
 
 def _part_rule(x: ArrayType) -> ArrayType:
@@ -178,11 +183,11 @@ def _part_rule(x: ArrayType) -> ArrayType:
 
 
 real_p = Primitive("real", _part_rule, np.real, lambda ct, out, x: (complex_(ct, 0 * ct),),
-                   c_expr="({0}).x", linear=True)
+                   c_expr={"c": "({0}).x"}, linear=True)
 imag_p = Primitive("imag", _part_rule, np.imag, lambda ct, out, x: (complex_(0 * ct, -ct),),
-                   c_expr="({0}).y", linear=True)
+                   c_expr={"c": "({0}).y"}, linear=True)
 conj_p = elementwise("conj", np.conj, lambda ct, out, x: (conj(ct),), kinds="c",
-                     c_expr="(float2)(({0}).x, -({0}).y)", linear=True)
+                     c_expr={"c": "(({dtype})(({0}).x, -({0}).y))"}, linear=True)
 
 
 def _complex_rule(x: ArrayType, y: ArrayType) -> ArrayType:
@@ -191,16 +196,28 @@ def _complex_rule(x: ArrayType, y: ArrayType) -> ArrayType:
     return ArrayType(x.shape, complex_dtype(x.dtype))
 
 
-complex_p = Primitive("complex", _complex_rule, lambda x, y: (x + 1j * y).astype(complex_dtype(x.dtype)),
-                      lambda ct, out, x, y: (real(ct), -imag(ct)), linear=True)
+def _complex(x, y):
+    # x + 1j * y would lose infinities (1j * inf has a NaN real part) and -0.0 imaginary parts
+    out = np.empty(x.shape, complex_dtype(x.dtype))
+    out.real, out.imag = x, y
+    return out
+
+
+complex_p = Primitive("complex", _complex_rule, _complex,
+                      lambda ct, out, x, y: (real(ct), -imag(ct)), linear=True,
+                      c_expr={"f": "(({dtype})({0}, {1}))"})
 
 # --- binary -----------------------------------------------------------------------
-add_p = elementwise("add", np.add, lambda ct, out, x, y: (ct, ct), c_expr="({0}+{1})", linear=True)
-sub_p = elementwise("sub", np.subtract, lambda ct, out, x, y: (ct, -ct), c_expr="({0}-{1})",
+# bool add/mul are NumPy's logical or/and; complex numbers are float2/double2 (x: real part),
+# so complex mul/div are helper functions (kernels/prelude.cl)
+add_p = elementwise("add", np.add, lambda ct, out, x, y: (ct, ct), linear=True,
+                    c_expr={"iufc": "({0}+{1})", "b": "({0}|{1})"})
+sub_p = elementwise("sub", np.subtract, lambda ct, out, x, y: (ct, -ct), c_expr={"iufc": "({0}-{1})"},
                     kinds="iufc", linear=True)
-mul_p = elementwise("mul", np.multiply, lambda ct, out, x, y: (ct * y, ct * x), c_expr="({0}*{1})")
+mul_p = elementwise("mul", np.multiply, lambda ct, out, x, y: (ct * y, ct * x),
+                    c_expr={"iuf": "({0}*{1})", "b": "({0}&{1})", "c": "fc_cmul_{dtype}({0},{1})"})
 div_p = elementwise("div", _q(np.true_divide), lambda ct, out, x, y: (ct / y, -ct * out / y),
-                    c_expr="({0}/{1})", kinds="fc")
+                    c_expr={"f": "({0}/{1})", "c": "fc_cdiv_{dtype}({0},{1})"}, kinds="fc")
 
 
 def _pow_vjp(ct, out, x, y):
@@ -216,7 +233,9 @@ def _pow_vjp(ct, out, x, y):
     return ct * dx, ct * out * safe_log
 
 
-pow_p = elementwise("pow", _q(_pow), _pow_vjp, c_expr="pow({0},{1})", kinds="iufc")
+# integer powers exact (kernels/prelude.cl: negative exponents as _pow); no complex pow in OpenCL
+pow_p = elementwise("pow", _q(_pow), _pow_vjp, c_expr={"f": "pow({0},{1})", "iu": "fc_pow_{dtype}({0},{1})"},
+                    kinds="iufc")
 
 
 def _max_vjp(ct, out, x, y):
@@ -236,9 +255,12 @@ def _rem_vjp(ct, out, x, y):
     return ct, -ct * floor_divide_p(x, y)
 
 
+# NumPy's rounding (npy_divmod for floats; integers toward -inf, x // 0 == x % 0 == 0): helper
+# functions in kernels/prelude.cl. A float // with an infinite operand follows the Array API
+# (_floor_divide): floor(x / y), which the float helper returns for those.
 floor_divide_p = elementwise("floor_divide", _q(_floor_divide), lambda ct, out, x, y: (None, None),
-                             c_expr="floor({0}/{1})", kinds="iuf")
-rem_p = elementwise("rem", _q(np.remainder), _rem_vjp, c_expr="({0}-floor({0}/{1})*{1})", kinds="iuf")
+                             c_expr="fc_floordiv_{dtype}({0},{1})", kinds="iuf")
+rem_p = elementwise("rem", _q(np.remainder), _rem_vjp, c_expr="fc_rem_{dtype}({0},{1})", kinds="iuf")
 
 
 def _atan2_vjp(ct, out, y, x):
@@ -247,8 +269,14 @@ def _atan2_vjp(ct, out, y, x):
 
 
 atan2_p = elementwise("atan2", np.arctan2, _atan2_vjp, c_expr="atan2({0},{1})", kinds="f")
-max_p = elementwise("max", np.maximum, _max_vjp, c_expr="fmax({0},{1})", kinds="biuf")
-min_p = elementwise("min", np.minimum, _min_vjp, c_expr="fmin({0},{1})", kinds="biuf")
+# NaN propagates (OpenCL's fmax/fmin drop it); equal operands give the second, as NumPy (so
+# maximum(0.0, -0.0) is -0.0); on bools maximum is or, minimum is and
+max_p = elementwise("max", np.maximum, _max_vjp, kinds="biuf",
+                    c_expr={"f": "(({0}>{1}||FC_ISNAN({0}))?{0}:{1})", "iu": "(({0}>{1})?{0}:{1})",
+                            "b": "({0}|{1})"})
+min_p = elementwise("min", np.minimum, _min_vjp, kinds="biuf",
+                    c_expr={"f": "(({0}<{1}||FC_ISNAN({0}))?{0}:{1})", "iu": "(({0}<{1})?{0}:{1})",
+                            "b": "({0}&{1})"})
 # bitwise on integers; on bools bitwise and logical coincide (logical_and casts to bool first)
 and_p = elementwise("and", np.bitwise_and, c_expr="({0}&{1})", kinds="biu", differentiable=False)
 or_p = elementwise("or", np.bitwise_or, c_expr="({0}|{1})", kinds="biu", differentiable=False)
@@ -257,8 +285,8 @@ lt_p = comparison("lt", np.less, "({0}<{1})")
 le_p = comparison("le", np.less_equal, "({0}<={1})")
 gt_p = comparison("gt", np.greater, "({0}>{1})")
 ge_p = comparison("ge", np.greater_equal, "({0}>={1})")
-eq_p = comparison("eq", np.equal, "({0}=={1})")
-ne_p = comparison("ne", np.not_equal, "({0}!={1})")
+eq_p = comparison("eq", np.equal, {"biuf": "({0}=={1})", "c": "((({0}).x==({1}).x)&&(({0}).y==({1}).y))"})
+ne_p = comparison("ne", np.not_equal, {"biuf": "({0}!={1})", "c": "((({0}).x!=({1}).x)||(({0}).y!=({1}).y))"})
 
 
 def _select_rule(c: ArrayType, x: ArrayType, y: ArrayType) -> ArrayType:
@@ -274,7 +302,7 @@ def _select_vjp(ct, out, c, x, y):
     return None, select_p(c, ct, zero), select_p(c, zero, ct)
 
 
-select_p = Primitive("select", _select_rule, np.where, _select_vjp, c_expr="({0}?{1}:{2})")
+select_p = Primitive("select", _select_rule, np.where, _select_vjp, c_expr={"biufc": "({0}?{1}:{2})"})
 
 
 def zeros_like_ct(ct: Array) -> Array:
@@ -352,7 +380,14 @@ negative = _unary(neg_p, "negative")
 round = round_ = _rounding(round_p, "round")  # noqa: A001
 erf = _unary_float(erf_p, "erf")
 sign = _unary(sign_p, "sign")  # (redefined below for complex)
-square = _unary(square_p, "square")
+_square = _unary(square_p, "square")
+
+
+def square(x):
+    """Elementwise `x * x` (NumPy's meaning); a bool array is its own square."""
+    x = asarray(operand(x, "square"))
+    return x if x.dtype.kind == "b" else _square(x)
+
 add = _binary(add_p, "add")
 subtract = _binary(sub_p, "subtract")
 multiply = _binary(mul_p, "multiply")
@@ -717,10 +752,11 @@ def _shift_right(x, y):
     return np.right_shift(x, np.minimum(y, bits - 1).astype(x.dtype)).astype(x.dtype, copy=False)
 
 
-shift_left_p = elementwise("shift_left", _shift_left, c_expr="({0}<<{1})", kinds="iu",
-                           differentiable=False)
-shift_right_p = elementwise("shift_right", _shift_right, c_expr="({0}>>{1})", kinds="iu",
-                            differentiable=False)
+# OpenCL C takes shift counts modulo the width: a count >= the width is spelled out
+shift_left_p = elementwise("shift_left", _shift_left, kinds="iu", differentiable=False,
+                           c_expr="(({1})<8*sizeof({dtype})?({0}<<{1}):({dtype})0)")
+shift_right_p = elementwise("shift_right", _shift_right, kinds="iu", differentiable=False,
+                            c_expr="({0}>>(({1})<8*sizeof({dtype})?({1}):({dtype})(8*sizeof({dtype})-1)))")
 
 sinh = _unary_float(sinh_p, "sinh")
 cosh = _unary_float(cosh_p, "cosh")

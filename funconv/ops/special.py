@@ -124,6 +124,6 @@ def _relu_vjp(ct, out, x):
 
 
 # relu is a primitive (not where(x > 0, x, 0)) for speed, forward and backward. Its NumPy
-# meaning is np.maximum(x, 0): -inf gives 0 and nan stays nan. OpenCL: fmax (nan gives 0 there).
+# meaning is np.maximum(x, 0): -inf gives 0 and nan stays nan (OpenCL's fmax would give 0).
 relu_p = elementwise("relu", lambda x: np.maximum(x, x.dtype.type(0)), _relu_vjp,
-                     c_expr="fmax({0}, ({dtype})0)", kinds="f")
+                     c_expr="(({0}>0||FC_ISNAN({0}))?{0}:({dtype})0)", kinds="f")

@@ -12,6 +12,7 @@ import pytest
 from funconv.backends.interpreter import evaluate
 
 import funconv as fc
+from funconv.ops import elementwise as ew
 
 pytest.importorskip("pyopencl")
 
@@ -238,7 +239,9 @@ def test_build_error_names_source_log_and_line(device, monkeypatch):
     from funconv.backends.opencl import lowering
     from funconv.backends.opencl.device import OpenCLBuildError
 
-    monkeypatch.setitem(lowering.C_OVERRIDES, ("tanh", "f"), "tanh({0}) +* 1")  # a broken template
+    template = lowering.ew_template
+    monkeypatch.setattr(lowering, "ew_template",  # a broken template for tanh
+                        lambda n: "tanh({0}) +* 1" if n.prim.name == "tanh" else template(n))
     with pytest.raises(OpenCLBuildError) as e:
         fc.jit(lambda x: fc.tanh(x) * 3.0, backend="opencl")(rand(5))  # this line
     msg = str(e.value)
@@ -288,9 +291,10 @@ def _numpy_equal(got, want):
         np.testing.assert_array_equal(got, want)
 
 
-def test_c_overrides_match_numpy_nan_int_bool(device):
-    # the C_OVERRIDES of lowering.py, against NumPy itself: NaN propagation (fmax/fmin drop
-    # NaNs), integer abs/sign/floor_divide/remainder/power, bool add/mul/max/min
+def test_templates_match_numpy_nan_int_bool(device):
+    # the per-kind C templates of the primitives, against NumPy itself: NaN propagation (fmax/fmin
+    # drop NaNs), integer abs/sign/floor_divide/remainder/power, bool add/mul/max/min (all
+    # primitives on special values: test_opencl_templates.py)
     nan = np.float32(np.nan)
     x = np.array([1.0, nan, -2.0, nan, 0.0, -0.0, 3.5, -np.inf], np.float32)
     y = np.array([nan, 1.0, 5.0, nan, -1.0, 2.0, -3.5, 1.0], np.float32)
@@ -307,7 +311,8 @@ def test_c_overrides_match_numpy_nan_int_bool(device):
     got = fc.jit(f, backend="opencl")(x, y, i, j, b, c)
     with np.errstate(all="ignore"):
         want = [np.maximum(x, y), np.minimum(x, y), np.where(np.isnan(x) | (x > 0), x, 0).astype(np.float32),
-                np.sign(x), x // y, x % y, np.abs(i), np.sign(i), np.maximum(i, j), np.minimum(i, j),
+                np.sign(x), ew._floor_divide(x, y), x % y,  # funconv's // (the Array API's at inf)
+                np.abs(i), np.sign(i), np.maximum(i, j), np.minimum(i, j),
                 np.floor_divide(i, np.where(j == 0, 1, j)) * (j != 0),
                 np.remainder(i, np.where(j == 0, 1, j)) * (j != 0), np.power(i, np.clip(j, 0, 3)),
                 b + c, b * c, np.maximum(b, c), np.minimum(b, c)]
@@ -319,7 +324,7 @@ def test_c_overrides_match_numpy_nan_int_bool(device):
 
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
-def test_c_overrides_match_numpy_complex(device, dtype):
+def test_complex_templates_match_numpy(device, dtype):
     if dtype == np.complex128 and not device.fp64:
         pytest.skip("the device has no cl_khr_fp64")
     z = (rand(6) + 1j * rand(6)).astype(dtype)
@@ -418,3 +423,84 @@ def test_auto_convolution_avoids_what_the_backend_lacks(device):
     np.testing.assert_allclose(np.asarray(ocl(x, w)), np.asarray(fc.jit(f)(x, w)), rtol=1e-4, atol=1e-3)
     with pytest.raises(fc.errors.ArgumentError, match="has no fft primitive"):
         fc.jit(lambda x, w: fc.conv(x, w, padding=7, algorithm="fft"), backend="opencl")(x, w)
+
+
+def _launches(f, *args):
+    exe = fc.jit(f, backend="opencl").lower(*args).executable
+    return [name for name, _, _ in exe.launches]
+
+
+def test_reduce_then_map_fusion_counts_kernels(device, monkeypatch):
+    """log_softmax over [64, 10]: the max, the max of the shifted logits (logsumexp's own
+    guard), the sum of exp, and one map reading the reduced values by index arithmetic: 4
+    kernels. Without reduce-then-map fusion (the earlier plan: only same-shape single-consumer
+    chains fuse) it took 9."""
+    from funconv.backends.opencl import codegen, lowering
+
+    x = rand(64, 10)
+    after = _launches(fc.nn.log_softmax, x)
+    assert len(after) == 4, after
+    assert [k.split("_", 1)[1] for k in after] == ["reduce_max", "reduce_max", "reduce_sum", "sub"]
+    with monkeypatch.context() as m:
+        m.setattr(codegen, "RECOMPUTE_MAX", 0)
+        m.setattr(lowering, "FUSED_REDUCTIONS", frozenset())
+        assert len(_launches(fc.nn.log_softmax, rand(64, 11))) == 9
+    # each reduced value is read, not materialised, by the map: one source kernel per launch
+    src = fc.jit(fc.nn.log_softmax, backend="opencl").lower(x).source
+    assert src.count("inline void k") + src.count("__kernel void k") == 4
+
+
+def test_softmax_family_matches_numpy_backend(device):
+    # the fused kernels against the NumPy backend, with rows holding inf, -inf and NaN
+    x = rand(64, 10) * 4
+    x[3, 2], x[5, :], x[7, 1], x[9, 4] = np.inf, -np.inf, np.nan, 80.0
+    labels = rng.integers(0, 10, 64).astype(np.int32)
+
+    def f(x, labels):
+        loss = lambda x: fc.nn.cross_entropy(x, labels[10:])  # noqa: E731
+        return [fc.nn.log_softmax(x), fc.nn.softmax(x, axis=0), fc.nn.logsumexp(x, axis=1),
+                fc.nn.logsumexp(x[10:], axis=1, keepdims=True), *fc.value_and_grad(loss)(x[10:])]
+
+    want = fc.jit(f)(x, labels)
+    got = fc.jit(f, backend="opencl")(x, labels)
+    for k, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-6, atol=1e-6, equal_nan=True,
+                                   err_msg=f"output {k}")
+    assert len(_launches(lambda x: fc.nn.softmax(x, axis=0), x)) <= 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_local_memory_gemm_on_pocl(device, monkeypatch, dtype):
+    """The GPU GEMM (local-memory 32x32 tiles, kernels/gemm_local.cl), forced on PoCL with
+    FUNCONV_OPENCL_GEMM=local: sizes not multiples of the tile (or of its 16-deep k step),
+    batched, the transposed and strided operands dot_general produces (a gradient's x.T @ g),
+    and a convolution's im2col GEMMs with both gradients."""
+    if dtype == np.float64 and not device.fp64:
+        pytest.skip("the device has no cl_khr_fp64")
+    monkeypatch.setenv("FUNCONV_OPENCL_GEMM", "local")
+    a, b = rand(3, 37, 50, dtype=dtype), rand(3, 50, 45, dtype=dtype)
+    m, n = rand(65, 33, dtype=dtype), rand(33, 1, dtype=dtype)
+    u, v = rand(300, 17, dtype=dtype), rand(300, 31, dtype=dtype)
+    x, w = rand(2, 3, 11, 9, dtype=dtype), rand(5, 3, 3, 3, dtype=dtype)
+
+    def f(a, b, m, n, u, v, x, w):
+        loss = lambda x, w: (fc.conv(x, w, padding=1, stride=(2, 1)) ** 2).sum()  # noqa: E731
+        return [a @ b, fc.transpose(b, (0, 2, 1)) @ fc.transpose(a, (0, 2, 1)), m @ n, u.T @ v,
+                m[::2, 1:] @ m[:32, ::3], fc.einsum("bij,bkj->bik", a, a),
+                fc.grad(lambda m: (fc.tanh(m @ n) ** 2).sum())(m),
+                fc.conv(x, w, padding=1, stride=(2, 1)), fc.grad(loss, argnums=(0, 1))(x, w)]
+
+    src = fc.jit(f, backend="opencl").lower(a, b, m, n, u, v, x, w).source
+    assert "gemm_local" in src and "vstore8" not in src  # no packed CPU GEMM left
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-11, "atol": 1e-11}
+    check(f, a, b, m, n, u, v, x, w, **tol)
+
+
+def test_gemm_choice_knob(device, monkeypatch):
+    from funconv.backends.opencl.lowering import gemm_choice
+
+    monkeypatch.delenv("FUNCONV_OPENCL_GEMM", raising=False)
+    assert gemm_choice(device) == ("register" if device.is_cpu else "local")
+    monkeypatch.setenv("FUNCONV_OPENCL_GEMM", "sideways")
+    with pytest.raises(fc.errors.FuncConvError, match="FUNCONV_OPENCL_GEMM='sideways'.*local"):
+        fc.jit(lambda a, b: a @ b, backend="opencl")(rand(4, 4), rand(4, 4))

@@ -1,9 +1,10 @@
 """Every primitive has an OpenCL lowering (tests/backends/test_opencl.py checks that they
 compute the right thing); the known-missing ones are listed here, by name."""
 
-from funconv.primitive import REGISTRY
+import numpy as np
 
 import funconv  # noqa: F401  (registers every primitive)
+from funconv.primitive import REGISTRY
 
 # primitives lowered to a compile-time NotImplementedError on purpose (with their reason)
 KNOWN_MISSING = {
@@ -22,16 +23,20 @@ def test_every_primitive_has_an_opencl_lowering():
 
 
 def test_elementwise_templates_format():
-    """Every elementwise primitive's C template (its own c_expr or the backend's override)
+    """Every elementwise primitive's C template (each dtype kind's, where `c_expr` is a dict)
     formats with its operands and names no unknown placeholder."""
-    from funconv.backends.opencl.lowering import C_OVERRIDES, is_elementwise
+    from funconv.backends.opencl.lowering import is_elementwise
+
     from funconv.ir import Apply, Input
     from funconv.types import ArrayType
 
-    for (name, kind), t in C_OVERRIDES.items():
-        assert name in REGISTRY, f"override for unknown primitive {name}"
-        t.format("a", "b", "c", dtype="float")
     for name, p in REGISTRY.items():
-        n = Apply(ArrayType((), "float32"), prim=p, args=(Input(ArrayType((), "float32")),))
-        if is_elementwise(n) and p.c_expr is not None:
-            p.c_expr.format("a", "b", "c", dtype="float")
+        f32 = ArrayType((), np.dtype("float32"))
+        n = Apply(f32, prim=p, args=(Input(f32),))
+        if not is_elementwise(n):
+            continue
+        templates = p.c_expr.values() if isinstance(p.c_expr, dict) else [p.c_expr]
+        for kinds in p.c_expr if isinstance(p.c_expr, dict) else ():
+            assert set(kinds) <= set("biufc"), f"{name}: unknown dtype kinds {kinds!r}"
+        for t in templates:
+            t.format("a", "b", "c", dtype="float")

@@ -6,7 +6,8 @@ $FP64
 #define FC_ISNAN(x) ((x) != (x))
 
 // NumPy's floor division and remainder of floats (npy_divmod): the remainder takes the sign
-// of the divisor, the quotient is rounded so that q * b + r == a as closely as possible.
+// of the divisor, the quotient is rounded so that q * b + r == a as closely as possible;
+// with one operand infinite, floor(a / b) (the Array API's table, funconv's floor_divide).
 #define FC_DIVMOD(T) \
 inline T fc_rem_##T(T a, T b) { \
     if (b == 0) return fmod(a, b); \
@@ -15,6 +16,7 @@ inline T fc_rem_##T(T a, T b) { \
     return m; } \
 inline T fc_floordiv_##T(T a, T b) { \
     if (b == 0) return a / b; \
+    if ((fabs(a) == INFINITY) != (fabs(b) == INFINITY)) return floor(a / b); \
     T m = fmod(a, b); T d = (a - m) / b; \
     if (m != 0 && ((b < 0) != (m < 0))) d -= 1; \
     if (d != 0) { T f = floor(d); if (d - f > (T)0.5) f += 1; return f; } \
@@ -25,14 +27,16 @@ FC_DIVMOD(double)
 #endif
 
 // Integer floor division and remainder as NumPy: rounding toward -inf; x // 0 and x % 0 are 0.
-#define FC_IDIV(T) \
+// b == -1 apart: MIN / -1 overflows (a trap on x86); NumPy wraps it to MIN, and MIN % -1 is 0.
+#define FC_IDIV(T, U) \
 inline T fc_floordiv_##T(T a, T b) { \
     if (b == 0) return 0; \
+    if ((T)-1 < 0 && b == (T)-1) return (T)((U)0 - (U)a); \
     T q = a / b; \
     if ((a % b != 0) && ((a < 0) != (b < 0))) q -= 1; \
     return q; } \
 inline T fc_rem_##T(T a, T b) { \
-    if (b == 0) return 0; \
+    if (b == 0 || ((T)-1 < 0 && b == (T)-1)) return 0; \
     T r = a % b; \
     if (r != 0 && ((r < 0) != (b < 0))) r += b; \
     return r; } \
@@ -41,8 +45,10 @@ inline T fc_pow_##T(T a, T b) { \
     T r = 1; \
     while (b) { if (b & 1) r *= a; a *= a; b >>= 1; } \
     return r; }
-FC_IDIV(int)
-FC_IDIV(long)
+FC_IDIV(int, uint)
+FC_IDIV(long, ulong)
+FC_IDIV(uint, uint)
+FC_IDIV(ulong, ulong)
 
 // Complex arithmetic on float2/double2 (x: real part, y: imaginary part).
 inline float2 fc_cmul_float2(float2 a, float2 b) {
