@@ -87,12 +87,29 @@ def test_numpy_kernel_matches_impl(name, data):
         np.testing.assert_array_equal(a, b)
 
 
+def test_fft_keeps_its_operands_memory_order_and_pad_transposes_fast():
+    """fft transforms a permuted view in memory order and returns the same permutation of
+    a fresh array; pad of a permuted view whose strides alias (multiples of 4 KiB) pads in
+    memory order then transposes, returning np.pad's C-contiguous layout. Values equal the
+    impls' either way."""
+    x = np.random.default_rng(0).standard_normal((4, 8, 32, 32))
+    view = x.transpose(2, 3, 0, 1)  # plane strides 8 KiB: aliasing
+    got = KERNELS[REGISTRY["fft"]](view, fft_type="rfft", fft_lengths=(4, 8))
+    np.testing.assert_allclose(got, np.fft.rfftn(view, axes=(2, 3)), rtol=1e-12, atol=1e-12)
+    assert got.transpose(2, 3, 0, 1).flags.c_contiguous  # x's memory order, kept
+    config = ((1, 2, 0), (0, 3, 0), (2, 0, 0), (0, 0, 0))
+    for v in (view, x[:, :, :31, :31].transpose(2, 3, 0, 1)):  # aliasing, and not
+        got = KERNELS[REGISTRY["pad"]](v, np.float64(0.5), config=config)
+        np.testing.assert_array_equal(got, REGISTRY["pad"].impl(v, 0.5, config=config))
+        assert got.flags.c_contiguous
+
+
 @pytest.mark.parametrize("name", ["fft", "pad"])
 @settings(deadline=None, max_examples=30)
 @given(data=st.data())
-def test_layout_keeping_kernels_on_permuted_views(name, data):
-    """The kernels that compute in their operand's memory order (fft, pad) give the impl's
-    values on a permuted view, and their result keeps that permutation's memory order."""
+def test_layout_choosing_kernels_on_permuted_views(name, data):
+    """The kernels that look at their operand's layout (fft, pad) give the impl's values on
+    any permuted view."""
     prim = REGISTRY[name]
     case = DOMAINS[name].sample(data, np.float64)
     x, *rest = case.args
@@ -102,6 +119,3 @@ def test_layout_keeping_kernels_on_permuted_views(name, data):
     view = np.ascontiguousarray(x.transpose(perm)).transpose(inv)  # x's values, permuted memory
     got = KERNELS[prim](view, *rest, **case.params)
     np.testing.assert_allclose(got, prim.impl(x, *rest, **case.params), rtol=1e-10, atol=1e-12)
-    if got.ndim == x.ndim and all(n > 1 for n in x.shape + got.shape):  # strides: perm's order
-        strides = got.transpose(perm).strides
-        assert list(strides) == sorted(strides, reverse=True), (got.strides, perm)

@@ -1,12 +1,16 @@
-"""The NumPy backend's pad kernel: `pad_p` in its operand's memory order.
+"""The NumPy backend's pad kernel: `pad_p` of a transposed view, without NumPy's slow
+transposing copy.
 
-`np.pad` writes a C-contiguous result, so padding a transposed view is a transposing copy,
-which NumPy does slowly when the source strides are powers of two (cache-set conflicts):
-padding x f32[4,8,128,128] seen as (128,128,4,8) took 0.96 ms, the same pad in x's own
-order 0.13 ms (measured, 2-core EPYC). FFT convolution pads its operands in the
-frequency-major order (passes/conv.py) and its FFT kernel transforms in memory order, so
-keeping the operand's order here leaves the one transposition to the small complex
-spectrum (numpy's matmul operands, `lowering._blasable`). Imports numpy and the core.
+`np.pad` writes a C-contiguous result by copying its operand into it. When the operand is
+a permuted view whose large strides are multiples of 4 KiB (a transposed stack of 32 x 32
+or 128 x 128 float32 planes), that copy gathers elements that all fall into the same cache
+sets and runs 3-8x slower than a plain copy. Then this kernel pads in the operand's memory
+order first (a plain copy) and transposes the padded array, whose strides no longer alias
+(measured, 2-core EPYC: x f32[4,8,128,128] seen as (128,128,4,8) padded by 5/7: 0.98 ms
+directly, 0.34 ms in two steps; f32[64,3,32,32]: 0.59 and 0.23 ms; at strides that do not
+alias, f32[4,8,130,130], the direct copy is faster, 0.22 against 0.35 ms, and is kept).
+FFT convolution pads its operands this way (passes/conv.py: spatial axes first). Imports
+numpy and the funconv core.
 """
 
 from __future__ import annotations
@@ -16,14 +20,22 @@ import numpy as np
 from funconv.backends.numpy.kernels import memory_order, register
 from funconv.ops.shape import _pad_impl, pad_p
 
+ALIASING_STRIDE = 4096  # bytes: strides that are multiples of this share cache sets
+
+
+def _aliases(x: np.ndarray, perm: tuple) -> bool:
+    """Whether copying x into C order gathers along an axis of an aliasing stride: one
+    whose memory position (in perm) is not its logical position."""
+    return any(perm[i] != i and x.shape[perm[i]] > 1 and x.strides[perm[i]] % ALIASING_STRIDE == 0
+               for i in range(x.ndim))
+
 
 @register(pad_p)
 def pad_kernel(x: np.ndarray, v, *, config) -> np.ndarray:
-    """`pad_p`'s impl (same signature, same values); the result keeps x's memory order (a
-    permuted view in, the same permutation of a fresh array out)."""
+    """`pad_p`'s impl (same signature, same values, a C-contiguous result like `np.pad`'s)."""
     if x.ndim > 1 and not x.flags.c_contiguous:
         perm = memory_order(x)
-        if perm != tuple(range(x.ndim)):
+        if perm != tuple(range(x.ndim)) and _aliases(x, perm):
             y = _pad_impl(x.transpose(perm), v, config=tuple(config[a] for a in perm))
-            return y.transpose(np.argsort(perm))
+            return np.ascontiguousarray(y.transpose(np.argsort(perm)))
     return _pad_impl(x, v, config=config)
