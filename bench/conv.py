@@ -84,14 +84,12 @@ def funconv_eager(x, w):
     return lambda: f(xa, wa)
 
 
-# A jitted graph that calls BLAS measures its thread count on its first calls (1 warm-up,
-# then 3 at one thread and 3 at all cores: backends/numpy/threads.py); a benchmark of
-# funconv times what comes after.
-PLANNING_CALLS = 7
-
-
 def settled(step):
-    """`step` after the calls that plan its BLAS threads."""
+    """`step` after the calls that plan its BLAS threads (a jitted graph that calls BLAS
+    times its first calls at one thread and at all cores: backends/numpy/threads.py); a
+    benchmark of funconv times what comes after."""
+    from funconv.backends.numpy.threads import PLANNING_CALLS
+
     for _ in range(PLANNING_CALLS):
         step()
     return step

@@ -27,7 +27,7 @@ def _time_graph(graph: Graph, arrays) -> float:
 
     exe = Executable(graph, name="conv_plan")
     if exe.plan is not None:
-        for _ in range(1 + 2 * threads.TRIALS):  # the warm-up and the planning calls
+        for _ in range(threads.PLANNING_CALLS):  # the warm-up and the planning calls
             exe.call(*arrays)
     return plans.best_of(lambda: exe.call(*arrays))
 

@@ -8,8 +8,12 @@ of many small GEMMs takes 2-50x longer (issue 15: a LeNet step, 23 ms quiet, too
 with one thread). Large GEMMs still want every core on a quiet machine. So each
 compiled graph that calls BLAS measures itself:
 
-1. planning: after one warm-up call, its calls alternate between one thread and the
-   library's default (all usable cores), `TRIALS` calls each; the faster median wins;
+1. planning: its first calls run at one thread, then at the library's default (all usable
+   cores), `TRIALS` timed calls each after one untimed call; the faster median wins. In
+   blocks, not alternating: after a multithreaded call OpenBLAS's idle threads spin for a
+   while, and a one-thread call right after it measured the spinning too (with scipy's FFT
+   workers wanting that core, a blur3d forward took 32.9 ms "at one thread" alternating,
+   18.7 ms at one thread alone, 32.3 ms at two);
 2. watching: every call is timed; when the running time drifts far from the planned
    one (`DRIFT`, for `PATIENCE` calls in a row: the load changed) or `REPLAN_S`
    seconds have passed, it plans again.
@@ -36,6 +40,8 @@ from funconv import config
 logger = logging.getLogger("funconv.threads")
 
 TRIALS = 3  # timed calls per candidate while planning (their median decides)
+# the calls that plan: per candidate (1, then all cores), one untimed call and TRIALS timed
+PLANNING_CALLS = 2 * (TRIALS + 1)
 DRIFT = 1.5  # a call this many times slower (or faster) than planned counts as drift
 PATIENCE = 5  # consecutive drifting calls before planning again
 REPLAN_S = 30.0  # plan again after this long anyway (a load that left shows no drift)
@@ -115,13 +121,15 @@ class ThreadPlan:
             self.why = "planning"
             self.candidates = (1, lib.default)
             self.samples: dict[int, list[float]] = {n: [] for n in self.candidates}
-            self.calls = 0  # the first call warms up (page faults, caches): not counted
+            self.calls = 0
 
     def _trial_threads(self) -> int:
-        return self.candidates[self.calls % 2] if self.calls else self.candidates[-1]
+        return self.candidates[min(self.calls // (TRIALS + 1), len(self.candidates) - 1)]
 
     def _plan(self, n: int, dt: float) -> None:
-        if self.calls:
+        # each candidate's first call is not counted: it warms up (page faults, caches) and
+        # lets the previous count's idle threads stop spinning
+        if self.calls % (TRIALS + 1):
             self.samples[n].append(dt)
         self.calls += 1
         if min(len(s) for s in self.samples.values()) < TRIALS:
@@ -152,7 +160,7 @@ class ThreadPlan:
 
     def describe(self) -> str:
         if self.threads is None:
-            return "BLAS threads: planning (the first calls alternate 1 and all cores)"
+            return "BLAS threads: planning (the first calls run at 1 thread, then at all cores)"
         return f"BLAS threads: {self.threads} ({self.why})"
 
 

@@ -35,7 +35,7 @@ def _workload(lib, slow_threads: int, log: list):
 def test_planning_picks_the_faster_count_and_restores_the_default(blas):
     log: list = []
     plan = threads.ThreadPlan(_workload(blas, slow_threads=blas.default, log=log), "step")
-    for _ in range(1 + 2 * threads.TRIALS):
+    for _ in range(threads.PLANNING_CALLS):
         plan()
         assert blas.current == blas.default  # eager code between calls keeps the default
     assert sorted(set(log)) == [1, blas.default]  # it tried both
@@ -54,18 +54,18 @@ def test_drift_makes_it_plan_again(blas, monkeypatch):
         time.sleep(0.02 if blas.current == slow["n"] else 0.002)
 
     plan = threads.ThreadPlan(fn, "step")
-    for _ in range(1 + 2 * threads.TRIALS):
+    for _ in range(threads.PLANNING_CALLS):
         plan()
     assert plan.threads == 1
     slow["n"] = 1  # the load moved: one thread is now the slow choice
-    for _ in range(threads.PATIENCE + 1 + 2 * threads.TRIALS):
+    for _ in range(threads.PATIENCE + threads.PLANNING_CALLS):
         plan()
     assert plan.threads == blas.default
 
 
 def test_short_calls_keep_the_default_without_a_wrapper_cost(blas):
     plan = threads.ThreadPlan(lambda: None, "tiny")
-    for _ in range(1 + 2 * threads.TRIALS):
+    for _ in range(threads.PLANNING_CALLS):
         plan()
     assert plan.threads == blas.default and plan.direct
 
