@@ -87,21 +87,35 @@ def test_numpy_kernel_matches_impl(name, data):
         np.testing.assert_array_equal(a, b)
 
 
-def test_fft_keeps_its_operands_memory_order_and_pad_transposes_fast():
+def test_fft_keeps_its_operands_memory_order():
     """fft transforms a permuted view in memory order and returns the same permutation of
-    a fresh array; pad of a permuted view whose strides alias (multiples of 4 KiB) pads in
-    memory order then transposes, returning np.pad's C-contiguous layout. Values equal the
-    impls' either way."""
+    a fresh array, with the impl's values."""
     x = np.random.default_rng(0).standard_normal((4, 8, 32, 32))
-    view = x.transpose(2, 3, 0, 1)  # plane strides 8 KiB: aliasing
+    view = x.transpose(2, 3, 0, 1)
     got = KERNELS[REGISTRY["fft"]](view, fft_type="rfft", fft_lengths=(4, 8))
     np.testing.assert_allclose(got, np.fft.rfftn(view, axes=(2, 3)), rtol=1e-12, atol=1e-12)
     assert got.transpose(2, 3, 0, 1).flags.c_contiguous  # x's memory order, kept
-    config = ((1, 2, 0), (0, 3, 0), (2, 0, 0), (0, 0, 0))
-    for v in (view, x[:, :, :31, :31].transpose(2, 3, 0, 1)):  # aliasing, and not
-        got = KERNELS[REGISTRY["pad"]](v, np.float64(0.5), config=config)
-        np.testing.assert_array_equal(got, REGISTRY["pad"].impl(v, 0.5, config=config))
-        assert got.flags.c_contiguous
+
+
+@pytest.mark.parametrize("config", [
+    ((1, 2, 0), (0, 3, 0), (0, 0, 0), (0, 0, 0)),  # the blocked copy: spatial axes padded
+    ((0, 0, 0), (2, 2, 0), (0, 0, 0), (0, 0, 0)),
+    ((1, 2, 0), (0, 3, 0), (1, 0, 0), (0, 0, 0)),  # the impl: a moved axis padded,
+    ((-1, 2, 0), (0, 3, 0), (0, 0, 0), (0, 0, 0)),  # cropped,
+    ((1, 2, 1), (0, 3, 0), (0, 0, 0), (0, 0, 0)),  # or dilated
+])
+def test_pad_of_a_transposed_view(config):
+    """pad of a large (N, C, H, W) array seen as (H, W, N, C), the layout FFT convolution
+    pads, with N*C = 36 planes (not a multiple of the copy's block): np.pad's values and
+    its C-contiguous layout."""
+    from funconv.backends.numpy.kernels import shape
+
+    x = np.random.default_rng(1).standard_normal((4, 9, 64, 64))
+    view = x.transpose(2, 3, 0, 1)
+    assert view.nbytes >= shape.MIN_BYTES and shape._rotated(view) == 2
+    got = KERNELS[REGISTRY["pad"]](view, np.float64(0.5), config=config)
+    np.testing.assert_array_equal(got, REGISTRY["pad"].impl(view, 0.5, config=config))
+    assert got.flags.c_contiguous
 
 
 @pytest.mark.parametrize("name", ["fft", "pad"])
