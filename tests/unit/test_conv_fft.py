@@ -242,6 +242,25 @@ def test_training_step_prunes_the_kernel_transform_and_the_weight_gradient_inver
         _check(a, b, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_weight_gradient_mixes_by_a_summed_product(force_fft, dtype):
+    """A depthwise training step (dw31's shape class): the weight gradient's mixing is a
+    product summed over the batch, with no batched GEMM at all (each of its per-frequency
+    products would be 1 x N x 1), and the three convolutions still share their spectra."""
+    x = rng.standard_normal((3, 4, 20, 20)).astype(dtype)
+    w = rng.standard_normal((4, 1, 7, 7)).astype(dtype)
+    f, graph = _train_graph(x, w, padding=3, groups=4)
+    assert _ffts(graph) == (3, 3)
+    batched = [n for n in _prims(graph, dot_general_p) if n.params["dimension_numbers"][1][0]]
+    assert batched == []
+    fc.config.update("conv_force_algorithm", "direct")
+    ref = fc.jit(fc.value_and_grad(lambda x, w: (fc.conv(x, w, padding=3, groups=4) ** 2).sum(),
+                                   argnums=(0, 1)))(x.astype(np.float64), w.astype(np.float64))
+    fc.config.update("conv_force_algorithm", "fft")
+    for a, b in zip(fc.tree.leaves(f(x, w)), fc.tree.leaves(ref)):
+        _check(a, b, dtype)
+
+
 @pytest.mark.parametrize("ks", [(1, 9), (9, 1), (1, 1, 7), (5, 1, 1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_axes_of_one_tap_are_not_transformed(ks, dtype):
