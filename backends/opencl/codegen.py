@@ -50,7 +50,8 @@ LOCAL = 64  # the one work-group size of every launch
 CTYPE = {np.dtype("float32"): "float", np.dtype("float64"): "double", np.dtype("int32"): "int",
          np.dtype("int64"): "long", np.dtype("bool"): "uchar", np.dtype("complex64"): "float2",
          np.dtype("complex128"): "double2", np.dtype("uint32"): "uint", np.dtype("uint8"): "uchar",
-         np.dtype("uint64"): "ulong"}
+         np.dtype("uint64"): "ulong", np.dtype("int8"): "char", np.dtype("int16"): "short",
+         np.dtype("uint16"): "ushort"}
 
 _KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
 _TEMPLATES: dict[str, str] = {}

@@ -1,0 +1,182 @@
+"""The property suite on the OpenCL backend: every primitive of the domain table
+(tests/property/domains*.py), on cases drawn from its domain, jitted for OpenCL (PoCL on the
+CPU in CI, a real device, no mocks) against the reference interpreter on the traced graph,
+in float32 and (where the device has cl_khr_fp64) float64; and a first-order VJP of every
+differentiable primitive, jitted for OpenCL, against the interpreter. The primitives the
+backend lacks (`LACKS`) must fail with a clear OpenCLUnsupported naming the primitive.
+
+Every jitted function is a new OpenCL program (PoCL compiles ~0.2 s warm, more cold), so
+each hypothesis example bundles `CASES` independent cases of one primitive into one jitted
+function (one program), and each test runs few examples (`FUNCONV_OPENCL_EXAMPLES`, default
+2; more: a longer hunt). Under the CI profile the examples are derandomized, as everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from domains import DOMAINS, load_family_domains
+from funconv.backends.interpreter import evaluate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import funconv as fc
+from funconv.primitive import REGISTRY
+
+pytest.importorskip("pyopencl")
+
+load_family_domains()
+import test_primitives  # noqa: E402  (registers the core primitives' domains)
+
+
+def _opencl_device():
+    try:
+        from funconv.backends.opencl.device import default_device
+
+        return default_device()
+    except Exception:  # noqa: BLE001 - no platform: every test here skips
+        return None
+
+
+DEVICE = _opencl_device()
+pytestmark = pytest.mark.skipif(DEVICE is None, reason="no OpenCL device")
+
+from funconv.backends.opencl import LACKS  # noqa: E402
+
+NAMES = sorted(DOMAINS)
+RUNS = [n for n in NAMES if n not in LACKS]
+DIFFERENTIABLE = [n for n in test_primitives.DIFFERENTIABLE if n not in LACKS]
+EXAMPLES = int(os.environ.get("FUNCONV_OPENCL_EXAMPLES", "2"))
+CASES = 3  # cases per example, all in one jitted function (one OpenCL program)
+DTYPES = [np.float32] + ([np.float64] if DEVICE is not None and DEVICE.fp64 else [])
+
+# float32 tolerances looser than the domain's (which bound the impl against an exact NumPy
+# meaning), where OpenCL's float32 math library (PoCL's, or a GPU vendor's) is allowed by the
+# OpenCL spec more ulps than NumPy's (e.g. 4 ulp for exp/log/sin/cos, 5-6 ulp for the inverse
+# and hyperbolic functions, 16 ulp for pow and erf): both sides are float32, each within its
+# library's bound of the true value, so their difference may reach the sum of both bounds.
+F32_TOL: dict[str, dict] = {}
+
+# float64: both sides compute in double; the interpreter (NumPy) and OpenCL may sum in a
+# different order and their libm's differ by a few ulp.
+F64_TOL = {"rtol": 1e-10, "atol": 1e-12}
+
+
+def _tol(name, dtype):
+    if dtype == np.float64:
+        return F64_TOL
+    dom = DOMAINS[name]
+    return F32_TOL.get(name, {"rtol": dom.rtol, "atol": dom.atol})
+
+
+def _compare(ref, got, tol, what):
+    assert len(ref) == len(got), (what, len(ref), len(got))
+    for k, (r, g) in enumerate(zip(ref, got)):
+        g = np.asarray(g)
+        msg = f"{what}, output {k}"
+        assert (g.shape, g.dtype) == (r.shape, r.dtype), (msg, g.shape, g.dtype, r.shape, r.dtype)
+        if r.dtype.kind in "fc":
+            np.testing.assert_allclose(g, r, equal_nan=True, err_msg=msg, **tol)
+        else:
+            np.testing.assert_array_equal(g, r, err_msg=msg)
+
+
+def _draw_cases(name, dtype, data):
+    return [DOMAINS[name].sample(data, dtype) for _ in range(CASES)]
+
+
+def _bundle(name, cases):
+    """One function of every case's arguments (flat) returning every case's output."""
+    prim = REGISTRY[name]
+    counts = [len(c.args) for c in cases]
+
+    def f(*flat):
+        outs, k = [], 0
+        for c, n in zip(cases, counts):
+            outs.append(prim(*flat[k:k + n], **c.params))
+            k += n
+        return outs
+
+    return f, [np.asarray(a) for c in cases for a in c.args]
+
+
+def _run_both(f, args):
+    ref = evaluate(fc.make_graph(f)(*args), args)
+    got = fc.tree.leaves(fc.jit(f, backend="opencl")(*args))
+    return ref, got
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", RUNS)
+@settings(max_examples=EXAMPLES)
+@given(data=st.data())
+def test_primitive_on_opencl_matches_interpreter(name, dtype, data):
+    """The primitive jitted for OpenCL computes what the interpreter computes, within the
+    domain's tolerances (exactly for integer and bool results)."""
+    cases = _draw_cases(name, dtype, data)
+    f, args = _bundle(name, cases)
+    ref, got = _run_both(f, args)
+    _compare(ref, got, _tol(name, dtype), f"{name} {cases}")
+
+
+def _scalar_loss(name, case, r):
+    """(loss, real_args): a scalar function of the primitive's differentiable (real) args,
+    the pairing of its (real) outputs with a fixed random cotangent."""
+    f, real_args = test_primitives._real_function(name, case)
+    outs = [np.asarray(o) for o in fc.tree.leaves(f(*[fc.asarray(a) for a in real_args]))]
+    cts = [r.standard_normal(o.shape).astype(o.dtype) for o in outs]
+
+    def loss(*xs):
+        total = 0.0
+        for o, ct in zip(fc.tree.leaves(f(*xs)), cts):
+            total = total + (o * ct).sum()
+        return total
+
+    return loss, real_args
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+@settings(max_examples=EXAMPLES)
+@given(data=st.data())
+def test_primitive_vjp_on_opencl_matches_interpreter(name, dtype, data):
+    """The gradient of <ct, prim(x)> (a first-order VJP) jitted for OpenCL computes what the
+    interpreter computes on the traced gradient graph."""
+    cases = _draw_cases(name, dtype, data)
+    r = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="ct seed"))
+    losses, counts, args = [], [], []
+    for c in cases:
+        loss, real_args = _scalar_loss(name, c, r)
+        if not real_args:
+            continue
+        losses.append(fc.grad(loss, argnums=tuple(range(len(real_args)))))
+        counts.append(len(real_args))
+        args += [np.asarray(a) for a in real_args]
+    if not losses:
+        return
+
+    def f(*flat):
+        outs, k = [], 0
+        for g, n in zip(losses, counts):
+            outs.append(g(*flat[k:k + n]))
+            k += n
+        return outs
+
+    ref, got = _run_both(f, args)
+    _compare(ref, got, _tol(name, dtype), f"grad of {name} {cases}")
+
+
+@pytest.mark.parametrize("name", sorted(LACKS))
+@settings(max_examples=1)
+@given(data=st.data())
+def test_lacking_primitive_raises_a_clear_error(name, data):
+    """A primitive the backend lacks fails at compile time with OpenCLUnsupported (a
+    FuncConvError and a NotImplementedError) naming it."""
+    from funconv.backends.opencl import OpenCLUnsupported
+
+    f, args = _bundle(name, [DOMAINS[name].sample(data, np.float32)])
+    with pytest.raises(OpenCLUnsupported, match=name) as e:
+        fc.jit(f, backend="opencl")(*args)
+    assert isinstance(e.value, fc.errors.FuncConvError) and isinstance(e.value, NotImplementedError)
