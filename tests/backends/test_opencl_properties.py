@@ -48,7 +48,7 @@ from funconv.backends.opencl import LACKS  # noqa: E402
 NAMES = sorted(DOMAINS)
 RUNS = [n for n in NAMES if n not in LACKS]
 DIFFERENTIABLE = [n for n in test_primitives.DIFFERENTIABLE if n not in LACKS]
-EXAMPLES = int(os.environ.get("FUNCONV_OPENCL_EXAMPLES", "2"))
+EXAMPLES = int(os.environ.get("FUNCONV_OPENCL_EXAMPLES", "3"))
 CASES = 3  # cases per example, all in one jitted function (one OpenCL program)
 DTYPES = [np.float32] + ([np.float64] if DEVICE is not None and DEVICE.fp64 else [])
 
@@ -83,48 +83,12 @@ def _compare(ref, got, tol, what):
             np.testing.assert_array_equal(g, r, err_msg=msg)
 
 
-def _draw_cases(name, dtype, data):
-    return [DOMAINS[name].sample(data, dtype) for _ in range(CASES)]
-
-
-def _bundle(name, cases):
-    """One function of every case's arguments (flat) returning every case's output."""
-    prim = REGISTRY[name]
-    counts = [len(c.args) for c in cases]
-
-    def f(*flat):
-        outs, k = [], 0
-        for c, n in zip(cases, counts):
-            outs.append(prim(*flat[k:k + n], **c.params))
-            k += n
-        return outs
-
-    return f, [np.asarray(a) for c in cases for a in c.args]
-
-
-def _run_both(f, args):
-    ref = evaluate(fc.make_graph(f)(*args), args)
-    got = fc.tree.leaves(fc.jit(f, backend="opencl")(*args))
-    return ref, got
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("name", RUNS)
-@settings(max_examples=EXAMPLES)
-@given(data=st.data())
-def test_primitive_on_opencl_matches_interpreter(name, dtype, data):
-    """The primitive jitted for OpenCL computes what the interpreter computes, within the
-    domain's tolerances (exactly for integer and bool results)."""
-    cases = _draw_cases(name, dtype, data)
-    f, args = _bundle(name, cases)
-    ref, got = _run_both(f, args)
-    _compare(ref, got, _tol(name, dtype), f"{name} {cases}")
-
-
 def _scalar_loss(name, case, r):
     """(loss, real_args): a scalar function of the primitive's differentiable (real) args,
-    the pairing of its (real) outputs with a fixed random cotangent."""
+    the pairing of its (real) outputs with a fixed random cotangent; None if it has none."""
     f, real_args = test_primitives._real_function(name, case)
+    if not real_args:
+        return None, []
     outs = [np.asarray(o) for o in fc.tree.leaves(f(*[fc.asarray(a) for a in real_args]))]
     cts = [r.standard_normal(o.shape).astype(o.dtype) for o in outs]
 
@@ -137,35 +101,55 @@ def _scalar_loss(name, case, r):
     return loss, real_args
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def _pieces(name, data):
+    """The example's pieces, `(label, fn, args, tol)`: for each dtype, `CASES` cases of the
+    primitive and, for a differentiable one, the gradient of a scalar loss of each (a
+    first-order VJP with a random cotangent) w.r.t. its differentiable arguments."""
+    prim = REGISTRY[name]
+    r = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="cotangent seed"))
+    pieces = []
+    for dtype in DTYPES:
+        tol = _tol(name, dtype)
+        for i in range(CASES):
+            case = DOMAINS[name].sample(data, dtype)
+            label = f"{np.dtype(dtype).name} case {i}: {name}{case}"
+            pieces.append((label, lambda *a, c=case: prim(*a, **c.params), case.args, tol))
+            if name in DIFFERENTIABLE:
+                loss, real_args = _scalar_loss(name, case, r)
+                if loss is not None:
+                    grad = fc.grad(loss, argnums=tuple(range(len(real_args))))
+                    pieces.append(("the gradient of <ct, f(x)> in " + label, grad, real_args, tol))
+    return pieces
+
+
+@pytest.mark.parametrize("name", RUNS)
 @settings(max_examples=EXAMPLES)
 @given(data=st.data())
-def test_primitive_vjp_on_opencl_matches_interpreter(name, dtype, data):
-    """The gradient of <ct, prim(x)> (a first-order VJP) jitted for OpenCL computes what the
-    interpreter computes on the traced gradient graph."""
-    cases = _draw_cases(name, dtype, data)
-    r = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="ct seed"))
-    losses, counts, args = [], [], []
-    for c in cases:
-        loss, real_args = _scalar_loss(name, c, r)
-        if not real_args:
-            continue
-        losses.append(fc.grad(loss, argnums=tuple(range(len(real_args)))))
-        counts.append(len(real_args))
-        args += [np.asarray(a) for a in real_args]
-    if not losses:
-        return
+def test_primitive_and_its_vjp_on_opencl_match_interpreter(name, data):
+    """The primitive jitted for OpenCL computes what the interpreter computes on the traced
+    graph, in float32 and float64, within the domain's tolerances (exactly for integer and
+    bool results), and so does the gradient of <ct, prim(x)> for a differentiable one. All
+    the example's cases are one jitted function: one OpenCL program."""
+    pieces = _pieces(name, data)
+    counts = [len(a) for _, _, a, _ in pieces]
 
     def f(*flat):
         outs, k = [], 0
-        for g, n in zip(losses, counts):
-            outs.append(g(*flat[k:k + n]))
+        for (_, fn, _, _), n in zip(pieces, counts):
+            outs.append(fn(*flat[k:k + n]))
             k += n
         return outs
 
-    ref, got = _run_both(f, args)
-    _compare(ref, got, _tol(name, dtype), f"grad of {name} {cases}")
+    args = [np.asarray(a) for _, _, a_, _ in pieces for a in a_]
+    ref = evaluate(fc.make_graph(f)(*args), args)
+    got = fc.jit(f, backend="opencl")(*args)
+    assert len(got) == len(pieces)
+    k = 0
+    for (label, _, _, tol), g in zip(pieces, got):
+        leaves = fc.tree.leaves(g)
+        _compare(ref[k:k + len(leaves)], leaves, tol, label)
+        k += len(leaves)
+    assert k == len(ref)
 
 
 @pytest.mark.parametrize("name", sorted(LACKS))
@@ -176,7 +160,8 @@ def test_lacking_primitive_raises_a_clear_error(name, data):
     FuncConvError and a NotImplementedError) naming it."""
     from funconv.backends.opencl import OpenCLUnsupported
 
-    f, args = _bundle(name, [DOMAINS[name].sample(data, np.float32)])
+    prim, case = REGISTRY[name], DOMAINS[name].sample(data, np.float32)
+    f, args = (lambda *a: prim(*a, **case.params)), case.args
     with pytest.raises(OpenCLUnsupported, match=name) as e:
         fc.jit(f, backend="opencl")(*args)
     assert isinstance(e.value, fc.errors.FuncConvError) and isinstance(e.value, NotImplementedError)
