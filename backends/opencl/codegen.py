@@ -37,12 +37,12 @@ from __future__ import annotations
 import math
 import os
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 import numpy as np
-
 from funconv.backends.opencl.device import OpenCLUnsupported, cl
+
 from funconv.ir import Apply, Const, Graph, Literal, Node
 
 LOCAL = 64  # the one work-group size of every launch
@@ -168,7 +168,7 @@ class View:
             return False
         return all(s == c or n == 1 for s, c, n in zip(self.strides, c_strides(self.shape), self.shape))
 
-    def transpose(self, perm) -> "View":
+    def transpose(self, perm) -> View:
         return View(self.buf, self.offset, tuple(self.shape[p] for p in perm),
                     tuple(self.strides[p] for p in perm))
 

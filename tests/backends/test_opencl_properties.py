@@ -28,7 +28,7 @@ from funconv.primitive import REGISTRY
 pytest.importorskip("pyopencl")
 
 load_family_domains()
-import test_primitives  # noqa: E402  (registers the core primitives' domains)
+import test_primitives  # registers the core primitives' domains
 
 
 def _opencl_device():
@@ -43,7 +43,7 @@ def _opencl_device():
 DEVICE = _opencl_device()
 pytestmark = pytest.mark.skipif(DEVICE is None, reason="no OpenCL device")
 
-from funconv.backends.opencl import LACKS  # noqa: E402
+from funconv.backends.opencl import LACKS
 
 NAMES = sorted(DOMAINS)
 RUNS = [n for n in NAMES if n not in LACKS]
