@@ -153,7 +153,7 @@ def test_primitive_and_its_vjp_on_opencl_match_interpreter(name, data):
 @given(data=st.data())
 def test_lacking_primitive_raises_a_clear_error(name, data):
     """A primitive the backend lacks fails at compile time with OpenCLUnsupported (a
-    FuncConvError and a NotImplementedError) naming it."""
+    FuncConvError and a NotImplementedError) naming it and the user's line."""
     from funconv.backends.opencl import OpenCLUnsupported
 
     prim, case = REGISTRY[name], DOMAINS[name].sample(data, np.float32)
@@ -161,3 +161,4 @@ def test_lacking_primitive_raises_a_clear_error(name, data):
     with pytest.raises(OpenCLUnsupported, match=name) as e:
         fc.jit(f, backend="opencl")(*args)
     assert isinstance(e.value, fc.errors.FuncConvError) and isinstance(e.value, NotImplementedError)
+    assert "test_opencl_properties.py" in str(e.value), str(e.value)
