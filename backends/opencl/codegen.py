@@ -37,12 +37,12 @@ from __future__ import annotations
 import math
 import os
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 import numpy as np
-
 from funconv.backends.opencl.device import OpenCLUnsupported, cl
+
 from funconv.ir import Apply, Const, Graph, Literal, Node
 
 LOCAL = 64  # the one work-group size of every launch
@@ -50,7 +50,8 @@ LOCAL = 64  # the one work-group size of every launch
 CTYPE = {np.dtype("float32"): "float", np.dtype("float64"): "double", np.dtype("int32"): "int",
          np.dtype("int64"): "long", np.dtype("bool"): "uchar", np.dtype("complex64"): "float2",
          np.dtype("complex128"): "double2", np.dtype("uint32"): "uint", np.dtype("uint8"): "uchar",
-         np.dtype("uint64"): "ulong"}
+         np.dtype("uint64"): "ulong", np.dtype("int8"): "char", np.dtype("int16"): "short",
+         np.dtype("uint16"): "ushort"}
 
 _KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernels")
 _TEMPLATES: dict[str, str] = {}
@@ -167,7 +168,7 @@ class View:
             return False
         return all(s == c or n == 1 for s, c, n in zip(self.strides, c_strides(self.shape), self.shape))
 
-    def transpose(self, perm) -> "View":
+    def transpose(self, perm) -> View:
         return View(self.buf, self.offset, tuple(self.shape[p] for p in perm),
                     tuple(self.strides[p] for p in perm))
 
