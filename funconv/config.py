@@ -17,6 +17,9 @@ class _Config(types.ModuleType):
         # against all cores per graph and re-measures when the load changes
         # (funconv/backends/numpy/threads.py); an int fixes the count
         "threads": "auto",
+        # NumPy backend: run independent heavy nodes of a jitted graph (FFTs, GEMMs) on a
+        # second thread when the cost model says it pays (funconv/backends/numpy/lanes.py)
+        "lanes": True,
         "backend": "numpy",  # fc.jit's backend when it is given none ("numpy", "opencl", ...)
         # algorithm="auto" convolutions: calibrate the cost model's machine rates once per
         # machine (about a second, cached on disk); False: documented default rates

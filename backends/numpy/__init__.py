@@ -55,7 +55,8 @@ class Executable:
         self.output_aliases = output_aliases(graph)
         # a graph that calls BLAS runs with its measured thread count (threads.py); any
         # other is the generated function itself, no wrapper frame on the call path
-        self.plan = ThreadPlan(self.fn, name, self) if uses_blas(graph) else None
+        lanes = "_submit" in self.fn.__globals__  # two lanes (lanes.py): BLAS on one thread
+        self.plan = ThreadPlan(self.fn, name, self, lanes) if uses_blas(graph) else None
         self.call = self.fn if self.plan is None or self.plan.direct else self.plan
 
     def __call__(self, *arrays):

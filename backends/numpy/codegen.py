@@ -29,6 +29,7 @@ import re
 
 import numpy as np
 
+from funconv.backends.numpy import lanes
 from funconv.backends.numpy.kernels import KERNELS
 from funconv.backends.numpy.lowering import lowering
 from funconv.ir import Apply, Const, Graph, Input, Literal, Node
@@ -129,14 +130,23 @@ class _Gen:
                     needed.add(id(a))
         emitted = [n for n in applies if id(n) in needed and id(n) not in static_bcast]
 
+        # two lanes (lanes.py): the order to emit, the nodes run on the worker thread, and
+        # where the main thread collects their results
+        self.lanes = lanes.plan(emitted, operands)
+        if self.lanes is not None:
+            emitted = [n for n in self.lanes.order]
+        on_worker = self.lanes.on_worker if self.lanes is not None else frozenset()
+        joins = self.lanes.joins if self.lanes is not None else {}
+
         # last uses, and which values are only ever read by ops that never alias their inputs
+        # (nor by a node on the worker thread, which may still be reading them)
         position = {id(n): k for k, n in enumerate(emitted)}
         last_use: dict[int, int] = {}
         aliased: set[int] = set()
         for n in emitted:
             for a in operands[id(n)]:
                 last_use[id(a)] = position[id(n)]
-                if not _fresh(n):
+                if not _fresh(n) or id(n) in on_worker:
                     aliased.add(id(a))
         # values whose buffer this function may overwrite (a fresh result, or a donated input)
         owned: set[int] = set()
@@ -145,8 +155,15 @@ class _Gen:
         donated_used: list[int] = []
 
         body: list[str] = []
+        names = {id(n): f"t{k}" for k, n in enumerate(emitted)}
+        described = {id(n): f"{n.prim.name} {n.type.short()}" for n in emitted}
+
+        def collect(j) -> str:  # the main thread takes a worker's result (and waits for it)
+            return f"{names[j]} = {names[j]}_f.result(); del {names[j]}_f  # {described[j]} (wait)"
+
         for k, n in enumerate(emitted):
-            nm = f"t{k}"
+            body += [collect(j) for j in joins.get(k, ())]
+            nm = names[id(n)]
             args = [self.expr[id(a)] for a in operands[id(n)]]
             out = None
             low = lows[id(n)]
@@ -164,13 +181,21 @@ class _Gen:
                 owned.add(id(n))
             self.expr[id(n)] = nm
             comment = f"# {n.prim.name} {n.type.short()}" + (f"  {n.source}" if n.source else "")
-            body.append(f"{nm} = {code}  {comment}")
+            if id(n) in on_worker:  # the operands bound now (a later `del` keeps them alive)
+                names_in = sorted(set(args) & {self.expr[id(a)] for a in operands[id(n)]
+                                               if isinstance(a, (Apply, Input))})
+                bound = ", ".join(f"{a}={a}" for a in names_in)
+                submit = self.bind(lanes.submit, "_submit")
+                body.append(f"{nm}_f = {submit}(lambda {bound}: {code})  {comment} (on the worker)")
+            else:
+                body.append(f"{nm} = {code}  {comment}")
             dead = sorted((self.expr[id(a)] for a in set(operands[id(n)])
                            if last_use.get(id(a)) == k and id(a) not in outputs
                            and isinstance(a, Apply) and id(a) not in static_bcast),
                           key=lambda s: int(s[1:]))
             if dead:
                 body.append(f"del {', '.join(dead)}")
+        body += [collect(j) for j in joins.get(len(emitted), ())]
         rets = [self.expr[id(o)] for o in g.outputs]
         body.append(f"return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
 

@@ -83,10 +83,11 @@ class ThreadPlan:
     (see the module docstring); `threads` is the count in use (None while planning) and
     `why` says how it was chosen."""
 
-    def __init__(self, fn, name: str, owner=None):
+    def __init__(self, fn, name: str, owner=None, lanes: bool = False):
         self.fn = fn
         self.name = name
         self.owner = owner  # the Executable whose `call` this plan is
+        self.lanes = lanes  # the graph runs on two lanes (lanes.py): one BLAS thread each
         self._start_planning()
 
     # -- the call path ---------------------------------------------------------------------
@@ -115,6 +116,9 @@ class ThreadPlan:
         if setting != "auto":
             self.threads, self.why = int(setting), f"fixed by fc.config threads={setting}"
             self.direct = self.threads == lib.default
+        elif self.lanes:
+            self.threads, self.why = 1, "one per lane: the graph runs on two lanes (lanes.py)"
+            self.direct = lib.default == 1
         elif lib.default <= 1 or not lib.libs:
             self.threads, self.why, self.direct = lib.default, "one usable core (or no BLAS)", True
         else:

@@ -19,7 +19,6 @@ def _batch(shape, dtype, layout):
     if np.dtype(dtype).kind == "c":
         v = v + 1j * rng.standard_normal(shape)
     v = v.astype(dtype)
-    B, m, n = shape
     if layout == "row":
         return v
     if layout == "col":

@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from funconv.backends.numpy import lanes
 from funconv.backends.numpy.kernels import memory_order, register
 from funconv.ops.fft import fft_p, out_dtype
 
@@ -74,7 +75,8 @@ def fft_kernel(x: np.ndarray, *, fft_type: str, fft_lengths: tuple[int, ...]) ->
     np.add(_SCRATCH, _SCRATCH, out=_SCRATCH)  # clears the AVX upper state (see above)
     if USE_SCIPY and _scipy_fft is not None:
         lib = _scipy_fft
-        kw = {"workers": WORKERS if x.size >= THREAD_MIN_SIZE else 1}
+        # (one worker while a node runs on the second lane: lanes.py)
+        kw = {"workers": WORKERS if x.size >= THREAD_MIN_SIZE and not lanes.busy() else 1}
     else:
         lib, kw = np.fft, {}
     if fft_type == "fft":

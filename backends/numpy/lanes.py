@@ -1,0 +1,187 @@
+"""Two lanes: independent heavy nodes of a jitted graph run on a second thread.
+
+A training step's graph often holds independent branches: FFT convolution transforms the
+input while it transforms the kernel, and computes the input gradient (a mixing and an
+inverse transform) while it computes the weight gradient (another mixing, a DFT-matrix
+GEMM, a small inverse). Each branch is a few large NumPy/SciPy calls that release the GIL,
+so two threads can run two branches at once. Splitting each call over threads instead
+(scipy.fft's `workers`, BLAS threads) helps little on a 2-core machine: pocketfft splits
+its work statically, and a worker thread that starts late holds up the whole call, and
+OpenBLAS's idle threads spin on the core the FFT wants (measured, conv11 of
+bench/run.py, value and both gradients: 16 ms sequential, 12.6 ms with two lanes).
+
+`plan(...)` decides at code generation time, by list scheduling on estimated costs
+(passes/conv_cost.py's machine rates): the main thread runs the nodes in order, and a heavy
+node (`MIN_ASYNC_S`) that is ready while at least as much other work remains for the main
+thread goes to the worker thread, whose result the main thread collects when it is due or
+needed. Only graphs that hold an FFT get lanes (im2col convolutions are BLAS-parallel
+already), and only when the simulated time drops by `MIN_GAIN` (short steps, and steps
+that are one chain of dependent nodes, keep their plain sequential code). While a
+node runs on the worker, FFTs use one pocketfft worker each (`busy()`), and the graph's
+BLAS runs on one thread (threads.py), so the two lanes do not oversubscribe the cores.
+`fc.config.update("lanes", False)` turns this off. Imports numpy and the funconv core.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import attrs
+
+from funconv import config
+from funconv.ir import Apply
+from funconv.ops.conv import conv_general_p
+from funconv.ops.fft import fft_p
+from funconv.ops.linalg import dot_general_p
+from funconv.ops.shape import broadcast_to_p, pad_p, reshape_p, slice_p, transpose_p
+
+MIN_ASYNC_S = 200e-6  # a node cheaper than this is not worth a hand-off (~20-100 us)
+MIN_GAIN = 0.1  # lanes only when they cut the simulated time by this share
+# the nodes a lane may take (no out=, no warnings); a graph gets lanes only if it holds an
+# FFT. Not convolutions: im2col's large GEMMs are parallel in BLAS already, and two lanes of
+# one-thread BLAS lost to one lane of two threads (bench/run.py conv3x3: 33 ms against 29).
+ASYNC_PRIMS = (fft_p, dot_general_p, pad_p)
+VIEWS = (transpose_p, reshape_p, broadcast_to_p, slice_p)  # views in NumPy: free
+
+_pool: ThreadPoolExecutor | None = None
+_running = 0
+_lock = threading.Lock()
+
+
+def busy() -> bool:
+    """Whether a node is running on the worker thread (FFT kernels then use one worker)."""
+    return _running > 0
+
+
+def submit(fn):
+    """Run `fn()` on the worker thread; returns a Future (its result or its exception)."""
+    global _pool, _running
+    if _pool is None:
+        _pool = ThreadPoolExecutor(1, thread_name_prefix="funconv-lane")
+    with _lock:  # counted from submission, so the main thread's next FFT already sees it
+        _running += 1
+    try:
+        return _pool.submit(_run_counted, fn)
+    except BaseException:
+        with _lock:
+            _running -= 1
+        raise
+
+
+def _run_counted(fn):
+    global _running
+    try:
+        return fn()
+    finally:
+        with _lock:
+            _running -= 1
+
+
+def cost(n: Apply) -> float:
+    """Estimated seconds of node `n` on the NumPy backend, from the cost model's rates."""
+    from funconv.passes import conv_cost
+
+    r = conv_cost.rates()
+    nbytes = n.type.size * n.type.dtype.itemsize + sum(
+        a.type.size * a.type.dtype.itemsize for a in n.args)
+    if n.prim is fft_p:
+        length = math.prod(n.params["fft_lengths"])
+        planes = max(n.args[0].type.size, n.type.size) / max(length, 1)
+        return 2.5 * length * math.log2(max(length, 2)) * planes / r.fft
+    if n.prim is dot_general_p:
+        (xc, _), (xb, _) = n.params["dimension_numbers"]
+        k = math.prod(n.args[0].type.shape[i] for i in xc)
+        flops = 2 * n.type.size * k * (4 if n.type.dtype.kind == "c" else 1)
+        return flops / (r.mixing if xb else r.gemm)
+    if n.prim is conv_general_p:
+        return conv_cost.im2col_seconds(n, r)
+    if n.prim in VIEWS:
+        return 0.0
+    return nbytes / r.bandwidth
+
+
+@attrs.frozen
+class Plan:
+    """The emission order, the nodes run on the worker (ids), and per position the ids of
+    the worker results collected right before that position's node."""
+
+    order: tuple
+    on_worker: frozenset
+    joins: dict
+
+
+def plan(emitted: list, operands: dict) -> Plan | None:
+    """Two-lane schedule of `emitted` (topological), or None when lanes do not pay.
+
+    List scheduling on estimated costs: the main thread takes the first ready node in
+    topological order; when the worker is free, a ready heavy node goes to it if at least
+    MIN_ASYNC_S of the remaining work does not depend on it (the main thread's meanwhile);
+    the main thread collects a worker's result once the simulated clock passes its finish
+    (the worker is then free again), or earlier when nothing else is ready."""
+    if not config.lanes or len(emitted) < 3 or not any(n.prim is fft_p for n in emitted):
+        return None
+    index = {id(n): k for k, n in enumerate(emitted)}
+    deps = {id(n): {id(a) for a in operands[id(n)] if id(a) in index} for n in emitted}
+    readers: dict = {id(n): [] for n in emitted}
+    for n in emitted:
+        for d in deps[id(n)]:
+            readers[d].append(id(n))
+    est = {id(n): cost(n) for n in emitted}
+    sequential = sum(est.values())
+    if sequential < 1e-3:  # a step this short: the hand-offs would cost more than they save
+        return None
+
+    def descendants(h) -> set:
+        seen, stack = set(), [id(h)]
+        while stack:
+            for r in readers[stack.pop()]:
+                if r not in seen:
+                    seen.add(r)
+                    stack.append(r)
+        return seen
+
+    done: set = set()  # results the main thread can read
+    todo = list(emitted)
+    order, on_worker, joins = [], set(), {}
+    now, pending, finish = 0.0, None, 0.0
+
+    def collect():
+        nonlocal pending, now
+        joins.setdefault(len(order), []).append(id(pending))
+        now = max(now, finish)
+        done.add(id(pending))
+        pending = None
+
+    while todo:
+        if pending is not None and now >= finish:
+            collect()
+        runnable = [n for n in todo if deps[id(n)] <= done]
+        if pending is None:
+            for h in runnable:
+                if h.prim not in ASYNC_PRIMS or est[id(h)] < MIN_ASYNC_S:
+                    continue
+                below = descendants(h)
+                meanwhile = sum(est[id(m)] for m in todo if m is not h and id(m) not in below)
+                if meanwhile >= MIN_ASYNC_S:
+                    pending, finish = h, now + est[id(h)]
+                    order.append(h)
+                    on_worker.add(id(h))
+                    todo.remove(h)
+                    break
+            if pending is not None:
+                continue
+        n = next(iter(runnable), None)
+        if n is None:  # everything left waits for the worker's node
+            collect()
+            continue
+        order.append(n)
+        todo.remove(n)
+        now += est[id(n)]
+        done.add(id(n))
+    if pending is not None:
+        collect()
+    if not on_worker or now > (1 - MIN_GAIN) * sequential:
+        return None
+    return Plan(tuple(order), frozenset(on_worker), joins)
