@@ -134,7 +134,7 @@ class _Gen:
         # where the main thread collects their results
         self.lanes = lanes.plan(emitted, operands)
         if self.lanes is not None:
-            emitted = [n for n in self.lanes.order]
+            emitted = list(self.lanes.order)
         on_worker = self.lanes.on_worker if self.lanes is not None else frozenset()
         joins = self.lanes.joins if self.lanes is not None else {}
 
