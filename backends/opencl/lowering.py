@@ -315,18 +315,20 @@ def reduce_into(em: Emitter, out: View, x, axes, op: str, parts: int = 1) -> Non
             lines.append(f"const {ctype(v.dtype)} l{j} = {c_literal(v.value, v.dtype)};")
     lines.append(f"{t} acc = {_init(op, x.dtype)};")
     depth = len(rshape)
-    chunk = op == "sum" and x.dtype.kind in "fc" and not (parts > 1 and depth == 1)
+    # float sums: the innermost loop adds blocks of 128 into a partial sum first (a plain
+    # running float32 sum of 131072 equal values was 1.1e-3 off; blocked, ~1e-7)
+    chunk = op == "sum" and x.dtype.kind in "fc"
     for d in range(depth):
         r = f"r{d}"
-        if d == 0 and parts > 1:
+        lo, hi = "0", f"($IDX){rshape[d]}"
+        if d == 0 and parts > 1:  # this work-item's part of the first reduced dim
             per = -(-rshape[0] // parts)
-            lines.append(f"for ($IDX {r} = p * {per}; {r} < min(($IDX)((p + 1) * {per}), ($IDX){rshape[0]}); ++{r}) {{")
-        elif d == depth - 1 and chunk:
-            # float sums: the innermost loop adds blocks of 128 into a partial sum first
-            lines.append(f"for ($IDX {r}o = 0; {r}o < {rshape[d]}; {r}o += 128) {{ {t} part = ({t})(0);")
-            lines.append(f"for ($IDX {r} = {r}o; {r} < min(($IDX)({r}o + 128), ($IDX){rshape[d]}); ++{r}) {{")
+            lo, hi = f"p * {per}", f"min(($IDX)((p + 1) * {per}), ($IDX){rshape[0]})"
+        if d == depth - 1 and chunk:
+            lines.append(f"for ($IDX {r}o = {lo}; {r}o < {hi}; {r}o += 128) {{ {t} part = ({t})(0);")
+            lines.append(f"for ($IDX {r} = {r}o; {r} < min(($IDX)({r}o + 128), {hi}); ++{r}) {{")
         else:
-            lines.append(f"for ($IDX {r} = 0; {r} < {rshape[d]}; ++{r}) {{")
+            lines.append(f"for ($IDX {r} = {lo}; {r} < {hi}; ++{r}) {{")
     rc = [f"r{d}" for d in range(depth)]
     for (j, v), st in zip(views, rst):
         lines.append(f"const {ctype(v.dtype)} l{j} = in{j}[base{j} + {address(0, rc, st)}];")
@@ -360,7 +362,13 @@ def _reducer(op: str):
             return out
         nout = out.size
         r = math.prod(x.shape[a] for a in axes)
-        first = x.shape[axes[0]] if axes else 1
+        # the first reduced dim as reduce_into sees it: the run of adjacent reduced axes
+        # from axes[0], merged (when their strides let them; else empty parts do nothing)
+        first = 1
+        for k, ax in enumerate(axes):
+            if ax != axes[0] + k:
+                break
+            first *= x.shape[ax]
         if nout <= 256 and r >= 16384 and r > 0:
             # few outputs, long reductions: cut the first reduced dim in parts, then reduce those
             parts = max(2, min(64, first, r // 4096))
