@@ -381,9 +381,13 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros
     for i in range(nd):
         padded = x.shape[2 + i] + pads[i][0] + pads[i][1]
         if padded < windows[i]:
+            # (a "kernel" at least twice the input on every axis: likely conv(w, x))
+            swapped = all(a >= 2 * b for a, b in zip(w.shape[2:], x.shape[2:]))
             raise ShapeError(f"{where}: along spatial dim {i} the kernel spans {windows[i]} "
                              f"(dilated) but the padded input has only {padded}: the output "
-                             "would be empty; pad more, or use a smaller kernel")
+                             "would be empty; pad more, or use a smaller kernel"
+                             + ("; or are the input and the kernel swapped? conv(x, w) takes "
+                                "the input first" if swapped else ""))
     return conv_general_p(x, w, window_strides=strides, padding=pads, lhs_dilation=(1,) * nd,
                           rhs_dilation=dil, feature_group_count=int(groups), algorithm=algorithm)
 

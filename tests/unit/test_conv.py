@@ -147,7 +147,9 @@ def test_errors_name_both_operands_and_parameters():
     assert "f64[6,1,3,3]" in _msg(e)
     with pytest.raises(ShapeError, match="kernel spans 9") as e:
         fc.conv(x, np.zeros((4, 3, 5, 5), np.float32), dilation=2, padding=(0, 1))
-    assert "dilation=2" in _msg(e) and "f32[2,3,8,8]" in _msg(e)
+    assert "dilation=2" in _msg(e) and "f32[2,3,8,8]" in _msg(e) and "swapped" not in _msg(e)
+    with pytest.raises(ShapeError, match="swapped"):  # conv(w, x): a hint
+        fc.conv(np.zeros((4, 3, 3, 3), np.float32), x)
     with pytest.raises(ShapeError, match="padding") as e:
         fc.conv(x, np.zeros((4, 3, 3, 3), np.float32), padding="FULL")
     assert "f32[4,3,3,3]" in _msg(e)
