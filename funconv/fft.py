@@ -384,3 +384,8 @@ def ihfft(a, n=None, axis=-1, norm=None) -> Array:
 
 __all__ = ["hfft", "ihfft", "fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn",
            "irfftn", "fftfreq", "rfftfreq", "fftshift", "ifftshift"]
+
+
+def __dir__() -> list[str]:
+    """`dir()` of the namespace lists its public API (`__all__`), not its imports."""
+    return sorted(__all__)

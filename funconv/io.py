@@ -266,3 +266,8 @@ def _into_like(tree, like, path):
 
 
 __all__ = ["save", "load", "CheckpointError"]
+
+
+def __dir__() -> list[str]:
+    """`dir()` of the namespace lists its public API (`__all__`), not its imports."""
+    return sorted(__all__)

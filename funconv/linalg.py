@@ -216,3 +216,8 @@ def matrix_power(x, n, /) -> Array:
 __all__ = ["cholesky", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "matmul",
            "matrix_norm", "matrix_power", "matrix_transpose", "outer", "slogdet", "solve",
            "tensordot", "trace", "vecdot", "vector_norm"]
+
+
+def __dir__() -> list[str]:
+    """`dir()` of the namespace lists its public API (`__all__`), not its imports."""
+    return sorted(__all__)

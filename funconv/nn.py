@@ -335,3 +335,8 @@ __all__ = ["relu", "relu6", "leaky_relu", "sigmoid", "softplus", "silu", "swish"
            "compute_fans", "normal", "uniform", "zeros", "ones", "he_normal", "he_uniform",
            "glorot_normal", "glorot_uniform", "lecun_normal", "lecun_uniform", "kaiming_normal",
            "kaiming_uniform", "xavier_normal", "xavier_uniform"]
+
+
+def __dir__() -> list[str]:
+    """`dir()` of the namespace lists its public API (`__all__`), not its imports."""
+    return sorted(__all__)

@@ -298,3 +298,8 @@ __all__ = ["Optimizer", "SgdState", "AdamState", "sgd", "adam", "adamw", "apply_
            "constant", "constant_schedule", "exponential_decay", "cosine_decay",
            "cosine_decay_schedule", "warmup", "warmup_cosine_decay_schedule", "global_norm",
            "clip_by_global_norm"]
+
+
+def __dir__() -> list[str]:
+    """`dir()` of the namespace lists its public API (`__all__`), not its imports."""
+    return sorted(__all__)

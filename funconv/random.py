@@ -301,3 +301,8 @@ def choice(key, a, shape=(), replace: bool = True, p=None) -> Array:
 
 __all__ = ["key", "PRNGKey", "split", "fold_in", "bits", "uniform", "normal", "truncated_normal",
            "bernoulli", "randint", "permutation", "choice", "threefry2x32"]
+
+
+def __dir__() -> list[str]:
+    """`dir()` of the namespace lists its public API (`__all__`), not its imports."""
+    return sorted(__all__)

@@ -420,3 +420,8 @@ class strategies:  # noqa: N801 - a namespace: fc.testing.strategies.arrays(...)
 
 
 __all__ = ["check_vjp", "check_jvp", "check_grads", "strategies", "Array"]
+
+
+def __dir__() -> list[str]:
+    """`dir()` of the namespace lists its public API (`__all__`), not its imports."""
+    return sorted(__all__)

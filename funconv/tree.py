@@ -205,3 +205,8 @@ tree_leaves = leaves
 tree_structure = structure
 
 __all__ = ["map", "flatten", "unflatten", "leaves", "structure", "register", "TreeDef"]
+
+
+def __dir__() -> list[str]:
+    """`dir()` of the namespace lists its public API (`__all__`), not its imports."""
+    return sorted(__all__)

@@ -10,3 +10,12 @@ def test_eager_and_grad():
     np.testing.assert_allclose(np.asarray(y), np.tanh(np.asarray(x) @ np.asarray(x).T).sum(), rtol=1e-6)
     g = fc.grad(lambda x: (x * x).sum())(x)
     np.testing.assert_allclose(np.asarray(g), 2 * np.asarray(x))
+
+
+def test_namespaces_list_their_api_not_their_imports():
+    import funconv as fc
+
+    for mod in (fc.nn, fc.optim, fc.random, fc.fft, fc.linalg, fc.tree, fc.io, fc.testing):
+        names = dir(mod)
+        assert names == sorted(mod.__all__) and "np" not in names
+        assert all(hasattr(mod, n) for n in names)
