@@ -65,7 +65,7 @@ import numpy as np
 from funconv import config
 from funconv import tree as tree_util
 from funconv.array import Array
-from funconv.errors import ArgumentError, TracerLeakError
+from funconv.errors import ArgumentError, FuncConvError, TracerLeakError
 from funconv.dispatch import (SCALARS, Entry, NotFast, delete, deleting, leaf_values, shared, tree_spec,
                               unshared, upgraded, weak_dtype, weak_upgrades)
 from funconv.ops._core import asarray, describe
@@ -370,7 +370,14 @@ class Jitted:
         if self._cache and config.explain_recompiles:
             self._explain(sig, args, kwargs, nums)
         backend = get_backend(self._backend or config.backend)  # None: the config default, at compile
-        graph, captured, upgrade = self._trace(sig, arrays, args, kwargs, nums)
+        try:
+            graph, captured, upgrade = self._trace(sig, arrays, args, kwargs, nums)
+        except FuncConvError as e:
+            if self._cache and self._last_sig is not None:  # it worked before: what is new
+                old_sig, old_labels = self._last_sig
+                e.add_note(f"(while jit({self.__name__}) traced it again for new arguments: "
+                           f"{explain_difference(old_sig, old_labels, sig, self._labels(args, kwargs, nums))})")
+            raise
         assert not captured  # outside any trace there is nothing to capture
         graph = passes.optimize(graph, getattr(backend, "LACKS", ()))
         exe = backend.compile(graph, donate=self._donated_leaves(sig, args, nums),

@@ -742,3 +742,13 @@ def test_profile_keeps_donated_inputs():
     x = fc.asarray(np.arange(6.0).reshape(2, 3))
     f.profile(x, repeat=2)
     np.testing.assert_array_equal(np.asarray(x), np.arange(6.0).reshape(2, 3))  # not deleted
+
+
+def test_a_failing_retrace_says_what_changed_in_the_arguments():
+    w = np.zeros((8, 3, 3, 3), np.float32)
+    f = fc.jit(lambda x: fc.conv(x, w))
+    f(np.zeros((2, 3, 16, 16), np.float32))
+    with pytest.raises(fc.errors.ShapeError) as e:
+        f(np.zeros((3, 16, 16), np.float32))
+    notes = " ".join(getattr(e.value, "__notes__", []))
+    assert "traced it again for new arguments" in notes and "(2, 3, 16, 16) -> (3, 16, 16)" in notes
