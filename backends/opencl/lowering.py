@@ -113,7 +113,8 @@ def fused(em: Emitter, n: Apply) -> Fused:
         v = names.get(key)
         if v is not None:
             return v
-        if isinstance(m, Apply) and id(m) in em.inline and m is not n and m.prim.name in _SHAPE_PATH:
+        # (n itself may be one: a reduction reading an inline broadcast of a fused node)
+        if isinstance(m, Apply) and id(m) in em.inline and m.prim.name in _SHAPE_PATH:
             v = visit(m.args[0], (m,) + path)
         elif m is n or (isinstance(m, Apply) and id(m) in em.inline):
             args = [visit(a, path) for a in m.args]
