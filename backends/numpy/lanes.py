@@ -24,6 +24,7 @@ BLAS runs on one thread (threads.py), so the two lanes do not oversubscribe the 
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -119,69 +120,79 @@ def plan(emitted: list, operands: dict) -> Plan | None:
     topological order; when the worker is free, a ready heavy node goes to it if at least
     MIN_ASYNC_S of the remaining work does not depend on it (the main thread's meanwhile);
     the main thread collects a worker's result once the simulated clock passes its finish
-    (the worker is then free again), or earlier when nothing else is ready."""
+    (the worker is then free again), or earlier when nothing else is ready. About linear
+    in the graph's size (a ready heap; a node that once fails the meanwhile test always
+    would: the remaining work only shrinks)."""
     if not config.lanes or len(emitted) < 3 or not any(n.prim is fft_p for n in emitted):
         return None
-    index = {id(n): k for k, n in enumerate(emitted)}
-    deps = {id(n): {id(a) for a in operands[id(n)] if id(a) in index} for n in emitted}
-    readers: dict = {id(n): [] for n in emitted}
-    for n in emitted:
-        for d in deps[id(n)]:
-            readers[d].append(id(n))
-    est = {id(n): cost(n) for n in emitted}
-    sequential = sum(est.values())
+    k_of = {id(n): k for k, n in enumerate(emitted)}
+    readers: list[list[int]] = [[] for _ in emitted]
+    waiting = [0] * len(emitted)  # per node, its operands not yet readable
+    for k, n in enumerate(emitted):
+        for d in {k_of[id(a)] for a in operands[id(n)] if id(a) in k_of}:
+            readers[d].append(k)
+            waiting[k] += 1
+    est = [cost(n) for n in emitted]
+    sequential = sum(est)
     if sequential < 1e-3:  # a step this short: the hand-offs would cost more than they save
         return None
 
-    def descendants(h) -> set:
-        seen, stack = set(), [id(h)]
+    def below(h: int) -> float:  # the estimated time of the nodes that depend on h
+        seen, stack = set(), [h]
         while stack:
             for r in readers[stack.pop()]:
                 if r not in seen:
                     seen.add(r)
                     stack.append(r)
-        return seen
+        return sum(est[r] for r in seen)
 
-    done: set = set()  # results the main thread can read
-    todo = list(emitted)
+    ready = [k for k in range(len(emitted)) if waiting[k] == 0]
+    heapq.heapify(ready)
+    left = sequential  # estimated time of the nodes not yet placed
+    inline: set = set()  # heavy nodes that failed the meanwhile test
     order, on_worker, joins = [], set(), {}
     now, pending, finish = 0.0, None, 0.0
 
-    def collect():
+    def readable(k: int) -> None:  # k's result can be read: its readers may become ready
+        for r in readers[k]:
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(ready, r)
+
+    def collect() -> None:
         nonlocal pending, now
-        joins.setdefault(len(order), []).append(id(pending))
+        joins.setdefault(len(order), []).append(id(emitted[pending]))
         now = max(now, finish)
-        done.add(id(pending))
+        readable(pending)
         pending = None
 
-    while todo:
+    while ready or pending is not None:
         if pending is not None and now >= finish:
             collect()
-        runnable = [n for n in todo if deps[id(n)] <= done]
         if pending is None:
-            for h in runnable:
-                if h.prim not in ASYNC_PRIMS or est[id(h)] < MIN_ASYNC_S:
+            for h in sorted(ready):
+                n = emitted[h]
+                if (n.prim not in ASYNC_PRIMS or est[h] < MIN_ASYNC_S or h in inline):
                     continue
-                below = descendants(h)
-                meanwhile = sum(est[id(m)] for m in todo if m is not h and id(m) not in below)
-                if meanwhile >= MIN_ASYNC_S:
-                    pending, finish = h, now + est[id(h)]
-                    order.append(h)
-                    on_worker.add(id(h))
-                    todo.remove(h)
-                    break
+                if left - est[h] - below(h) < MIN_ASYNC_S:
+                    inline.add(h)
+                    continue
+                ready.remove(h)
+                heapq.heapify(ready)
+                pending, finish = h, now + est[h]
+                order.append(n)
+                on_worker.add(id(n))
+                left -= est[h]
+                break
+        if not ready:  # everything left waits for the worker's node
             if pending is not None:
-                continue
-        n = next(iter(runnable), None)
-        if n is None:  # everything left waits for the worker's node
-            collect()
+                collect()
             continue
-        order.append(n)
-        todo.remove(n)
-        now += est[id(n)]
-        done.add(id(n))
-    if pending is not None:
-        collect()
+        k = heapq.heappop(ready)
+        order.append(emitted[k])
+        now += est[k]
+        left -= est[k]
+        readable(k)
     if not on_worker or now > (1 - MIN_GAIN) * sequential:
         return None
     return Plan(tuple(order), frozenset(on_worker), joins)
