@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,6 +50,17 @@ VIEWS = (transpose_p, reshape_p, broadcast_to_p, slice_p)  # views in NumPy: fre
 _pool: ThreadPoolExecutor | None = None
 _running = 0
 _lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child the worker thread does not exist: start afresh (else a submitted
+    node would wait forever for a thread that was never there)."""
+    global _pool, _running, _lock
+    _pool, _running, _lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def busy() -> bool:

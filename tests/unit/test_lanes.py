@@ -93,3 +93,24 @@ def test_lanes_stay_off_where_they_do_not_pay(fft_convs):
     fc.config.update("conv_force_algorithm", None)  # im2col: BLAS is parallel already
     im2col = _step()
     assert "_submit" not in im2col.lower(x, w[:, :, :3, :3]).source
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_lanes_too(fft_convs):
+    """After fork the child has no worker thread: lanes start a fresh one there (a stale
+    pool would leave the child waiting forever)."""
+    import os
+
+    x, w = _args()
+    f = _step()
+    want = np.asarray(f(x, w)[0])  # the parent's worker thread exists now
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the step runs and agrees
+        ok = False
+        try:
+            ok = np.allclose(np.asarray(fc.jit(fc.value_and_grad(
+                lambda x, w: (fc.conv(x, w, padding=5) ** 2).sum(), argnums=(0, 1)))(x, w)[0]), want)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
