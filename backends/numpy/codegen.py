@@ -132,11 +132,10 @@ class _Gen:
 
         # two lanes (lanes.py): the order to emit, the nodes run on the worker thread, and
         # where the main thread collects their results
-        self.lanes = lanes.plan(emitted, operands)
-        if self.lanes is not None:
-            emitted = list(self.lanes.order)
-        on_worker = self.lanes.on_worker if self.lanes is not None else frozenset()
-        joins = self.lanes.joins if self.lanes is not None else {}
+        two = lanes.plan(emitted, operands)
+        emitted = list(two.order) if two is not None else emitted
+        on_worker = two.on_worker if two is not None else frozenset()
+        joins = two.joins if two is not None else {}
 
         # last uses, and which values are only ever read by ops that never alias their inputs
         # (nor by a node on the worker thread, which may still be reading them)

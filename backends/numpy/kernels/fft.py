@@ -50,7 +50,8 @@ THREAD_MIN_SIZE: int = 1 << 17
 # slower (measured: an irfft2 of 32 planes of 140 x 140 took 4.4 ms after a complex64
 # matmul, 1.75 ms otherwise) until some AVX code clears them. NumPy's own SIMD loops end
 # with `vzeroupper`, so one float32 add over 64 elements (~0.5 us) before each transform
-# clears them (16 elements were too few to reach the vector loop).
+# clears them (16 elements were too few to reach the vector loop). Its values never matter,
+# so the two lanes may both write it.
 _SCRATCH = np.zeros(64, np.float32)
 
 
