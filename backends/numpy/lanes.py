@@ -19,6 +19,14 @@ already), and only when the simulated time drops by `MIN_GAIN` (short steps, and
 that are one chain of dependent nodes, keep their plain sequential code). While a
 node runs on the worker, FFTs use one pocketfft worker each (`busy()`), and the graph's
 BLAS runs on one thread (threads.py), so the two lanes do not oversubscribe the cores.
+
+Two GEMMs never run at once, one per lane: BLAS calls from two threads of one process
+contend inside OpenBLAS (its buffer allocation), and a batched GEMM makes thousands of
+calls. Measured: 9940 complex (4x8)@(8x8) products took 0.94 ms alone, 0.97 ms beside
+another process doing the same, and 2.9 ms beside another thread of the same process
+doing the same or a float32 512x512 GEMM. So the schedule pairs a GEMM with an FFT or a
+pad, never with another GEMM (conv11's training step: the input gradient's and the weight
+gradient's mixings had run side by side, each 3 ms instead of 1.1).
 `fc.config.update("lanes", False)` turns this off. Imports numpy and the funconv core.
 """
 
@@ -129,12 +137,14 @@ def plan(emitted: list, operands: dict) -> Plan | None:
     """Two-lane schedule of `emitted` (topological), or None when lanes do not pay.
 
     List scheduling on estimated costs: the main thread takes the first ready node in
-    topological order; when the worker is free, a ready heavy node goes to it if at least
-    MIN_ASYNC_S of the remaining work does not depend on it (the main thread's meanwhile);
-    the main thread collects a worker's result once the simulated clock passes its finish
-    (the worker is then free again), or earlier when nothing else is ready. About linear
-    in the graph's size (a ready heap; a node that once fails the meanwhile test always
-    would: the remaining work only shrinks)."""
+    topological order (not a GEMM while the worker runs one); when the worker is free, a
+    ready heavy node goes to it if the main thread has at least MIN_ASYNC_S of work
+    meanwhile: remaining work that does not depend on it and, for a GEMM, that is no GEMM
+    and waits for none. Once the simulated clock passes the worker's finish, the main
+    thread collects its result if that may give the worker new work (a heavy node is ready,
+    or reads the result), else only when it needs the result: conv11's input gradient's
+    inverse FFT then runs beside all of the weight gradient. About linear in the graph's
+    size for few GEMMs (a ready heap; a node that fails the meanwhile test runs inline)."""
     if not config.lanes or len(emitted) < 3 or not any(n.prim is fft_p for n in emitted):
         return None
     k_of = {id(n): k for k, n in enumerate(emitted)}
@@ -145,22 +155,33 @@ def plan(emitted: list, operands: dict) -> Plan | None:
             readers[d].append(k)
             waiting[k] += 1
     est = [cost(n) for n in emitted]
+    gemm = [n.prim is dot_general_p for n in emitted]  # GEMMs never run side by side
+    heavy = [n.prim in ASYNC_PRIMS and e >= MIN_ASYNC_S for n, e in zip(emitted, est)]
+    feeds_heavy = [False] * len(emitted)  # a heavy node reads it (through views)
+    for k in reversed(range(len(emitted))):
+        feeds_heavy[k] = any(heavy[r] or (emitted[r].prim in VIEWS and feeds_heavy[r])
+                             for r in readers[k])
     sequential = sum(est)
     if sequential < 1e-3:  # a step this short: the hand-offs would cost more than they save
         return None
 
-    def below(h: int) -> float:  # the estimated time of the nodes that depend on h
-        seen, stack = set(), [h]
+    def meanwhile(h: int) -> float:
+        """The main thread's estimated work that can run while h runs on the worker: the
+        nodes not yet placed that do not depend on h and, when h is a GEMM, that are no
+        GEMM and depend on no GEMM not yet placed."""
+        starts = [h] + ([g for g in gemms_left if g != h] if gemm[h] else [])
+        seen, stack = set(starts), list(starts)
         while stack:
             for r in readers[stack.pop()]:
                 if r not in seen:
                     seen.add(r)
                     stack.append(r)
-        return sum(est[r] for r in seen)
+        return left - sum(est[r] for r in seen)
 
     ready = [k for k in range(len(emitted)) if waiting[k] == 0]
     heapq.heapify(ready)
     left = sequential  # estimated time of the nodes not yet placed
+    gemms_left = {k for k, g in enumerate(gemm) if g}  # the GEMMs not yet placed
     inline: set = set()  # heavy nodes that failed the meanwhile test
     order, on_worker, joins = [], set(), {}
     now, pending, finish = 0.0, None, 0.0
@@ -178,33 +199,54 @@ def plan(emitted: list, operands: dict) -> Plan | None:
         readable(pending)
         pending = None
 
+    def pick() -> int | None:  # the ready node for the worker, if one is worth it
+        for h in sorted(ready):
+            if heavy[h] and h not in inline:
+                if meanwhile(h) >= MIN_ASYNC_S:
+                    return h
+                inline.add(h)
+        return None
+
     while ready or pending is not None:
-        if pending is not None and now >= finish:
+        # the worker is done: collect its result now if that may give it new work, else
+        # when the main thread needs it
+        if pending is not None and now >= finish and (feeds_heavy[pending] or pick() is not None):
             collect()
-        if pending is None:
-            for h in sorted(ready):
-                n = emitted[h]
-                if (n.prim not in ASYNC_PRIMS or est[h] < MIN_ASYNC_S or h in inline):
-                    continue
-                if left - est[h] - below(h) < MIN_ASYNC_S:
-                    inline.add(h)
-                    continue
-                ready.remove(h)
-                heapq.heapify(ready)
-                pending, finish = h, now + est[h]
-                order.append(n)
-                on_worker.add(id(n))
-                left -= est[h]
-                break
-        if not ready:  # everything left waits for the worker's node
+        h = pick() if pending is None else None
+        if h is not None:
+            ready.remove(h)
+            heapq.heapify(ready)
+            pending, finish = h, now + est[h]
+            order.append(emitted[h])
+            on_worker.add(id(emitted[h]))
+            left -= est[h]
+            gemms_left.discard(h)
+        k = _next(ready, gemm, pending)
+        if k is None:  # everything left waits for the worker's node
             if pending is not None:
                 collect()
             continue
-        k = heapq.heappop(ready)
         order.append(emitted[k])
         now += est[k]
         left -= est[k]
+        gemms_left.discard(k)
         readable(k)
     if not on_worker or now > (1 - MIN_GAIN) * sequential:
         return None
     return Plan(tuple(order), frozenset(on_worker), joins)
+
+
+def _next(ready: list, gemm: list, pending: int | None) -> int | None:
+    """Pop the main thread's next node: the first ready one in topological order, but not a
+    GEMM while the worker runs one (None: only such GEMMs are ready, wait for the worker)."""
+    if not ready:
+        return None
+    if pending is None or not gemm[pending] or not gemm[ready[0]]:
+        return heapq.heappop(ready)
+    others = [k for k in ready if not gemm[k]]
+    if not others:
+        return None
+    k = min(others)
+    ready.remove(k)
+    heapq.heapify(ready)
+    return k

@@ -84,6 +84,36 @@ def test_no_buffer_a_worker_reads_is_written_in_place(fft_convs):
     assert checked >= 2 and reuses > 0  # (nodes do run on the worker, buffers are reused)
 
 
+def _windows(src: str):
+    """Per node run on the worker: its line, and the main thread's lines while it runs
+    (from its submission to the collection of its result)."""
+    lines = src.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"\s*(t\d+)_f = _submit\(", line)
+        if m:
+            t = m.group(1)
+            j = next(j for j in range(i, len(lines)) if f"{t} = {t}_f.result()" in lines[j])
+            yield line, lines[i + 1:j]
+
+
+def test_two_gemms_never_run_side_by_side(fft_convs):
+    """OpenBLAS calls from two threads contend (lanes.py): while a GEMM runs on the worker,
+    the main thread runs none; the training step's two mixings run one after the other,
+    and the input gradient's inverse transform runs beside the weight gradient's GEMMs,
+    its result collected only when the main thread is done with them."""
+    gemm = re.compile(r"_(batched_)?matmul\(")
+    for xs, ws in (((4, 8, 128, 128), (8, 8, 11, 11)), ((2, 16, 96, 96), (16, 16, 9, 9))):
+        x = rng.standard_normal(xs).astype(np.float32)
+        w = rng.standard_normal(ws).astype(np.float32)
+        src = _step().lower(x, w).source
+        for line, meanwhile in _windows(src):
+            if gemm.search(line.split("# ")[0]):
+                assert not any(gemm.search(m.split("# ")[0]) for m in meanwhile), line
+        beside_gemms = [m for line, m in _windows(src)
+                        if "irfft" in line and sum(bool(gemm.search(k)) for k in m) >= 2]
+        assert beside_gemms, src  # (dx's inverse beside dw's mixing and DFT GEMM)
+
+
 def test_lanes_stay_off_where_they_do_not_pay(fft_convs):
     x, w = _args()
     one_chain = fc.jit(lambda x: fc.fft.irfft2(fc.fft.rfft2(x) * 2.0))
