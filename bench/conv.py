@@ -55,14 +55,20 @@ FLOP_PER_CONV = 2 * N * O * H * W * C * K * K
 FLOP = 3 * FLOP_PER_CONV  # forward, input gradient, weight gradient
 
 
-def median_ms(f, repeat: int, warmup: int = 2) -> float:
+def median_ms(f, repeat: int, warmup: int = 2, budget_s: float | None = None) -> float:
+    """The median of `repeat` timed calls of f after `warmup` untimed ones, in ms; with
+    `budget_s`, timing stops once that many seconds have passed and 3 calls are timed (slow
+    steps get fewer samples, fast ones all `repeat`)."""
     for _ in range(warmup):
         f()
     ts = []
+    start = time.perf_counter()
     for _ in range(repeat):
         t0 = time.perf_counter()
         f()
         ts.append(time.perf_counter() - t0)
+        if budget_s is not None and len(ts) >= 3 and time.perf_counter() - start > budget_s:
+            break
     return 1e3 * statistics.median(ts)
 
 

@@ -37,7 +37,8 @@ otherwise slow down whoever is measured after them on a 2-core machine.
 
 The ratio columns are funconv's time divided by the peer's: below 1 means
 funconv is faster. Medians of `--repeat` timed runs after warm-up
-(compilation excluded). The lenet runs must agree on the first step's loss
+(compilation excluded); a slow step stops after `BUDGET_S` seconds with at least 3 runs.
+The lenet runs must agree on the first step's loss
 (a warning says when not). Nothing is asserted.
 
 `--plans` instead prints conv3x3's convolutions planned by measurement
@@ -72,6 +73,9 @@ import funconv as fc  # noqa: E402  (after the sys.path line)
 from conv import median_ms, settled  # noqa: E402
 
 PEERS = ("pytorch", "jax", "scipy", "ndimage")
+# a workload's timing in one library stops after this many seconds once it has 3 timed runs
+# (conv1d takes 2 s a step in PyTorch; conv11 10-15 ms in funconv: all --repeat runs)
+BUDGET_S = 3.0
 # the workloads that have an "ndimage" peer (scipy.ndimage's separable filters)
 NDIMAGE_WORKLOADS = ("blur31_const", "blur3d")
 
@@ -142,11 +146,10 @@ def conv3x3(lib: str, repeat: int):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((c.N, c.C, c.H, c.W)).astype(np.float32)
     w = (rng.standard_normal((c.O, c.C, c.K, c.K)) / np.sqrt(c.C * c.K * c.K)).astype(np.float32)
-    reps = max(3, repeat // 3)  # each run is ~0.03-5 s
     makers = {"funconv": c.funconv_jit, "pytorch": c.torch_step, "jax": c.jax_step,
               "scipy": lambda x, w: (__import__("scipy.signal"), _scipy_conv3x3(x, w))[1]}
     step = _try(lambda: makers[lib](x, w))
-    return None if step is None else {"ms": median_ms(step, reps, warmup=1)}
+    return None if step is None else {"ms": median_ms(step, repeat, warmup=1, budget_s=BUDGET_S)}
 
 
 # --- lenet -------------------------------------------------------------------------------------
@@ -316,7 +319,7 @@ def _convgrad(xs, ws, padding, groups=1):
         if lib not in makers:
             return None
         step = _try(lambda: makers[lib](x, w, padding, groups))
-        return None if step is None else {"ms": median_ms(step, max(3, repeat // 5), warmup=1)}
+        return None if step is None else {"ms": median_ms(step, repeat, warmup=1, budget_s=BUDGET_S)}
 
     return workload
 
@@ -412,7 +415,6 @@ def blur3d(lib: str, repeat: int):
     vol = np.random.default_rng(0).random((128, 128, 128)).astype(np.float32)
     g = _gaussian1(15, 2.5)
     k = np.einsum("i,j,k->ijk", g, g, g)
-    reps = max(3, repeat // 3)  # each run is ~0.1-1 s
     if lib == "funconv":
         kc = k[None, None]
         f = fc.jit(lambda x: fc.conv(x, kc, padding=7))
@@ -434,7 +436,7 @@ def blur3d(lib: str, repeat: int):
         step = _try(make)
     else:
         return None
-    return None if step is None else {"ms": median_ms(step, reps, warmup=1)}
+    return None if step is None else {"ms": median_ms(step, repeat, warmup=1, budget_s=BUDGET_S)}
 
 
 # --- measured convolution plans (conv_planning="measure") ---------------------------------------
