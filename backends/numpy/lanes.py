@@ -20,13 +20,14 @@ that are one chain of dependent nodes, keep their plain sequential code). While 
 node runs on the worker, FFTs use one pocketfft worker each (`busy()`), and the graph's
 BLAS runs on one thread (threads.py), so the two lanes do not oversubscribe the cores.
 
-Two GEMMs never run at once, one per lane: BLAS calls from two threads of one process
-contend inside OpenBLAS (its buffer allocation), and a batched GEMM makes thousands of
-calls. Measured: 9940 complex (4x8)@(8x8) products took 0.94 ms alone, 0.97 ms beside
-another process doing the same, and 2.9 ms beside another thread of the same process
-doing the same or a float32 512x512 GEMM. So the schedule pairs a GEMM with an FFT or a
-pad, never with another GEMM (conv11's training step: the input gradient's and the weight
-gradient's mixings had run side by side, each 3 ms instead of 1.1).
+A batched GEMM of tiny products (`TINY_FLOPS`) never runs beside another GEMM: BLAS calls
+from two threads of one process contend inside OpenBLAS, once per call, and such a GEMM
+makes a call every ~100 ns. Measured: 9940 complex (4x8)@(8x8) products took 0.93 ms
+alone, 0.97 ms beside another process doing the same, 3.1 ms beside another thread doing
+the same, 1.3 ms beside 2059 (22x16)@(16x16) products (which were 1.5x slower too; beside
+each other those ran at full speed), 2.9 ms beside a float32 512x512 GEMM. So the
+schedule pairs such a GEMM with an FFT or a pad (conv11's training step: the input
+gradient's and the weight gradient's mixings had run side by side, each 3 ms, not 1.1).
 `fc.config.update("lanes", False)` turns this off. Imports numpy and the funconv core.
 """
 
@@ -54,6 +55,10 @@ MIN_GAIN = 0.1  # lanes only when they cut the simulated time by this share
 # one-thread BLAS lost to one lane of two threads (bench/run.py conv3x3: 33 ms against 29).
 ASYNC_PRIMS = (fft_p, dot_general_p, pad_p)
 VIEWS = (transpose_p, reshape_p, broadcast_to_p, slice_p)  # views in NumPy: free
+# a batched GEMM whose products take fewer real flops than this each never runs beside
+# another GEMM (see the module docstring: conv11's 2048-flop products contend, conv1d's
+# 45056-flop ones do not)
+TINY_FLOPS = 16384
 
 _pool: ThreadPoolExecutor | None = None
 _running = 0
@@ -155,7 +160,8 @@ def plan(emitted: list, operands: dict) -> Plan | None:
             readers[d].append(k)
             waiting[k] += 1
     est = [cost(n) for n in emitted]
-    gemm = [n.prim is dot_general_p for n in emitted]  # GEMMs never run side by side
+    gemm = [n.prim is dot_general_p for n in emitted]
+    tiny = [g and _tiny_products(n) for g, n in zip(gemm, emitted)]  # ... never side by side
     heavy = [n.prim in ASYNC_PRIMS and e >= MIN_ASYNC_S for n, e in zip(emitted, est)]
     feeds_heavy = [False] * len(emitted)  # a heavy node reads it (through views)
     for k in reversed(range(len(emitted))):
@@ -167,9 +173,9 @@ def plan(emitted: list, operands: dict) -> Plan | None:
 
     def meanwhile(h: int) -> float:
         """The main thread's estimated work that can run while h runs on the worker: the
-        nodes not yet placed that do not depend on h and, when h is a GEMM, that are no
-        GEMM and depend on no GEMM not yet placed."""
-        starts = [h] + ([g for g in gemms_left if g != h] if gemm[h] else [])
+        nodes not yet placed that do not depend on h nor on a GEMM that may not run beside
+        it (nor are one)."""
+        starts = [h] + [g for g in gemms_left if g != h and gemm[h] and (tiny[h] or tiny[g])]
         seen, stack = set(starts), list(starts)
         while stack:
             for r in readers[stack.pop()]:
@@ -221,7 +227,7 @@ def plan(emitted: list, operands: dict) -> Plan | None:
             on_worker.add(id(emitted[h]))
             left -= est[h]
             gemms_left.discard(h)
-        k = _next(ready, gemm, pending)
+        k = _next(ready, tiny, gemm, pending)
         if k is None:  # everything left waits for the worker's node
             if pending is not None:
                 collect()
@@ -236,14 +242,29 @@ def plan(emitted: list, operands: dict) -> Plan | None:
     return Plan(tuple(order), frozenset(on_worker), joins)
 
 
-def _next(ready: list, gemm: list, pending: int | None) -> int | None:
-    """Pop the main thread's next node: the first ready one in topological order, but not a
-    GEMM while the worker runs one (None: only such GEMMs are ready, wait for the worker)."""
+def _tiny_products(n: Apply) -> bool:
+    """Is the dot_general `n` a batched GEMM of products under TINY_FLOPS each?"""
+    (xc, _), (xb, _) = n.params["dimension_numbers"]
+    if not xb:
+        return False
+    batch = math.prod(n.args[0].type.shape[i] for i in xb)
+    k = math.prod(n.args[0].type.shape[i] for i in xc)
+    flops = 2 * (n.type.size // max(batch, 1)) * k * (4 if n.type.dtype.kind == "c" else 1)
+    return flops < TINY_FLOPS
+
+
+def _next(ready: list, tiny: list, gemm: list, pending: int | None) -> int | None:
+    """Pop the main thread's next node: the first ready one in topological order, but no
+    GEMM that may not run beside the worker's (None: only such are ready, wait for it)."""
     if not ready:
         return None
-    if pending is None or not gemm[pending] or not gemm[ready[0]]:
+
+    def clash(k):
+        return pending is not None and gemm[pending] and gemm[k] and (tiny[pending] or tiny[k])
+
+    if not clash(ready[0]):
         return heapq.heappop(ready)
-    others = [k for k in ready if not gemm[k]]
+    others = [k for k in ready if not clash(k)]
     if not others:
         return None
     k = min(others)

@@ -96,11 +96,15 @@ def _windows(src: str):
             yield line, lines[i + 1:j]
 
 
-def test_two_gemms_never_run_side_by_side(fft_convs):
-    """OpenBLAS calls from two threads contend (lanes.py): while a GEMM runs on the worker,
-    the main thread runs none; the training step's two mixings run one after the other,
+def test_gemms_of_tiny_products_never_run_beside_another(fft_convs):
+    """OpenBLAS calls from two threads contend (lanes.py): while the worker runs a GEMM,
+    the main thread runs none when either is a batch of tiny products (these mixings: 4x8
+    and 8x4 by 8x8 complex); the training step's two mixings run one after the other,
     and the input gradient's inverse transform runs beside the weight gradient's GEMMs,
     its result collected only when the main thread is done with them."""
+    from funconv.backends.numpy import lanes
+
+    assert 2 * 4 * 8 * 8 * 4 < lanes.TINY_FLOPS
     gemm = re.compile(r"_(batched_)?matmul\(")
     for xs, ws in (((4, 8, 128, 128), (8, 8, 11, 11)), ((2, 16, 96, 96), (16, 16, 9, 9))):
         x = rng.standard_normal(xs).astype(np.float32)
