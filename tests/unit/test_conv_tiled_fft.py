@@ -1,5 +1,6 @@
-"""Tiled FFT convolution (passes/tiled_fft.py): overlap-save forward, kernel tiles for the
-weight gradient, whole-image FFT for the input gradient; against the direct definition."""
+"""Tiled FFT convolution (passes/tiled_fft.py): overlap-save for the forward and (in
+convolution form) the input gradient, kernel tiles for the weight gradient; against the
+direct definition."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def test_tiles_are_used_and_input_tile_spectra_are_shared(force):
     """A long 1-d filter: the three convolutions by tiles; the overlapping input tiles built
     (a concatenation) and transformed once for the forward and the weight gradient; the
     cotangent's overlapping tiles for the input gradient, its disjoint ones for the weight
-    gradient."""
+    gradient; the kernel transformed once (the input gradient in convolution form)."""
     x = rng.standard_normal((1, 4, 3000)).astype(np.float32)
     w = rng.standard_normal((4, 4, 101)).astype(np.float32)
     force("tiled_fft")
@@ -92,6 +93,8 @@ def test_tiles_are_used_and_input_tile_spectra_are_shared(force):
     tiled = [n for n in _prims(graph, fft_p)
              if n.params["fft_type"] == "rfft" and n.type.ndim == 4]  # (tiles, N, C, freqs)
     assert len({id(n) for n in tiled}) == 3  # x's tiles (shared), the cotangent's two kinds
+    kernel = [n for n in _prims(graph, fft_p) if n.params["fft_type"] == "rfft" and n.type.ndim == 3]
+    assert len({id(n) for n in kernel}) == 1
     n_t, = tiled_fft.tile_sizes(1, 4, 4, (101,), (3000,))
     assert n_t < 3000 and all(n.params["fft_lengths"] == (n_t,) for n in tiled)
 
