@@ -60,8 +60,25 @@ from funconv.passes import conv_cost
 # "auto" takes tiles only where they are estimated cheaper by more than this factor.
 OVERHEAD = 1.5
 
-# tile sizes tried per axis: the smooth size at least this many windows (and the whole)
-_MULTIPLES = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+# tile sizes tried per axis: the 2,3-smooth sizes from two windows up (pocketfft's fastest
+# lengths, conv_cost.RADIX_COST; dense enough, ~7% apart, that the tile count is not
+# constrained), and the whole length; at most this many per axis, by the number of tiled axes
+# (thinned evenly in log size), so that the product stays small
+_MAX_CANDIDATES = {1: 64, 2: 24}
+_MAX_CANDIDATES_MORE = 10
+
+
+def _smooth23(lo: int, hi: int) -> list[int]:
+    """The 2,3-smooth integers in [lo, hi), ascending."""
+    out, p2 = [], 1
+    while p2 < hi:
+        v = p2
+        while v < hi:
+            if v >= lo:
+                out.append(v)
+            v *= 3
+        p2 *= 2
+    return sorted(out)
 
 
 def _geometry(node: Apply) -> list[tuple]:
@@ -122,25 +139,27 @@ def _step_flops(N, C, O, n_t, tiles) -> tuple[float, float]:
 
 
 def tile_sizes(N: int, C: int, O: int, win: tuple, long: tuple) -> tuple:
-    """Per axis the transform size n_t of a tile (2,3,5,7-smooth, at least 2*win - 1 so that
-    the overlap fits in one neighbour), chosen by the cost model over a few candidates per
-    axis, the whole length among them."""
+    """Per axis the transform size n_t of a tile (2,3-smooth, at least 2*win - 1 so that the
+    overlap fits in one neighbour; or the whole length, 2,3,5,7-smooth), chosen by the cost
+    model (radix-aware: conv_cost.radix_factor) over the candidates above."""
     from funconv.passes.conv import smooth_size
 
     r = conv_cost.rates()
     cands = []
+    limit = _MAX_CANDIDATES.get(len(win), _MAX_CANDIDATES_MORE)
     for W, Lg in zip(win, long):
         whole = smooth_size(Lg + W - 1)
-        cs = {whole}
-        for m in _MULTIPLES if W <= Lg else ():  # a window longer than the rest: one tile
-            n = smooth_size(max(m * W, 2 * W - 1, 8))
-            if n < whole:
-                cs.add(n)
-        cands.append(sorted(cs))
+        # (a window longer than the rest: one tile)
+        cs = _smooth23(max(2 * W - 1, 8), whole) if W <= Lg else []
+        if len(cs) > limit:
+            cs = [cs[round(i * (len(cs) - 1) / (limit - 1))] for i in range(limit)]
+        cands.append(sorted(set(cs) | {whole}))
     best, best_s = None, math.inf
     for n_t in itertools.product(*cands):
         tiles = math.prod(_count(L, n, W) for n, W, L in zip(n_t, win, long))
         tf, mf = _step_flops(N, C, O, n_t, tiles)
+        tf *= sum(math.log2(n) * conv_cost.radix_factor(n) for n in n_t) / math.log2(
+            max(math.prod(n_t), 2))
         F = tiles * math.prod(n_t[:-1]) * (n_t[-1] // 2 + 1)
         nbytes = (N * C + 2 * N * O) * F * 8 + 2 * O * C * F // tiles * 8
         sec = tf / r.fft + mf / r.mixing + 6 * nbytes / r.bandwidth
