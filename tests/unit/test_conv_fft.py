@@ -92,10 +92,11 @@ def test_auto_keeps_im2col_for_small_windows_and_picks_fft_for_large_ones():
             assert not _prims(graph, concatenate_p)
         elif want == "tiled_fft":
             # all three by tiles: rfft of x's tiles (shared by the forward and the weight
-            # gradient), of the kernel and its flip, of the cotangent's disjoint and
-            # overlapping tiles; three inverses
+            # gradient), of the kernel (shared by the forward and the input gradient, in
+            # convolution form), of the cotangent's disjoint and overlapping tiles; three
+            # inverses
             assert not _prims(graph, conv_general_p) and _prims(graph, concatenate_p), xs
-            assert _ffts(graph) == (5, 3), xs
+            assert _ffts(graph) == (4, 3), xs
         else:
             assert [n.params["algorithm"] for n in _prims(graph, conv_general_p)] == ["im2col"] * 3
 
