@@ -30,10 +30,14 @@ and backward, as one kind of node):
 It never changes the value, only how it is computed. funconv/passes/conv.py
 chooses for every "auto" node under `jit` and records the choice on the node
 (or rewrites it, e.g. a 1x1 convolution as `dot_general`), so the printed
-graph shows it; a backend's kernel reads it. The VJP's two convolutions are
-"auto": a forced choice is about the convolution the user wrote, and the
-derivative convolutions have other shapes (input dilation, kernels as large
-as the output) where it may not apply or may be slow.
+graph shows it; a backend's kernel reads it. The VJP's two convolutions inherit
+a forced choice that applies to every convolution (`EVERYWHERE`: "direct",
+"im2col", "fft", "tiled_fft"), so that `algorithm="im2col"`, the escape hatch
+from FFT convolution's global rounding error, keeps the gradients exact-per-output
+too, and "direct" checks a whole training step; the others ("separable", "helix",
+"winograd", ...) depend on the kernel's shape or values, which the derivative
+convolutions do not share (kernels as large as the output, input dilation), so
+those leave the derivative "auto".
 
 The impl is the reference definition (what the interpreter, the oracle,
 evaluates): the direct sum over kernel taps, vectorized over batch, channels
@@ -63,6 +67,8 @@ from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact, result_type
 # algorithm adds its name here and its rule in passes/conv.py.
 ALGORITHMS = ("auto", "direct", "im2col", "fft", "tiled_fft", "separable", "helix", "winograd",
               "winograd4")
+# the forced choices that apply to any conv_general node: the VJP's convolutions inherit them
+EVERYWHERE = ("direct", "im2col", "fft", "tiled_fft")
 
 # --- the primitive: shape rule ----------------------------------------------------------
 
@@ -167,8 +173,11 @@ def _transpose_kernel(w: Array, groups: int) -> Array:
 
 def _conv_vjp(ct, out, x, w, *, window_strides, padding, lhs_dilation, rhs_dilation,
               feature_group_count, algorithm="auto"):
-    # (both cotangent convolutions are "auto": see the module docstring)
+    # (both cotangent convolutions inherit a choice that applies everywhere, else "auto":
+    # see the module docstring)
     from funconv.ops.shape import reshape_p, transpose_p
+
+    algorithm = algorithm if algorithm in EVERYWHERE else "auto"
 
     G = feature_group_count
     nd = w.ndim - 2
@@ -186,7 +195,7 @@ def _conv_vjp(ct, out, x, w, *, window_strides, padding, lhs_dilation, rhs_dilat
     x_ct = conv_general_p(ct, _transpose_kernel(w, G), window_strides=tuple(lhs_dilation),
                           padding=pad_x, lhs_dilation=tuple(window_strides),
                           rhs_dilation=tuple(rhs_dilation), feature_group_count=G,
-                          algorithm="auto")
+                          algorithm=algorithm)
 
     # weight cotangent: the input's channels become the batch and its batch the
     # features (groups folded in front: feature g*N + n), the cotangent becomes
@@ -202,7 +211,7 @@ def _conv_vjp(ct, out, x, w, *, window_strides, padding, lhs_dilation, rhs_dilat
                   for i in range(nd))
     w_ct = conv_general_p(lhs, rhs, window_strides=tuple(rhs_dilation), padding=pad_w,
                           lhs_dilation=tuple(lhs_dilation), rhs_dilation=tuple(window_strides),
-                          feature_group_count=G, algorithm="auto")
+                          feature_group_count=G, algorithm=algorithm)
     w_ct = transpose_p(w_ct, perm=(1, 0) + sp)
     return x_ct, w_ct
 
@@ -324,8 +333,9 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros
             known at compile time, closed over rather than passed, of low numerical
             rank: row and column passes, see funconv/passes/separable.py; under `jit` a
             kernel that is not such a constant raises ArgumentError saying why). The
-            value is the same for every choice up to rounding; the derivative's
-            convolutions always choose "auto".
+            value is the same for every choice up to rounding. The derivative's
+            convolutions use the same choice when it is "direct", "im2col", "fft" or
+            "tiled_fft", else "auto".
 
     Accuracy of FFT convolution: its rounding error is global, relative to the largest
     values of the whole output, not to each output. In float32 the overall relative

@@ -40,15 +40,42 @@ def test_algorithm_param_shows_in_the_graph_before_and_after_the_pass():
     assert str(lowered).count("algorithm='im2col'") == 3
 
 
-def test_forced_algorithm_is_recorded_and_the_vjp_convolutions_choose_their_own():
+def test_forced_algorithm_is_recorded_and_the_vjp_convolutions_inherit_it():
     f = fc.jit(_step("direct", padding=1, stride=2))
     lowered = f.lower(x, w)
     algos = sorted(n.params["algorithm"] for n in _convs(lowered.graph))
-    assert algos == ["direct", "im2col", "im2col"]  # the forward as forced, its VJPs "auto"
-    assert "algorithm='direct'" in lowered.source and "algorithm='im2col'" in lowered.source
+    assert algos == ["direct"] * 3  # "direct" applies to every convolution: the VJPs too
+    assert "algorithm='direct'" in lowered.source
     (v, (gx, gw)), (rv, (rx, rw)) = f(x, w), _step("auto", padding=1, stride=2)(x, w)
     for a, b in ((v, rv), (gx, rx), (gw, rw)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+
+
+def test_im2col_keeps_a_large_kernels_gradients_off_fft():
+    """The escape hatch from FFT convolution's global rounding error holds for a training
+    step: the gradients of an im2col convolution are im2col convolutions too, where "auto"
+    would pick FFT for all three."""
+    from funconv.ops.fft import fft_p
+
+    xl = rng.standard_normal((4, 8, 64, 64)).astype(np.float32)
+    wl = rng.standard_normal((8, 8, 11, 11)).astype(np.float32)
+
+    def graph(algorithm):
+        return fc.jit(_step(algorithm, padding=5)).lower(xl, wl).graph
+
+    def prims(g, prim):
+        return [n for n in g.nodes() if getattr(n, "prim", None) is prim]
+
+    assert prims(graph("auto"), fft_p) and not _convs(graph("auto"))
+    forced = graph("im2col")
+    assert not prims(forced, fft_p)
+    assert [n.params["algorithm"] for n in _convs(forced)] == ["im2col"] * 3
+
+
+def test_a_shape_specific_forced_algorithm_leaves_the_vjp_convolutions_auto():
+    xs = rng.standard_normal((2, 3, 12, 12)).astype(np.float32)
+    graph = fc.make_graph(_step("winograd", padding=1))(xs, w)
+    assert sorted(n.params["algorithm"] for n in _convs(graph)) == ["auto", "auto", "winograd"]
 
 
 def test_1x1_convolution_becomes_dot_general():
