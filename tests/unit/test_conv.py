@@ -259,6 +259,56 @@ def test_chunked_im2col_paths(monkeypatch, chunk_elems):
         np.testing.assert_allclose(np.asarray(fc.conv(x, w, **kw)), ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("budget", [1, 3000, 20000])
+def test_slabs_of_output_rows_match_the_direct_definition(monkeypatch, budget):
+    """A call whose column matrix would exceed MAX_COLUMNS_BYTES computes its output in
+    slabs of rows, each from the input rows it reads: strides, kernel dilation, groups,
+    negative and uneven padding, slabs of padding only, input dilation (the polyphase
+    phases slab in turn), 1-3 spatial dims; budgets down to one row per slab (1 byte)."""
+    import funconv.backends.numpy.kernels.conv as conv_mod
+
+    r = np.random.default_rng(2)
+    cases = [((2, 3, 50), (4, 3, 7), {"padding": 3}),
+             ((2, 3, 50), (4, 3, 7), {"padding": [(5, 1)], "stride": 2}),
+             ((1, 2, 12), (2, 2, 3), {"padding": [(9, 9)]}),  # slabs wholly in the padding
+             ((1, 2, 40), (2, 2, 9), {"padding": -2, "dilation": 3}),
+             ((2, 4, 20, 18), (6, 2, 3, 5), {"padding": 2, "groups": 2, "dilation": 2}),
+             ((1, 2, 9, 8, 7), (3, 2, 3, 2, 3), {"padding": 1, "stride": (2, 1, 1)})]
+    for xs, ws, kw in cases:
+        x, w = r.standard_normal(xs), r.standard_normal(ws)
+        ref = np.asarray(fc.conv(x, w, algorithm="direct", **kw))
+        monkeypatch.setattr(conv_mod, "MAX_COLUMNS_BYTES", budget)
+        np.testing.assert_allclose(np.asarray(fc.conv(x, w, algorithm="im2col", **kw)), ref,
+                                   rtol=1e-12, atol=1e-12)
+        wt = r.standard_normal((xs[1], 2) + ws[2:])  # conv_transpose: input dilation
+        kt = {"stride": 2, "padding": 1}
+        got = np.asarray(fc.conv_transpose(x, wt, algorithm="im2col", **kt))
+        monkeypatch.setattr(conv_mod, "MAX_COLUMNS_BYTES", 256 << 20)
+        np.testing.assert_allclose(got, np.asarray(fc.conv_transpose(x, wt, algorithm="direct", **kt)),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_a_long_filter_eagerly_stays_within_the_column_budget(monkeypatch):
+    """Eager im2col of a long 1-d filter (one image: the per-image chunks cannot split it)
+    allocates about MAX_COLUMNS_BYTES, not the whole column matrix (x f32[1,16,65536] with
+    1025 taps needed 4.3 GB)."""
+    import tracemalloc
+
+    import funconv.backends.numpy.kernels.conv as conv_mod
+
+    monkeypatch.setattr(conv_mod, "MAX_COLUMNS_BYTES", 8 << 20)
+    r = np.random.default_rng(3)
+    x = r.standard_normal((1, 4, 8192)).astype(np.float32)
+    w = r.standard_normal((4, 4, 257)).astype(np.float32)  # columns: 4 * 257 * 8192 * 4 = 34 MB
+    tracemalloc.start()
+    y = fc.conv(x, w, padding=128)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 << 20
+    ref = fc.conv(x.astype(np.float64), w.astype(np.float64), padding=128, algorithm="direct")
+    np.testing.assert_allclose(np.asarray(y), np.asarray(ref), rtol=1e-4, atol=1e-4)
+
+
 def test_small_cnn_hessian_vector_product_under_jit():
     """conv -> tanh -> max_pool -> conv_transpose -> avg_pool: jit(grad) equals eager grad,
     and a jitted Hessian-vector product (forward over reverse) matches finite differences."""

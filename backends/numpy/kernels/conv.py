@@ -2,7 +2,8 @@
 definition, the direct sum over kernel taps, is `conv_general_p.impl` in funconv/ops/conv.py).
 
 The column matrix is filled chunk by chunk
-(bounded memory) with strided slice copies, and BLAS does the
+(bounded memory; a call whose whole column matrix would exceed `MAX_COLUMNS_BYTES` runs
+in slabs of output rows) with strided slice copies, and BLAS does the
 multiplications; an input-dilated convolution is split into its stride
 phases instead of multiplying by the inserted zeros. `_algorithm` picks the
 column layout from the shapes: batch first (rows of the input copied as
@@ -45,6 +46,13 @@ from funconv.ops.conv import conv_general_p
 # per core, 32 MiB L3): chunks of a few MiB stay in cache between the copy that
 # builds them and the GEMM that reads them; the whole matrix (tens of MiB) does not.
 _COLS_CHUNK_BYTES = 3 << 20
+
+# The whole column matrix of a call (N * C * window * output positions elements) above this
+# size is not built even chunk by chunk: the output is computed in slabs along its first
+# spatial axis (`_by_slabs`), each a convolution of the input rows it reads. The chunks
+# above are per image (or input channel), and one image of a long 1-d signal can be huge:
+# x f32[1,16,65536] with a 1025-tap kernel needs 4.3 GB of columns.
+MAX_COLUMNS_BYTES = 256 << 20
 
 # NOTE: a copy whose destination starts just past its source modulo 4096 bytes
 # runs 3x slower on x86 ("4K aliasing": a load looks dependent on an earlier
@@ -182,10 +190,39 @@ def conv_general_kernel(x, w, *, window_strides, padding, lhs_dilation, rhs_dila
     isp, ksp = x.shape[2:], w.shape[2:]
     osp = tuple((_dilate(isp[i], lhs_dilation[i]) + padding[i][0] + padding[i][1]
                  - _dilate(ksp[i], rhs_dilation[i])) // window_strides[i] + 1 for i in range(nd))
+    columns = math.prod(x.shape[:2]) * math.prod(ksp) * math.prod(osp) * np.result_type(
+        x.dtype, w.dtype).itemsize
+    if columns > MAX_COLUMNS_BYTES and all(d == 1 for d in lhs_dilation) and max(osp, default=1) > 1:
+        return _by_slabs(x, w, window_strides, padding, rhs_dilation, feature_group_count, osp,
+                         columns)
     layout = _algorithm(x.shape, w.shape, osp, window_strides, padding, lhs_dilation,
                         feature_group_count)
     return layout(x, w, window_strides, padding, lhs_dilation, rhs_dilation,
                   feature_group_count, osp)
+
+
+def _by_slabs(x, w, strides, padding, rhs_dilation, G, osp, columns):
+    """The convolution in slabs of output positions along the first spatial axis with more
+    than one, each computed from the input rows it reads (with the padding those rows
+    need), so that no call builds more than MAX_COLUMNS_BYTES of columns."""
+    nd = w.ndim - 2
+    i = next(j for j in range(nd) if osp[j] > 1)
+    rows = max(1, MAX_COLUMNS_BYTES * osp[i] // columns)
+    s, lo_pad, H = strides[i], padding[i][0], x.shape[2 + i]
+    kd = _dilate(w.shape[2 + i], rhs_dilation[i])
+    out = np.zeros((x.shape[0], w.shape[0]) + osp, np.result_type(x.dtype, w.dtype))
+    lead = (slice(None),) * (2 + i)
+    for r0 in range(0, osp[i], rows):
+        r1 = min(osp[i], r0 + rows)
+        lo, hi = r0 * s - lo_pad, (r1 - 1) * s + kd - lo_pad  # the input rows read: [lo, hi)
+        a, b = min(max(lo, 0), H), max(min(hi, H), 0)
+        if a >= b:  # the slab reads padding only: its outputs are zeros
+            continue
+        pads = padding[:i] + ((a - lo, hi - b),) + padding[i + 1:]
+        out[lead + (slice(r0, r1),)] = conv_general_kernel(
+            x[lead + (slice(a, b),)], w, window_strides=strides, padding=pads,
+            lhs_dilation=(1,) * nd, rhs_dilation=rhs_dilation, feature_group_count=G)
+    return out
 
 
 def _algorithm(x_shape, w_shape, osp, window_strides, padding, lhs_dilation, groups):
