@@ -69,6 +69,16 @@ def test_wrong_second_derivative_is_caught_only_at_order_two():
         check_grads(sin_first_order_only, (X,), order=2, modes=("rev",))
 
 
+def test_large_third_derivatives_do_not_fail_a_correct_rule():
+    """tanh of a convolution whose outputs reach ~30: the plain central difference of the
+    second derivative is 1e-4 off at eps=1e-5 (truncation); the retry with Richardson's
+    extrapolation passes it, at default tolerances, in both modes."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 8, 16, 16))
+    w = rng.standard_normal((8, 8, 5, 5))
+    fc.testing.check_grads(lambda w: fc.sum(fc.tanh(fc.conv(x, w, padding=1))), (w,), order=2)
+
+
 def test_the_primal_output_is_checked_too():
     lying = _custom(fc.sin, lambda x: (fc.sin(x) + 1.0, None), lambda r, ct: (ct,))
     with pytest.raises(AssertionError, match="differs from the function's own output"):
