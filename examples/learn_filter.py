@@ -4,8 +4,9 @@ One of scikit-learn's bundled sample photos, in grayscale and downsampled, is bl
 hidden 21x21 kernel (a rotated, elongated Gaussian: camera shake) and noise is added. A
 21x21 kernel is then fitted to (photo, blurred photo) by Adam on the mean squared error,
 with a jitted step. A 21x21 kernel on a large image is where FFT convolution wins: the
-compiler's cost model picks it for all three convolutions of the step (forward, input and
-weight gradients), and this script prints what it chose, read from the lowered graph.
+compiler's cost model picks it for both convolutions of the step (the forward and the
+kernel's gradient; the photo is data, so it has no gradient), and this script prints what
+it chose, read from `step.lower(...).conv_plans`.
 
 At the end: the recovered kernel's relative error, and a PNG with the original, the
 blurred and the restored photo side by side (restored by Wiener deconvolution with the
@@ -25,8 +26,6 @@ import zlib
 import numpy as np
 
 import funconv as fc
-from funconv.ops.conv import conv_general_p
-from funconv.ops.fft import fft_p
 
 K = 21  # the hidden kernel's size
 PAD = K // 2  # "same" padding
@@ -62,22 +61,6 @@ def hidden_kernel(rng: np.random.Generator) -> np.ndarray:
 def blur(img, k):
     """conv(img, k) with "same" zero padding: (H, W) and (K, K) -> (H, W)."""
     return fc.conv(img[None, None], k[None, None], padding=PAD)[0, 0]
-
-
-# --- what the compiler chose -------------------------------------------------------------------
-
-
-def chosen_algorithms(graph) -> list[str]:
-    """One name per convolution of a lowered graph: a conv_general node's recorded algorithm,
-    or "fft" for every inverse FFT the convolution pass emitted in its place."""
-    names = []
-    for n in graph.nodes():
-        prim = getattr(n, "prim", None)
-        if prim is conv_general_p:
-            names.append(n.params["algorithm"])
-        elif prim is fft_p and n.params["fft_type"] == "irfft":
-            names.append("fft")
-    return names
 
 
 # --- progress bar and PNG ------------------------------------------------------------------------
@@ -154,7 +137,7 @@ def main(argv=None) -> dict:
     k = fc.asarray(np.full((K, K), 1 / K ** 2, np.float32))  # a flat start
     state = opt.init(k)
     x, y = fc.asarray(img), fc.asarray(blurred)
-    algos = chosen_algorithms(step.lower(k, state, x, y).graph)
+    algos = [p.choice for p in step.lower(k, state, x, y).conv_plans]
     # two convolutions: the forward and the kernel's gradient (the photo is not differentiated)
     print(f"photo {args.size}x{args.size}, hidden kernel {K}x{K}, noise {args.noise}; the compiler "
           f"chose for the step's {len(algos)} convolutions: {', '.join(algos)}")
