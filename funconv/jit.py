@@ -553,7 +553,10 @@ def jit(f=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), bac
             None: `fc.config.backend` when a signature is compiled (default "numpy").
 
     Returns:
-        A `Jitted` function with `.lower(*args)` -> `Lowered` (`.graph`, `.source`).
+        A `Jitted` function with `.lower(*args)` -> `Lowered` (`.graph`, the optimized
+        graph; `.source`, the generated code; `.conv_plans`, the algorithm chosen for each
+        convolution and the candidates' predicted times) and `.profile(*args)` (each
+        generated line's time per call, slowest first, with the line of `f` that made it).
 
     Under jit, Python control flow on traced values (`if x > 0`, `float(x)`, `x.item()`)
     raises ConcretizationError: make the argument static, or use `fc.where`.

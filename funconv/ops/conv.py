@@ -326,14 +326,21 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros
             arguments follow the kernel spec's spatial order. None means
             ("NC...", "OI...", "NC...").
         algorithm: "auto" (`jit` chooses by a cost model; the choice shows in
-            `jitted.lower(...)`: "im2col" on the node, or FFT nodes in its place),
+            `jitted.lower(...).conv_plans` and in the lowered graph: "im2col" on the
+            node, or FFT nodes in its place; eagerly, im2col),
             "direct" (the reference sum over kernel taps: slow, for checking),
             "im2col" (column matrix + GEMM), "fft" (FFT convolution, under `jit`;
-            eagerly the NumPy kernel computes it by im2col) or "separable" (a kernel
-            known at compile time, closed over rather than passed, of low numerical
-            rank: row and column passes, see funconv/passes/separable.py; under `jit` a
-            kernel that is not such a constant raises ArgumentError saying why). The
-            value is the same for every choice up to rounding. The derivative's
+            eagerly the NumPy kernel computes it by im2col), "tiled_fft" (FFT by
+            overlap-save tiles: long signals with moderate kernels, funconv/passes/
+            tiled_fft.py), "separable" (a kernel known at compile time, closed over
+            rather than passed, of low numerical rank: row and column passes, see
+            funconv/passes/separable.py), "helix" (a 2-d or 3-d convolution as one 1-d
+            convolution of the flattened signal, Claerbout 1998: funconv/passes/
+            helix.py) or "winograd" / "winograd4" (3x3 kernels, stride 1: Winograd's
+            F(2x2,3x3) / F(4x4,3x3), Lavin and Gray 2016: funconv/passes/winograd.py).
+            Under `jit` a forced choice that cannot compute this convolution raises
+            ArgumentError saying why. The value is the same for every choice up to
+            rounding. The derivative's
             convolutions use the same choice when it is "direct", "im2col", "fft" or
             "tiled_fft", else "auto".
 
