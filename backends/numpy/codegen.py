@@ -158,7 +158,8 @@ class _Gen:
         described = {id(n): f"{n.prim.name} {n.type.short()}" for n in emitted}
 
         def collect(j) -> str:  # the main thread takes a worker's result (and waits for it)
-            return f"{names[j]} = {names[j]}_f.result(); del {names[j]}_f  # {described[j]} (wait)"
+            return (f"{names[j]} = {names[j]}_f.result(); del {names[j]}_f  # {described[j]} "
+                    "(waits for the second thread)")
 
         for k, n in enumerate(emitted):
             body += [collect(j) for j in joins.get(k, ())]
@@ -185,7 +186,8 @@ class _Gen:
                                                if isinstance(a, (Apply, Input))})
                 bound = ", ".join(f"{a}={a}" for a in names_in)
                 submit = self.bind(lanes.submit, "_submit")
-                body.append(f"{nm}_f = {submit}(lambda {bound}: {code})  {comment} (on the worker)")
+                body.append(f"{nm}_f = {submit}(lambda {bound}: {code})  {comment} "
+                            "(on the second thread)")
             else:
                 body.append(f"{nm} = {code}  {comment}")
             dead = sorted((self.expr[id(a)] for a in set(operands[id(n)])

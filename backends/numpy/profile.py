@@ -20,6 +20,8 @@ from funconv.backends.numpy import threads
 
 # an assignment line of the generated code: indent, targets, expression, optional comment
 _LINE = re.compile(r"^(\s+)(\w+(?:, \w+)*) = (.*?)(?:  # (.*))?$")
+# a node run on the second thread (backends/numpy/lanes.py): its lambda's bound names, body
+_SUBMIT = re.compile(r"^(_submit\(lambda [^:]*: )(.*)\)$")
 
 
 @attrs.frozen
@@ -36,7 +38,9 @@ class Row:
 @attrs.frozen
 class Profile:
     """`rows` sorted by time (slowest first); `total_ms` per call, measured around the
-    whole function (so it includes the lines' clock reads and the `del`s)."""
+    whole function (so it includes the lines' clock reads and the `del`s). A node run on
+    the second thread (lanes.py) is timed there, so its row overlaps the main thread's
+    rows, and the row "(waits for the second thread)" is the main thread's wait for it."""
 
     name: str
     total_ms: float
@@ -66,10 +70,22 @@ def profile(executable, values, repeat: int = 10, copy_inputs: bool = False) -> 
             continue
         indent, targets, expr, comment = m.groups()
         where[i] = (comment or "", f"{targets} = {expr}")
+        sub = _SUBMIT.match(expr)
+        if sub:  # timed where it runs, on the second thread (submitting takes microseconds)
+            out.append(f"{indent}{targets} = {sub.group(1)}_timed({i}, lambda: {sub.group(2)}))")
+            continue
         out += [f"{indent}_t = _clock()", f"{indent}{targets} = {expr}",
                 f"{indent}_spent[{i}] += _clock() - _t"]
     spent = dict.fromkeys(where, 0.0)
-    glb = dict(fn.__globals__, _clock=time.perf_counter, _spent=spent)
+
+    def timed_call(i, f):
+        t = time.perf_counter()
+        try:
+            return f()
+        finally:
+            spent[i] += time.perf_counter() - t
+
+    glb = dict(fn.__globals__, _clock=time.perf_counter, _spent=spent, _timed=timed_call)
     exec(compile("\n".join(out), f"<profile of {executable.filename}>", "exec"), glb)  # noqa: S102
     timed = glb[fn.__name__]
     run = (lambda: timed(*[np.array(v) for v in values])) if copy_inputs else (lambda: timed(*values))

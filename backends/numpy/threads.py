@@ -117,7 +117,7 @@ class ThreadPlan:
             self.threads, self.why = int(setting), f"fixed by fc.config threads={setting}"
             self.direct = self.threads == lib.default
         elif self.lanes:
-            self.threads, self.why = 1, "one per lane: the graph runs on two lanes (lanes.py)"
+            self.threads, self.why = 1, "one per thread: parts of the graph run on two threads (lanes.py)"
             self.direct = lib.default == 1
         elif lib.default <= 1 or not lib.libs:
             self.threads, self.why, self.direct = lib.default, "one usable core (or no BLAS)", True
