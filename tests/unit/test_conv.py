@@ -309,6 +309,31 @@ def test_a_long_filter_eagerly_stays_within_the_column_budget(monkeypatch):
     np.testing.assert_allclose(np.asarray(y), np.asarray(ref), rtol=1e-4, atol=1e-4)
 
 
+def test_eager_auto_runs_a_large_kernel_as_jit_would():
+    """Eagerly, "auto" with a large kernel takes the convolution pass's choice (FFT here),
+    compiled once per signature and cached; values and gradients match im2col. Small
+    windows stay with the kernel's im2col and compile nothing."""
+    import funconv.backends.numpy.kernels.conv as conv_mod
+
+    conv_mod._EAGER.clear()
+    r = np.random.default_rng(4)
+    x = r.standard_normal((2, 3, 300))
+    w = r.standard_normal((4, 3, 65))
+    loss = lambda x, w, a: (fc.conv(x, w, padding=32, algorithm=a) ** 2).sum()  # noqa: E731
+    (v, g), (rv, rg) = (fc.value_and_grad(loss, argnums=(0, 1))(x, w, a) for a in ("auto", "im2col"))
+    np.testing.assert_allclose(np.asarray(v), np.asarray(rv), rtol=1e-12)
+    for a, b in zip(g, rg):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-10)
+    compiled = [e for e in conv_mod._EAGER.values() if e is not None]
+    assert compiled and all("fft_kernel" in e.source for e in compiled)
+    assert len(conv_mod._EAGER) <= 3  # the forward and its two gradients, once each
+    fc.conv(x, w, padding=32)
+    assert len(conv_mod._EAGER) <= 3  # (cached)
+    conv_mod._EAGER.clear()
+    fc.conv(x, w[:, :, :5], padding=2)
+    assert not conv_mod._EAGER
+
+
 def test_small_cnn_hessian_vector_product_under_jit():
     """conv -> tanh -> max_pool -> conv_transpose -> avg_pool: jit(grad) equals eager grad,
     and a jitted Hessian-vector product (forward over reverse) matches finite differences."""

@@ -54,6 +54,15 @@ _COLS_CHUNK_BYTES = 3 << 20
 # x f32[1,16,65536] with a 1025-tap kernel needs 4.3 GB of columns.
 MAX_COLUMNS_BYTES = 256 << 20
 
+# Eager "auto" convolutions. Under jit the convolution pass records a choice on every node,
+# so only eager calls arrive here with "auto". Where some window exceeds SMALL_WINDOW, the
+# pass chooses as it would under jit, and a choice other than im2col (FFT, tiled FFT, ...)
+# runs as the compiled graph of this one convolution, cached per signature (the last
+# `EAGER_CACHE_SIZE`): an eager long 1-d filter, x f32[1,16,65536] with 1025 taps, took
+# 1-2 s by im2col.
+EAGER_CACHE_SIZE = 64
+_EAGER: dict = {}  # signature -> compiled single-convolution Executable, or None (im2col)
+
 # NOTE: a copy whose destination starts just past its source modulo 4096 bytes
 # runs 3x slower on x86 ("4K aliasing": a load looks dependent on an earlier
 # store to the same page offset). Heap blocks land at arbitrary page offsets,
@@ -190,6 +199,11 @@ def conv_general_kernel(x, w, *, window_strides, padding, lhs_dilation, rhs_dila
     isp, ksp = x.shape[2:], w.shape[2:]
     osp = tuple((_dilate(isp[i], lhs_dilation[i]) + padding[i][0] + padding[i][1]
                  - _dilate(ksp[i], rhs_dilation[i])) // window_strides[i] + 1 for i in range(nd))
+    if algorithm == "auto" and _large_window(w.shape, osp, rhs_dilation):
+        exe = _eager_plan(x, w, window_strides, padding, lhs_dilation, rhs_dilation,
+                          feature_group_count)
+        if exe is not None:
+            return exe.call(x, w)[0]
     columns = math.prod(x.shape[:2]) * math.prod(ksp) * math.prod(osp) * np.result_type(
         x.dtype, w.dtype).itemsize
     if columns > MAX_COLUMNS_BYTES and all(d == 1 for d in lhs_dilation) and max(osp, default=1) > 1:
@@ -199,6 +213,38 @@ def conv_general_kernel(x, w, *, window_strides, padding, lhs_dilation, rhs_dila
                         feature_group_count)
     return layout(x, w, window_strides, padding, lhs_dilation, rhs_dilation,
                   feature_group_count, osp)
+
+
+def _large_window(w_shape, osp, rhs_dilation) -> bool:
+    """Some spatial axis has a (dilated) kernel and an output both above SMALL_WINDOW (the
+    convolution pass keeps im2col otherwise: passes/conv_cost.small_window)."""
+    from funconv.passes.conv_cost import SMALL_WINDOW
+
+    return any(min(_dilate(k, d), o) > SMALL_WINDOW
+               for k, d, o in zip(w_shape[2:], rhs_dilation, osp))
+
+
+def _eager_plan(x, w, strides, padding, lhs_dilation, rhs_dilation, G):
+    """The compiled graph of this convolution as jit would lower it, or None where that is
+    im2col (this kernel's own path); cached per signature (see `_EAGER`)."""
+    key = (x.shape, x.dtype.str, w.shape, w.dtype.str, strides, padding, lhs_dilation,
+           rhs_dilation, G)
+    if key in _EAGER:
+        return _EAGER[key]
+    from funconv import passes
+    from funconv.backends.numpy import Executable
+    from funconv.staging import make_graph
+
+    params = dict(window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
+                  rhs_dilation=rhs_dilation, feature_group_count=G)
+    graph = passes.optimize(make_graph(lambda a, b: conv_general_p(a, b, **params))(x, w))
+    kept = [n for n in graph.nodes() if getattr(n, "prim", None) is conv_general_p]
+    exe = None if any(n.params["algorithm"] == "im2col" for n in kept) else Executable(
+        graph, name="eager_conv")
+    if len(_EAGER) >= EAGER_CACHE_SIZE:
+        _EAGER.pop(next(iter(_EAGER)))  # the oldest
+    _EAGER[key] = exe
+    return exe
 
 
 def _by_slabs(x, w, strides, padding, rhs_dilation, G, osp, columns):
