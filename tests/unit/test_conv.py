@@ -319,7 +319,7 @@ def test_eager_auto_runs_a_large_kernel_as_jit_would():
     r = np.random.default_rng(4)
     x = r.standard_normal((2, 3, 300))
     w = r.standard_normal((4, 3, 65))
-    loss = lambda x, w, a: (fc.conv(x, w, padding=32, algorithm=a) ** 2).sum()  # noqa: E731
+    loss = lambda x, w, a: (fc.conv(x, w, padding=32, algorithm=a) ** 2).sum()
     (v, g), (rv, rg) = (fc.value_and_grad(loss, argnums=(0, 1))(x, w, a) for a in ("auto", "im2col"))
     np.testing.assert_allclose(np.asarray(v), np.asarray(rv), rtol=1e-12)
     for a, b in zip(g, rg):

@@ -231,12 +231,13 @@ def _eager_plan(x, w, strides, padding, lhs_dilation, rhs_dilation, G):
            rhs_dilation, G)
     if key in _EAGER:
         return _EAGER[key]
-    from funconv import passes
     from funconv.backends.numpy import Executable
+
+    from funconv import passes
     from funconv.staging import make_graph
 
-    params = dict(window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
-                  rhs_dilation=rhs_dilation, feature_group_count=G)
+    params = {"window_strides": strides, "padding": padding, "lhs_dilation": lhs_dilation,
+              "rhs_dilation": rhs_dilation, "feature_group_count": G}
     graph = passes.optimize(make_graph(lambda a, b: conv_general_p(a, b, **params))(x, w))
     kept = [n for n in graph.nodes() if getattr(n, "prim", None) is conv_general_p]
     exe = None if any(n.params["algorithm"] == "im2col" for n in kept) else Executable(
