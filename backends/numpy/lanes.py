@@ -142,10 +142,10 @@ def plan(emitted: list, operands: dict) -> Plan | None:
     """Two-lane schedule of `emitted` (topological), or None when lanes do not pay.
 
     List scheduling on estimated costs: the main thread takes the first ready node in
-    topological order (not a GEMM while the worker runs one); when the worker is free, a
-    ready heavy node goes to it if the main thread has at least MIN_ASYNC_S of work
-    meanwhile: remaining work that does not depend on it and, for a GEMM, that is no GEMM
-    and waits for none. Once the simulated clock passes the worker's finish, the main
+    topological order that may run beside the worker's (`clash`: two GEMMs, one of tiny
+    products); when the worker is free, a ready heavy node goes to it if the main thread
+    has at least MIN_ASYNC_S of work meanwhile: remaining work that does not depend on it
+    nor on a node it clashes with. Once the simulated clock passes the worker's finish, the main
     thread collects its result if that may give the worker new work (a heavy node is ready,
     or reads the result), else only when it needs the result: conv11's input gradient's
     inverse FFT then runs beside all of the weight gradient. About linear in the graph's
@@ -161,7 +161,11 @@ def plan(emitted: list, operands: dict) -> Plan | None:
             waiting[k] += 1
     est = [cost(n) for n in emitted]
     gemm = [n.prim is dot_general_p for n in emitted]
-    tiny = [g and _tiny_products(n) for g, n in zip(gemm, emitted)]  # ... never side by side
+    tiny = [g and _tiny_products(n) for g, n in zip(gemm, emitted)]
+
+    def clash(a: int, b: int) -> bool:  # may not run side by side (module docstring)
+        return gemm[a] and gemm[b] and (tiny[a] or tiny[b])
+
     heavy = [n.prim in ASYNC_PRIMS and e >= MIN_ASYNC_S for n, e in zip(emitted, est)]
     feeds_heavy = [False] * len(emitted)  # a heavy node reads it (through views)
     for k in reversed(range(len(emitted))):
@@ -173,9 +177,9 @@ def plan(emitted: list, operands: dict) -> Plan | None:
 
     def meanwhile(h: int) -> float:
         """The main thread's estimated work that can run while h runs on the worker: the
-        nodes not yet placed that do not depend on h nor on a GEMM that may not run beside
-        it (nor are one)."""
-        starts = [h] + [g for g in gemms_left if g != h and gemm[h] and (tiny[h] or tiny[g])]
+        nodes not yet placed that do not depend on h nor on a GEMM h clashes with (nor are
+        one)."""
+        starts = [h] + [g for g in gemms_left if g != h and clash(h, g)]
         seen, stack = set(starts), list(starts)
         while stack:
             for r in readers[stack.pop()]:
@@ -227,7 +231,7 @@ def plan(emitted: list, operands: dict) -> Plan | None:
             on_worker.add(id(emitted[h]))
             left -= est[h]
             gemms_left.discard(h)
-        k = _next(ready, tiny, gemm, pending)
+        k = _next(ready, pending, clash)
         if k is None:  # everything left waits for the worker's node
             if pending is not None:
                 collect()
@@ -253,18 +257,14 @@ def _tiny_products(n: Apply) -> bool:
     return flops < TINY_FLOPS
 
 
-def _next(ready: list, tiny: list, gemm: list, pending: int | None) -> int | None:
-    """Pop the main thread's next node: the first ready one in topological order, but no
-    GEMM that may not run beside the worker's (None: only such are ready, wait for it)."""
+def _next(ready: list, pending: int | None, clash) -> int | None:
+    """Pop the main thread's next node: the first ready one in topological order that does
+    not clash with the worker's `pending` one (None: only clashing ones are ready: wait)."""
     if not ready:
         return None
-
-    def clash(k):
-        return pending is not None and gemm[pending] and gemm[k] and (tiny[pending] or tiny[k])
-
-    if not clash(ready[0]):
+    if pending is None or not clash(pending, ready[0]):
         return heapq.heappop(ready)
-    others = [k for k in ready if not clash(k)]
+    others = [k for k in ready if not clash(pending, k)]
     if not others:
         return None
     k = min(others)
