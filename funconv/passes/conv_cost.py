@@ -73,11 +73,15 @@ SMALL_WINDOW = 5
 def small_window(node) -> bool:
     """True when every spatial axis has a kernel or an output of at most SMALL_WINDOW
     (conv3x3 and LeNet layers, and their gradients): "auto" keeps im2col for these."""
-    p = node.params
-    w = node.args[1]
-    nd = w.type.ndim - 2
-    return all(min(dilate(w.type.shape[2 + i], p["rhs_dilation"][i]), node.type.shape[2 + i])
-               <= SMALL_WINDOW for i in range(nd))
+    return small_window_shapes(node.args[1].type.shape, node.type.shape[2:],
+                               node.params["rhs_dilation"])
+
+
+def small_window_shapes(w_shape: tuple, out_spatial: tuple, rhs_dilation: tuple) -> bool:
+    """`small_window` from the kernel's shape, the output's spatial shape and the kernel
+    dilation (the NumPy conv kernel asks this of eager calls)."""
+    return all(min(dilate(k, d), o) <= SMALL_WINDOW
+               for k, d, o in zip(w_shape[2:], rhs_dilation, out_spatial))
 
 
 def _sizes(node):

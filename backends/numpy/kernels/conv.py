@@ -41,6 +41,7 @@ from funconv.backends.numpy.kernels import register
 from funconv.ops._window import dilate as _dilate
 from funconv.ops._window import dilate_and_pad
 from funconv.ops.conv import conv_general_p
+from funconv.passes.conv_cost import small_window_shapes
 
 # Bytes of one chunk of the column matrix. Measured on a 2-core EPYC (1 MiB L2
 # per core, 32 MiB L3): chunks of a few MiB stay in cache between the copy that
@@ -55,8 +56,8 @@ _COLS_CHUNK_BYTES = 3 << 20
 MAX_COLUMNS_BYTES = 256 << 20
 
 # Eager "auto" convolutions. Under jit the convolution pass records a choice on every node,
-# so only eager calls arrive here with "auto". Where some window exceeds SMALL_WINDOW, the
-# pass chooses as it would under jit, and a choice other than im2col (FFT, tiled FFT, ...)
+# so only eager calls arrive here with "auto". Where some window exceeds SMALL_WINDOW (not
+# `small_window_shapes`), the pass chooses as it would under jit, and a choice other than im2col (FFT, tiled FFT, ...)
 # runs as the compiled graph of this one convolution, cached per signature (the last
 # `EAGER_CACHE_SIZE`): an eager long 1-d filter, x f32[1,16,65536] with 1025 taps, took
 # 1-2 s by im2col.
@@ -199,7 +200,7 @@ def conv_general_kernel(x, w, *, window_strides, padding, lhs_dilation, rhs_dila
     isp, ksp = x.shape[2:], w.shape[2:]
     osp = tuple((_dilate(isp[i], lhs_dilation[i]) + padding[i][0] + padding[i][1]
                  - _dilate(ksp[i], rhs_dilation[i])) // window_strides[i] + 1 for i in range(nd))
-    if algorithm == "auto" and _large_window(w.shape, osp, rhs_dilation):
+    if algorithm == "auto" and not small_window_shapes(w.shape, osp, rhs_dilation):
         exe = _eager_plan(x, w, window_strides, padding, lhs_dilation, rhs_dilation,
                           feature_group_count)
         if exe is not None:
@@ -213,15 +214,6 @@ def conv_general_kernel(x, w, *, window_strides, padding, lhs_dilation, rhs_dila
                         feature_group_count)
     return layout(x, w, window_strides, padding, lhs_dilation, rhs_dilation,
                   feature_group_count, osp)
-
-
-def _large_window(w_shape, osp, rhs_dilation) -> bool:
-    """Some spatial axis has a (dilated) kernel and an output both above SMALL_WINDOW (the
-    convolution pass keeps im2col otherwise: passes/conv_cost.small_window)."""
-    from funconv.passes.conv_cost import SMALL_WINDOW
-
-    return any(min(_dilate(k, d), o) > SMALL_WINDOW
-               for k, d, o in zip(w_shape[2:], rhs_dilation, osp))
 
 
 def _eager_plan(x, w, strides, padding, lhs_dilation, rhs_dilation, G):
