@@ -219,8 +219,12 @@ def conv_general_kernel(x, w, *, window_strides, padding, lhs_dilation, rhs_dila
 def _eager_plan(x, w, strides, padding, lhs_dilation, rhs_dilation, G):
     """The compiled graph of this convolution as jit would lower it, or None where that is
     im2col (this kernel's own path); cached per signature (see `_EAGER`)."""
+    from funconv import config
+
+    # (the options the pass and the code generation read: a change compiles afresh)
     key = (x.shape, x.dtype.str, w.shape, w.dtype.str, strides, padding, lhs_dilation,
-           rhs_dilation, G)
+           rhs_dilation, G, config.conv_force_algorithm, config.conv_planning,
+           config.conv_calibration, config.lanes)
     if key in _EAGER:
         return _EAGER[key]
     from funconv.backends.numpy import Executable
