@@ -26,7 +26,8 @@ class _Config(types.ModuleType):
         # (funconv/passes/conv_cost.py), deterministic, as the test suite wants
         "conv_calibration": True,
         # a convolution algorithm name: every conv_general node under jit uses it, the
-        # derivative's convolutions included (testing every node on one path); None: off
+        # derivative's convolutions included (testing every node on one path), and so do
+        # eager "auto" ones with a kernel above 5 taps (compiled as jit would); None: off
         "conv_force_algorithm": None,
         # "auto" convolutions: "model" trusts the cost model; "measure" times the model's best
         # few candidates once per shapes and machine, cached on disk (funconv/passes/plans.py)
