@@ -54,6 +54,14 @@ def _node_source() -> str | None:
     return _source.get() or user_line()
 
 
+def labelled(label: str):
+    """Attribute the nodes built inside to the current line with " (label)" appended: a VJP
+    rule names the derivative it builds ("input gradient"), which the printed graph, the
+    profile and the convolution plans then show."""
+    line = _node_source()
+    return source_of(f"{line} ({label})" if line else None)
+
+
 def kernel(prim):
     """The function that evaluates `prim` on concrete values (fast kernel, else its impl)."""
     return EAGER_KERNELS.get(prim, prim.impl)

@@ -57,6 +57,7 @@ from funconv.ops._core import asarray, operand, per_dim, to_dtype
 from funconv.ops._window import dilate as _dilate
 from funconv.ops._window import dilate_and_pad, padding_pairs, same_padding, tap_slices
 from funconv.primitive import Primitive
+from funconv.tracing import labelled
 from funconv.types import DEFAULT_FLOAT, ArrayType, is_inexact, result_type
 
 # The algorithms a conv_general node may name. "auto": passes/conv.py chooses (a kernel
@@ -192,10 +193,11 @@ def _conv_vjp(ct, out, x, w, *, window_strides, padding, lhs_dilation, rhs_dilat
     # the input positions a floor-rounded forward never read).
     lo_x = [k_dil[i] - 1 - padding[i][0] for i in range(nd)]
     pad_x = tuple((lo_x[i], in_dil[i] + k_dil[i] - 1 - out_dil[i] - lo_x[i]) for i in range(nd))
-    x_ct = conv_general_p(ct, _transpose_kernel(w, G), window_strides=tuple(lhs_dilation),
-                          padding=pad_x, lhs_dilation=tuple(window_strides),
-                          rhs_dilation=tuple(rhs_dilation), feature_group_count=G,
-                          algorithm=algorithm)
+    with labelled("input gradient"):
+        x_ct = conv_general_p(ct, _transpose_kernel(w, G), window_strides=tuple(lhs_dilation),
+                              padding=pad_x, lhs_dilation=tuple(window_strides),
+                              rhs_dilation=tuple(rhs_dilation), feature_group_count=G,
+                              algorithm=algorithm)
 
     # weight cotangent: the input's channels become the batch and its batch the
     # features (groups folded in front: feature g*N + n), the cotangent becomes
@@ -209,10 +211,12 @@ def _conv_vjp(ct, out, x, w, *, window_strides, padding, lhs_dilation, rhs_dilat
     rhs = transpose_p(ct, perm=(1, 0) + sp)
     pad_w = tuple((padding[i][0], out_dil[i] - in_dil[i] + k_dil[i] - padding[i][0] - 1)
                   for i in range(nd))
-    w_ct = conv_general_p(lhs, rhs, window_strides=tuple(rhs_dilation), padding=pad_w,
-                          lhs_dilation=tuple(lhs_dilation), rhs_dilation=tuple(window_strides),
-                          feature_group_count=G, algorithm=algorithm)
-    w_ct = transpose_p(w_ct, perm=(1, 0) + sp)
+    with labelled("weight gradient"):
+        w_ct = conv_general_p(lhs, rhs, window_strides=tuple(rhs_dilation), padding=pad_w,
+                              lhs_dilation=tuple(lhs_dilation),
+                              rhs_dilation=tuple(window_strides), feature_group_count=G,
+                              algorithm=algorithm)
+        w_ct = transpose_p(w_ct, perm=(1, 0) + sp)
     return x_ct, w_ct
 
 
