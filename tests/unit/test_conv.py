@@ -273,7 +273,10 @@ def test_slabs_of_output_rows_match_the_direct_definition(monkeypatch, budget):
              ((1, 2, 12), (2, 2, 3), {"padding": [(9, 9)]}),  # slabs wholly in the padding
              ((1, 2, 40), (2, 2, 9), {"padding": -2, "dilation": 3}),
              ((2, 4, 20, 18), (6, 2, 3, 5), {"padding": 2, "groups": 2, "dilation": 2}),
-             ((1, 2, 9, 8, 7), (3, 2, 3, 2, 3), {"padding": 1, "stride": (2, 1, 1)})]
+             ((1, 2, 9, 8, 7), (3, 2, 3, 2, 3), {"padding": 1, "stride": (2, 1, 1)}),
+             # kernels larger than the output (weight-gradient shapes: both such layouts)
+             ((3, 5, 9, 8), (2, 5, 8, 7), {"padding": 0}),
+             ((3, 5, 40, 6), (2, 5, 30, 5), {"padding": 1})]
     for xs, ws, kw in cases:
         x, w = r.standard_normal(xs), r.standard_normal(ws)
         ref = np.asarray(fc.conv(x, w, algorithm="direct", **kw))
