@@ -312,16 +312,20 @@ def test_a_long_filter_eagerly_stays_within_the_column_budget(monkeypatch):
     np.testing.assert_allclose(np.asarray(y), np.asarray(ref), rtol=1e-4, atol=1e-4)
 
 
-def test_eager_auto_runs_a_large_kernel_as_jit_would():
+def test_eager_auto_runs_a_large_kernel_as_jit_would(monkeypatch):
     """Eagerly, "auto" with a large kernel takes the convolution pass's choice (FFT here),
     compiled once per signature and cached; values and gradients match im2col. Small
-    windows stay with the kernel's im2col and compile nothing."""
+    windows, and calls whose im2col would take under EAGER_MIN_S, stay with the kernel's
+    im2col and compile nothing."""
     import funconv.backends.numpy.kernels.conv as conv_mod
 
     conv_mod._EAGER.clear()
     r = np.random.default_rng(4)
     x = r.standard_normal((2, 3, 300))
     w = r.standard_normal((4, 3, 65))
+    fc.conv(x, w, padding=32)
+    assert not conv_mod._EAGER  # (about 1 Mflop: below EAGER_MIN_S)
+    monkeypatch.setattr(conv_mod, "EAGER_MIN_S", 0.0)
     loss = lambda x, w, a: (fc.conv(x, w, padding=32, algorithm=a) ** 2).sum()
     (v, g), (rv, rg) = (fc.value_and_grad(loss, argnums=(0, 1))(x, w, a) for a in ("auto", "im2col"))
     np.testing.assert_allclose(np.asarray(v), np.asarray(rv), rtol=1e-12)

@@ -41,7 +41,7 @@ from funconv.backends.numpy.kernels import register
 from funconv.ops._window import dilate as _dilate
 from funconv.ops._window import dilate_and_pad
 from funconv.ops.conv import conv_general_p
-from funconv.passes.conv_cost import small_window_shapes
+from funconv.passes.conv_cost import rates, small_window_shapes
 
 # Bytes of one chunk of the column matrix. Measured on a 2-core EPYC (1 MiB L2
 # per core, 32 MiB L3): chunks of a few MiB stay in cache between the copy that
@@ -61,7 +61,11 @@ MAX_COLUMNS_BYTES = 256 << 20
 # runs as the compiled graph of this one convolution, cached per signature (the last
 # `EAGER_CACHE_SIZE`): an eager long 1-d filter, x f32[1,16,65536] with 1025 taps, took
 # 1-2 s by im2col.
+# A call whose im2col GEMM would take under `EAGER_MIN_S` (at the cost model's GEMM rate)
+# is not worth the ~5-20 ms of planning a new signature: it stays with im2col, so eager
+# code that convolves many differently shaped small inputs compiles nothing.
 EAGER_CACHE_SIZE = 64
+EAGER_MIN_S = 2e-3
 _EAGER: dict = {}  # signature -> compiled single-convolution Executable, or None (im2col)
 
 # NOTE: a copy whose destination starts just past its source modulo 4096 bytes
@@ -200,7 +204,8 @@ def conv_general_kernel(x, w, *, window_strides, padding, lhs_dilation, rhs_dila
     isp, ksp = x.shape[2:], w.shape[2:]
     osp = tuple((_dilate(isp[i], lhs_dilation[i]) + padding[i][0] + padding[i][1]
                  - _dilate(ksp[i], rhs_dilation[i])) // window_strides[i] + 1 for i in range(nd))
-    if algorithm == "auto" and not small_window_shapes(w.shape, osp, rhs_dilation):
+    if (algorithm == "auto" and not small_window_shapes(w.shape, osp, rhs_dilation)
+            and 2 * x.shape[0] * math.prod(w.shape) * math.prod(osp) > EAGER_MIN_S * rates().gemm):
         exe = _eager_plan(x, w, window_strides, padding, lhs_dilation, rhs_dilation,
                           feature_group_count)
         if exe is not None:
