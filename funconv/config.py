@@ -27,7 +27,8 @@ class _Config(types.ModuleType):
         "conv_calibration": True,
         # a convolution algorithm name: every conv_general node under jit uses it, the
         # derivative's convolutions included (testing every node on one path), and so do
-        # eager "auto" ones with a kernel above 5 taps (compiled as jit would); None: off
+        # eager "auto" ones large enough to be compiled as jit would (backends/numpy/
+        # kernels/conv.py `_eager_plan`); None: off
         "conv_force_algorithm": None,
         # "auto" convolutions: "model" trusts the cost model; "measure" times the model's best
         # few candidates once per shapes and machine, cached on disk (funconv/passes/plans.py)

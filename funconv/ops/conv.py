@@ -331,9 +331,10 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros
             ("NC...", "OI...", "NC...").
         algorithm: "auto" (`jit` chooses by a cost model; the choice shows in
             `jitted.lower(...).conv_plans` and in the lowered graph: "im2col" on the
-            node, or FFT nodes in its place; eagerly, a kernel larger than 5 taps along
-            some axis gets the same choice, run as this one convolution compiled, cached
-            per shape, and smaller ones im2col),
+            node, or FFT nodes in its place; eagerly, a large convolution, with a kernel
+            above 5 taps along some axis and an im2col of over ~2 ms, gets the same
+            choice, run as this one convolution compiled, cached per shape; others
+            im2col),
             "direct" (the reference sum over kernel taps: slow, for checking),
             "im2col" (column matrix + GEMM), "fft" (FFT convolution, under `jit`;
             eagerly the NumPy kernel computes it by im2col), "tiled_fft" (FFT by
