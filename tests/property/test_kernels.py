@@ -118,6 +118,21 @@ def test_pad_of_a_transposed_view(config):
     assert got.flags.c_contiguous
 
 
+def test_pad_of_another_permuted_view_keeps_its_memory_order():
+    """A large permuted view that is not a rotation (conv11's cotangent, laid out with its
+    last two axes swapped) is padded into its own memory order (a fast copy), not into
+    np.pad's C order (a slow one): np.pad's values, x's layout."""
+    from funconv.backends.numpy import kernels
+    from funconv.backends.numpy.kernels import shape
+
+    x = np.random.default_rng(2).standard_normal((64, 64, 9, 4)).transpose(0, 1, 3, 2)
+    assert x.nbytes >= shape.MIN_BYTES and not shape._rotated(x)
+    config = ((1, 2, 0), (0, 3, 0), (0, 0, 0), (0, 0, 0))
+    got = KERNELS[REGISTRY["pad"]](x, np.float64(0.5), config=config)
+    np.testing.assert_array_equal(got, REGISTRY["pad"].impl(x, 0.5, config=config))
+    assert kernels.memory_order(got) == kernels.memory_order(x) == (0, 1, 3, 2)
+
+
 @pytest.mark.parametrize("name", ["fft", "pad"])
 @settings(deadline=None, max_examples=30)
 @given(data=st.data())

@@ -15,8 +15,9 @@ they read in cache (measured, 2-core EPYC, padding into (H', W', N, C):
     f32[4,8,128,128]    1.04 ms   0.34 ms   (conv11)
     f32[64,3,32,32]     0.59 ms   0.32 ms
 
-BLOCK 16 was the best of 4, 8, 16 and 32). Other layouts, small arrays, interior padding
-or cropping go through the impl (`np.pad`). Imports numpy and the funconv core.
+BLOCK 16 was the best of 4, 8, 16 and 32). A large view permuted otherwise (not such a
+rotation) is padded into its own memory order (`_in_memory_order`). Small arrays, interior
+padding or cropping go through the impl (`np.pad`). Imports numpy and the funconv core.
 """
 
 from __future__ import annotations
@@ -46,12 +47,16 @@ def _rotated(x: np.ndarray) -> int:
 
 @register(pad_p)
 def pad_kernel(x: np.ndarray, v, *, config) -> np.ndarray:
-    """`pad_p`'s impl: same signature, same values, a C-contiguous result like np.pad's."""
+    """`pad_p`'s impl: same signature, same values. The result is C-contiguous (np.pad's
+    layout) for a C-contiguous or rotated x; for another permuted view it keeps x's memory
+    order (`_in_memory_order`)."""
     k = _rotated(x) if x.nbytes >= MIN_BYTES and not x.flags.c_contiguous else 0
     r = x.ndim
     s = r - k  # x's leading s axes are y's trailing (contiguous) ones: its planes
-    if not k or any(c != (0, 0, 0) for c in config[s:]) \
-            or any(i != 0 or lo < 0 or hi < 0 for lo, hi, i in config):
+    plain = all(i == 0 and lo >= 0 and hi >= 0 for lo, hi, i in config)
+    if not k and plain and x.nbytes >= MIN_BYTES and not x.flags.c_contiguous:
+        return _in_memory_order(x, v, config)
+    if not k or any(c != (0, 0, 0) for c in config[s:]) or not plain:
         return _pad_impl(x, v, config=config)
     out = np.full([n + lo + hi for n, (lo, hi, _) in zip(x.shape, config)], v, x.dtype)
     inner = out[tuple(slice(lo, lo + n) for n, (lo, _, _) in zip(x.shape, config))].view()
@@ -62,3 +67,18 @@ def pad_kernel(x: np.ndarray, v, *, config) -> np.ndarray:
     for j in range(0, P, BLOCK):
         inner[..., j:j + BLOCK] = planes[j:j + BLOCK].transpose(moved)
     return out
+
+
+def _in_memory_order(x: np.ndarray, v, config) -> np.ndarray:
+    """x padded into a fresh array laid out in x's memory order (a permuted view of it): a
+    copy whose runs are as long as x's. NumPy's own copy into a C-ordered result loops over
+    x's short strided runs instead: conv11's output cotangent, f32[128,128,4,8] laid out
+    (128,128,8,4) by the mixing (lowering._batched_matmul computes a complex product
+    swapped), took 330 us padded C-ordered, 79 us in its own order; the FFT that reads it
+    works in any order (kernels/fft.py)."""
+    perm = memory_order(x)
+    xm = x.transpose(perm)
+    shape = [n + lo + hi for n, (lo, hi, _) in zip(x.shape, config)]
+    out = np.full([shape[a] for a in perm], v, x.dtype)
+    out[tuple(slice(config[a][0], config[a][0] + x.shape[a]) for a in perm)] = xm
+    return out.transpose(np.argsort(perm))
