@@ -347,9 +347,8 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros
             F(2x2,3x3) / F(4x4,3x3), Lavin and Gray 2016: funconv/passes/winograd.py).
             Under `jit` a forced choice that cannot compute this convolution raises
             ArgumentError saying why. The value is the same for every choice up to
-            rounding. The derivative's
-            convolutions use the same choice when it is "direct", "im2col", "fft" or
-            "tiled_fft", else "auto".
+            rounding. The derivative's convolutions use the same choice when it is
+            "direct", "im2col", "fft" or "tiled_fft", else "auto".
 
     Accuracy of FFT convolution: its rounding error is global, relative to the largest
     values of the whole output, not to each output. In float32 the overall relative
