@@ -50,8 +50,11 @@ class Profile:
 
     def __str__(self) -> str:
         head = [f"{self.name}: {self.total_ms:.3f} ms per call (median of {self.calls} calls)"
-                + (f"; {self.threads}" if self.threads else ""),
-                f"{'ms':>9s} {'%':>6s}  node (primitive, type, line)  |  code"]
+                + (f"; {self.threads}" if self.threads else "")]
+        if any("(on the second thread)" in r.node for r in self.rows):
+            head.append("rows '(on the second thread)' ran beside the others: the shares may "
+                        "sum past 100%")
+        head.append(f"{'ms':>9s} {'%':>6s}  node (primitive, type, line)  |  code")
         body = [f"{r.ms:9.3f} {100 * r.share:6.1f}  {r.node}  |  {r.code}" for r in self.rows]
         return "\n".join(head + body)
 

@@ -291,6 +291,59 @@ def test_slabs_of_output_rows_match_the_direct_definition(monkeypatch, budget):
                                    rtol=1e-12, atol=1e-12)
 
 
+def test_forced_im2col_stays_im2col_in_slabs_and_phases(monkeypatch):
+    """A forced im2col whose columns run in slabs (or whose input dilation splits it into
+    phases) computes every part by im2col: no part becomes an "auto" call that the eager
+    planner could send to FFT (whose global rounding error im2col is the escape from)."""
+    import funconv.backends.numpy.kernels.conv as conv_mod
+
+    monkeypatch.setattr(conv_mod, "EAGER_MIN_S", 0.0)
+    monkeypatch.setattr(conv_mod, "MAX_COLUMNS_BYTES", 4096)
+    conv_mod._EAGER.clear()
+    r = np.random.default_rng(5)
+    x = r.standard_normal((1, 3, 40, 40))
+    w = r.standard_normal((4, 3, 11, 11))
+    wt = r.standard_normal((3, 2, 11, 11))
+    got = np.asarray(fc.conv(x, w, padding=5, algorithm="im2col"))
+    got_t = np.asarray(fc.conv_transpose(x, wt, stride=2, padding=5, algorithm="im2col"))
+    assert not conv_mod._EAGER
+    np.testing.assert_allclose(got, np.asarray(fc.conv(x, w, padding=5, algorithm="direct")),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_t, np.asarray(fc.conv_transpose(
+        x, wt, stride=2, padding=5, algorithm="direct")), rtol=1e-12, atol=1e-12)
+
+
+def test_the_eager_plan_cache_is_bounded_and_thread_safe(monkeypatch):
+    import threading
+
+    import funconv.backends.numpy.kernels.conv as conv_mod
+
+    monkeypatch.setattr(conv_mod, "EAGER_MIN_S", 0.0)
+    monkeypatch.setattr(conv_mod, "EAGER_CACHE_SIZE", 3)
+    conv_mod._EAGER.clear()
+    r = np.random.default_rng(6)
+    w = r.standard_normal((2, 2, 9))
+    errors = []
+
+    def work(k):
+        try:
+            for n in range(40 + 8 * k, 48 + 8 * k):  # eight signatures per thread
+                x = r.standard_normal((1, 2, n))
+                got = np.asarray(fc.conv(x, w, padding=4))
+                np.testing.assert_allclose(got, np.asarray(fc.conv(x, w, padding=4,
+                                                                   algorithm="direct")),
+                                           rtol=1e-10, atol=1e-10)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(conv_mod._EAGER) <= 3
+
+
 def test_a_long_filter_eagerly_stays_within_the_column_budget(monkeypatch):
     """Eager im2col of a long 1-d filter (one image: the per-image chunks cannot split it)
     allocates about MAX_COLUMNS_BYTES, not the whole column matrix (x f32[1,16,65536] with

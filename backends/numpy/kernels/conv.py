@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 
 import numpy as np
 from funconv.backends.numpy.kernels import register
@@ -67,6 +68,7 @@ MAX_COLUMNS_BYTES = 256 << 20
 EAGER_CACHE_SIZE = 64
 EAGER_MIN_S = 2e-3
 _EAGER: dict = {}  # signature -> compiled single-convolution Executable, or None (im2col)
+_EAGER_LOCK = threading.Lock()  # (eager code may convolve from several threads)
 
 # NOTE: a copy whose destination starts just past its source modulo 4096 bytes
 # runs 3x slower on x86 ("4K aliasing": a load looks dependent on an earlier
@@ -230,8 +232,9 @@ def _eager_plan(x, w, strides, padding, lhs_dilation, rhs_dilation, G):
     key = (x.shape, x.dtype.str, w.shape, w.dtype.str, strides, padding, lhs_dilation,
            rhs_dilation, G, config.conv_force_algorithm, config.conv_planning,
            config.conv_calibration, config.lanes)
-    if key in _EAGER:
-        return _EAGER[key]
+    with _EAGER_LOCK:
+        if key in _EAGER:
+            return _EAGER[key]
     from funconv.backends.numpy import Executable
 
     from funconv import passes
@@ -243,9 +246,10 @@ def _eager_plan(x, w, strides, padding, lhs_dilation, rhs_dilation, G):
     kept = [n for n in graph.nodes() if getattr(n, "prim", None) is conv_general_p]
     exe = None if any(n.params["algorithm"] == "im2col" for n in kept) else Executable(
         graph, name="eager_conv")
-    if len(_EAGER) >= EAGER_CACHE_SIZE:
-        _EAGER.pop(next(iter(_EAGER)))  # the oldest
-    _EAGER[key] = exe
+    with _EAGER_LOCK:
+        while len(_EAGER) >= EAGER_CACHE_SIZE:
+            _EAGER.pop(next(iter(_EAGER)))  # the oldest
+        _EAGER[key] = exe
     return exe
 
 
@@ -267,9 +271,10 @@ def _by_slabs(x, w, strides, padding, rhs_dilation, G, osp, columns):
         if a >= b:  # the slab reads padding only: its outputs are zeros
             continue
         pads = padding[:i] + ((a - lo, hi - b),) + padding[i + 1:]
-        out[lead + (slice(r0, r1),)] = conv_general_kernel(
+        out[lead + (slice(r0, r1),)] = conv_general_kernel(  # (im2col: never "auto" here)
             x[lead + (slice(a, b),)], w, window_strides=strides, padding=pads,
-            lhs_dilation=(1,) * nd, rhs_dilation=rhs_dilation, feature_group_count=G)
+            lhs_dilation=(1,) * nd, rhs_dilation=rhs_dilation, feature_group_count=G,
+            algorithm="im2col")
     return out
 
 
@@ -596,8 +601,8 @@ def _conv_polyphase(x, w, strides, padding, lhs_dilation, rhs_dilation, G, osp):
     for combo in itertools.product(*phases):
         o_sl, k_sl, pads, dils = zip(*combo)
         sub = w[(slice(None), slice(None)) + k_sl]
-        out[(slice(None), slice(None)) + o_sl] = conv_general_kernel(
+        out[(slice(None), slice(None)) + o_sl] = conv_general_kernel(  # (im2col, not "auto")
             x, sub, window_strides=(1,) * nd, padding=pads, lhs_dilation=(1,) * nd,
-            rhs_dilation=dils, feature_group_count=G)
+            rhs_dilation=dils, feature_group_count=G, algorithm="im2col")
     return out
 
