@@ -336,8 +336,7 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros
             choice, run as this one convolution compiled, cached per shape; others
             im2col),
             "direct" (the reference sum over kernel taps: slow, for checking),
-            "im2col" (column matrix + GEMM), "fft" (FFT convolution, under `jit`;
-            eagerly the NumPy kernel computes it by im2col), "tiled_fft" (FFT by
+            "im2col" (column matrix + GEMM), "fft" (FFT convolution), "tiled_fft" (FFT by
             overlap-save tiles: long signals with moderate kernels, funconv/passes/
             tiled_fft.py), "separable" (a kernel known at compile time, closed over
             rather than passed, of low numerical rank: row and column passes, see
@@ -346,7 +345,8 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros
             helix.py) or "winograd" / "winograd4" (3x3 kernels, stride 1: Winograd's
             F(2x2,3x3) / F(4x4,3x3), Lavin and Gray 2016: funconv/passes/winograd.py).
             Under `jit` a forced choice that cannot compute this convolution raises
-            ArgumentError saying why. The value is the same for every choice up to
+            ArgumentError saying why; eagerly, every forced choice but "direct"
+            computes by im2col. The value is the same for every choice up to
             rounding. The derivative's convolutions use the same choice when it is
             "direct", "im2col", "fft" or "tiled_fft", else "auto".
 
