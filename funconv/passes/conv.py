@@ -206,6 +206,28 @@ def smooth_size(n: int) -> int:
         m += 1
 
 
+RADIX_MIN = 128  # fft_size picks by radix from this length up
+
+
+def fft_size(n: int) -> int:
+    """The transform length for a convolution that reads n samples: among the 2,3,5,7-smooth
+    lengths up to 15% above n, the one of least n log n by pocketfft's per-radix speed
+    (conv_cost.radix_factor): 144 = 2^4 3^2 for conv11's 138 rather than 140 = 2^2 5 7,
+    576 rather than 560 for blur31's 542. A function of n alone, so that the three
+    convolutions of a training step pick equal lengths and share their spectra. Below
+    `RADIX_MIN` the least smooth length (short transforms: the radix matters less than the
+    extra mixing a longer one costs)."""
+    if n < RADIX_MIN:
+        return smooth_size(n)
+    best, best_cost, m = None, math.inf, smooth_size(n)
+    while m <= max(smooth_size(n), int(1.15 * n)):
+        cost = m * math.log2(max(m, 2)) * conv_cost.radix_factor(m)
+        if cost < best_cost:
+            best, best_cost = m, cost
+        m = smooth_size(m + 1)
+    return best
+
+
 @attrs.frozen
 class _Peeled:
     """A conv operand seen through leading-axis-only transposes and reshapes (and, for a
@@ -252,7 +274,7 @@ def _peel(node: Node, nd: int, allow_flip: bool) -> _Peeled:
 #   the kept rows (every stride-th), and the last axis's irfft runs on those rows only.
 #   One-axis transforms are fft_p on the axis moved last (transposes: views in NumPy; scipy's
 #   pocketfft reads the strided lines), or, where conv_cost.dft_by_gemm says it is cheaper
-#   (few data rows or kept outputs: conv11's kernel has 11 rows of 140), one dot_general with
+#   (few data rows or kept outputs: conv11's kernel has 11 rows of 144), one dot_general with
 #   the constant DFT matrix: in the frequency-major layout the pruned axis leads, so that is a
 #   single GEMM (n x e) @ (e x everything else), not a batch of small ones. `prune` below
 #   decides per axis by the flop count of the recipe (conv_cost.staged_fft_flops).
@@ -408,14 +430,14 @@ def fft_plan(node: Apply, kernel_flipped: bool) -> FFTPlan:
         a, s, L = p["padding"][i][0], p["window_strides"][i], node.type.shape[2 + i]
         R = (L - 1) * s + Kd  # xp[0:R] is what the outputs read
         if not kernel_flipped:
-            n.append(smooth_size(R))
+            n.append(fft_size(R))
             offs.append(a)
             starts.append(0)
         else:
             e = max(0, a - (Kd - 1))
             need = max(R - a + e, Hd + max(a, 0))
             # Hd + Kd - 1: the forward's R, seen from its input gradient (equal n: shared spectra)
-            n.append(smooth_size(max(need, Hd + Kd - 1)))
+            n.append(fft_size(max(need, Hd + Kd - 1)))
             offs.append(e)
             starts.append(Kd - 1 - a + e)
     n, offs = tuple(n), tuple(offs)

@@ -51,6 +51,19 @@ def test_smooth_size():
         [1, 12, 14, 18, 98, 140, 1029]
 
 
+def test_fft_size_prefers_fast_radices_from_128():
+    """pocketfft runs 2s and 3s fastest (conv_cost.radix_factor): conv11's 138 samples get
+    144 = 2^4 3^2, not 140 = 2^2 5 7; blur31's 542 get 576, not 560. Within 15% of n; below
+    RADIX_MIN the least smooth length."""
+    assert [conv_pass.fft_size(n) for n in (138, 542, 1000)] == [144, 576, 1024]
+    for n in (3, 11, 75, 97, 127):
+        assert conv_pass.fft_size(n) == conv_pass.smooth_size(n)
+    for n in range(128, 3000, 37):
+        m = conv_pass.fft_size(n)
+        assert n <= m <= max(conv_pass.smooth_size(n), 1.15 * n)
+        assert conv_pass.smooth_size(m) == m
+
+
 @pytest.mark.parametrize("kw, shapes, want", [
     # "same" padding (k-1)/2: x, w and the cotangent once each, three inverses
     ({"padding": 2}, ((2, 3, 16, 16), (4, 3, 5, 5)), (3, 3)),
@@ -302,15 +315,17 @@ def test_a_constant_kernels_spectrum_is_folded(dtype):
     assert _ffts(graph) == (1, 1) and [t[0] for t in _kinds(graph)] == ["rfft", "irfft"]
     _check(f(x), fc.conv(x.astype(np.float64), k.astype(np.float64), padding=4,
                          algorithm="direct"), dtype)
-    # a spectrum over MAX_FOLDED_BYTES (8*8*315*158 complex) is finished at run time: the
-    # kernel's row stage (9 rows) is folded, its column transform (a DFT-matrix GEMM) is not
+    # a spectrum over MAX_FOLDED_BYTES (8*8*n*(n/2+1) complex, n = fft_size(308) = 324) is
+    # finished at run time: the kernel's row stage (9 rows) is folded, its column transform
+    # (a DFT-matrix GEMM) is not
     big = rng.standard_normal((8, 8, 9, 9)).astype(dtype)
     xb = rng.standard_normal((1, 8, 300, 300)).astype(dtype)
     gb = fc.jit(lambda x: fc.conv(x, big, padding=4, algorithm="fft")).lower(xb).graph
     assert [t[0] for t in _kinds(gb)] == ["rfft", "irfft"]
     (col,) = _prims(gb, dot_general_p)[:1]
-    assert col.args[0].type.shape == (315, 9) and isinstance(col.args[1], Const)
-    assert sorted(col.args[1].type.shape) == [8, 8, 9, 158]
+    n = conv_pass.fft_size(308)
+    assert col.args[0].type.shape == (n, 9) and isinstance(col.args[1], Const)
+    assert sorted(col.args[1].type.shape) == [8, 8, 9, n // 2 + 1]
 
 
 def test_separable_competes_on_cost_with_the_whole_kernel():
