@@ -220,7 +220,8 @@ def fft_size(n: int) -> int:
     if n < RADIX_MIN:
         return smooth_size(n)
     best, best_cost, m = None, math.inf, smooth_size(n)
-    while m <= max(smooth_size(n), int(1.15 * n)):
+    limit = max(m, int(1.15 * n))
+    while m <= limit:
         cost = m * math.log2(max(m, 2)) * conv_cost.radix_factor(m)
         if cost < best_cost:
             best, best_cost = m, cost
